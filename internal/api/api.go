@@ -1,0 +1,152 @@
+// Package api defines the HTTP interface between taxlink processes: the
+// paths, the error codes every refusal carries, and the error body.
+//
+// Every refusal is a JSON body {"error":{"code":"…","message":"…"}} with an
+// HTTP status that says whether to retry: 4xx means the request will never
+// succeed as it is, 503 means try again later. Messages name what was wrong
+// with the request and never carry internals, payload bytes or personal data.
+package api
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Paths served over mTLS.
+const (
+	// PathSubmit is where a node submits an envelope to the hub (POST).
+	PathSubmit = "/v1/envelopes"
+	// PathReceipts is where a node collects recording receipts for what
+	// it sent (GET ?after=SEQ&limit=N&wait=MS).
+	PathReceipts = "/v1/receipts"
+	// PathDeliver is where the hub delivers an envelope to a node (POST).
+	PathDeliver = "/v1/deliver"
+)
+
+// Code names why a request was refused.
+type Code string
+
+// The refusal codes.
+const (
+	CodeMalformed        Code = "malformed-envelope"
+	CodeBadParticipantID Code = "bad-participant-id"
+	CodeUnsupportedSuite Code = "unsupported-suite"
+	CodeSenderMismatch   Code = "sender-mismatch"
+	CodeUnknownRecipient Code = "unknown-recipient"
+	CodeUnknownType      Code = "unknown-type"
+	CodePolicyDenied     Code = "policy-denied"
+	CodeTooLarge         Code = "payload-too-large"
+	CodeContentType      Code = "bad-content-type"
+	CodeUnknownKey       Code = "unknown-key-id"
+	CodeBadSignature     Code = "bad-signature"
+	CodeDigestMismatch   Code = "digest-mismatch"
+	CodeIDConflict       Code = "id-conflict"
+	CodeNotHosted        Code = "not-hosted"
+	CodeForbidden        Code = "forbidden"
+	CodeBadRequest       Code = "bad-request"
+	CodeUnavailable      Code = "unavailable"
+	CodeInternal         Code = "internal"
+)
+
+// MaxErrorBody bounds an error body read from a peer.
+const MaxErrorBody = 16 << 10
+
+// Error is a refusal as sent on the wire.
+type Error struct {
+	Status  int    `json:"-"`
+	Code    Code   `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
+
+// Retryable reports whether the same request may succeed later.
+func (e *Error) Retryable() bool {
+	return e.Status >= 500 || e.Status == http.StatusTooManyRequests
+}
+
+// Errorf builds an Error.
+func Errorf(status int, code Code, format string, a ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, a...)}
+}
+
+// WriteError sends e as the response.
+func WriteError(w http.ResponseWriter, e *Error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(e.Status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Error *Error `json:"error"`
+	}{e})
+}
+
+// WriteJSON sends v as a 200 response.
+func WriteJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// ReadError turns a non-200 response into an *Error. A body that is not a
+// well-formed error is reported as such, with the status.
+func ReadError(resp *http.Response) *Error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, MaxErrorBody))
+	var body struct {
+		Error *Error `json:"error"`
+	}
+	if err := json.Unmarshal(b, &body); err != nil || body.Error == nil || body.Error.Code == "" {
+		return &Error{Status: resp.StatusCode, Code: CodeUnavailable, Message: fmt.Sprintf("peer answered HTTP %d without an error body", resp.StatusCode)}
+	}
+	body.Error.Status = resp.StatusCode
+	return body.Error
+}
+
+// AsError returns the *Error in err's chain, if any.
+func AsError(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}
+
+// ReceiptsResponse is the body answering PathReceipts.
+type ReceiptsResponse struct {
+	Receipts []ReceiptItem `json:"receipts"`
+}
+
+// ReceiptItem is one recording receipt and its position in the hub's
+// receipt stream, the cursor for the next request.
+type ReceiptItem struct {
+	Seq     uint64          `json:"seq"`
+	Receipt json.RawMessage `json:"receipt"`
+}
+
+// Serve answers the service API on ln with tlsConf until ctx ends.
+func Serve(ctx context.Context, ln net.Listener, tlsConf *tls.Config, handler http.Handler, log *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           handler,
+		TLSConfig:         tlsConf,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		return nil
+	}
+}

@@ -1,0 +1,241 @@
+// Package config loads and validates the configuration of a hub or a node.
+//
+// A configuration is a JSON file; unknown keys are refused, relative paths
+// are resolved against the file's directory, and every value is checked at
+// load so that a wrong value stops the process at start with an error naming
+// the key and what is expected (fail closed). Files the configuration points
+// to (certificates, keys, the directory) are checked to exist here and are
+// parsed by their owners.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+
+	"taxlink/internal/envelope"
+)
+
+// MaxFileSize bounds a configuration file.
+const MaxFileSize = 1 << 20
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("config: invalid")
+
+// TLS names the files of a process's TLS identity.
+type TLS struct {
+	Cert string `json:"cert"` // PEM certificate chain, leaf first
+	Key  string `json:"key"`  // PEM private key (mode 0600)
+	CA   string `json:"ca"`   // PEM certificates of the CAs that issue peers' certificates
+}
+
+// Common holds what hubs and nodes share.
+type Common struct {
+	Role         string `json:"role"`        // "hub" or "node"
+	ID           string `json:"id"`          // participant ID in this process's certificate
+	Environment  string `json:"environment"` // production, test or dev
+	Listen       string `json:"listen"`      // host:port of the service listener
+	DataDir      string `json:"data_dir"`
+	TLS          TLS    `json:"tls"`
+	SigningKey   string `json:"signing_key"`   // PEM key signing receipts (hub) or envelopes and receipts (node)
+	Directory    string `json:"directory"`     // signed directory file
+	DirectoryKey string `json:"directory_key"` // PEM public key that signs the directory
+}
+
+// Hub is a hub's configuration.
+type Hub struct {
+	Common
+	// InlineMax is the largest envelope kept in a single JetStream message;
+	// bigger ones are stored as a chain of chunks.
+	InlineMax int `json:"inline_max,omitempty"`
+	// MaxEnvelope bounds a submitted envelope's ciphertext in bytes.
+	MaxEnvelope int64 `json:"max_envelope,omitempty"`
+}
+
+// SealingKeyFile names a tenant's sealing private key.
+type SealingKeyFile struct {
+	Tenant string `json:"tenant"`
+	KeyID  string `json:"key_id"`
+	KEM    uint16 `json:"kem"`
+	File   string `json:"file"` // the serialized private key (mode 0600)
+}
+
+// Node is a node's configuration.
+type Node struct {
+	Common
+	HubURL      string           `json:"hub_url"` // https URL of the hub
+	HubID       string           `json:"hub_id"`  // the hub's participant ID, checked in its certificate
+	SealingKeys []SealingKeyFile `json:"sealing_keys"`
+}
+
+var hostPortRe = regexp.MustCompile(`^[A-Za-z0-9.\-\[\]:]+$`)
+
+func bad(key, format string, a ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, a...))
+}
+
+func read(path string, v any) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	if len(b) > MaxFileSize {
+		return fmt.Errorf("%w: %s is larger than %d bytes", ErrInvalid, path, MaxFileSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrInvalid, path, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: %s: trailing data after the JSON object", ErrInvalid, path)
+	}
+	return nil
+}
+
+// LoadHub reads and validates a hub configuration.
+func LoadHub(path string) (*Hub, error) {
+	var c Hub
+	if err := read(path, &c); err != nil {
+		return nil, err
+	}
+	c.resolve(filepath.Dir(path))
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// LoadNode reads and validates a node configuration.
+func LoadNode(path string) (*Node, error) {
+	var c Node
+	if err := read(path, &c); err != nil {
+		return nil, err
+	}
+	c.resolve(filepath.Dir(path))
+	for i := range c.SealingKeys {
+		c.SealingKeys[i].File = abs(filepath.Dir(path), c.SealingKeys[i].File)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &c, nil
+}
+
+func abs(base, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(base, p)
+}
+
+func (c *Common) resolve(base string) {
+	c.DataDir = abs(base, c.DataDir)
+	c.TLS.Cert = abs(base, c.TLS.Cert)
+	c.TLS.Key = abs(base, c.TLS.Key)
+	c.TLS.CA = abs(base, c.TLS.CA)
+	c.SigningKey = abs(base, c.SigningKey)
+	c.Directory = abs(base, c.Directory)
+	c.DirectoryKey = abs(base, c.DirectoryKey)
+}
+
+func (c *Common) validate(role string) error {
+	if c.Role != role {
+		return bad("role", "%q: expected %q", c.Role, role)
+	}
+	if err := envelope.ValidParticipantID(c.ID); err != nil {
+		return bad("id", "%v", err)
+	}
+	if !slices.Contains([]string{"production", "test", "dev"}, c.Environment) {
+		return bad("environment", "%q: expected production, test or dev", c.Environment)
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" || !hostPortRe.MatchString(c.Listen) {
+		return bad("listen", "%q: expected HOST:PORT, e.g. 127.0.0.1:7443", c.Listen)
+	}
+	if c.DataDir == "" {
+		return bad("data_dir", "missing: expected a directory path")
+	}
+	for _, f := range []struct{ key, path string }{
+		{"tls.cert", c.TLS.Cert}, {"tls.key", c.TLS.Key}, {"tls.ca", c.TLS.CA},
+		{"signing_key", c.SigningKey}, {"directory", c.Directory}, {"directory_key", c.DirectoryKey},
+	} {
+		if err := fileExists(f.path); err != nil {
+			return bad(f.key, "%v", err)
+		}
+	}
+	return nil
+}
+
+func fileExists(p string) error {
+	if p == "" {
+		return errors.New("missing: expected a file path")
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		return fmt.Errorf("%q: %w", p, err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%q: not a regular file", p)
+	}
+	return nil
+}
+
+// Validate checks every value of a hub configuration.
+func (c *Hub) Validate() error {
+	if err := c.validate("hub"); err != nil {
+		return err
+	}
+	if c.ID[:4] != "hub:" {
+		return bad("id", "%q: a hub's ID is hub:NAME", c.ID)
+	}
+	if c.InlineMax < 0 || c.InlineMax > 8<<20 {
+		return bad("inline_max", "%d: expected 0 (default) to 8388608 bytes", c.InlineMax)
+	}
+	if c.MaxEnvelope < 0 {
+		return bad("max_envelope", "%d: expected 0 (default) or a positive byte count", c.MaxEnvelope)
+	}
+	return nil
+}
+
+// Validate checks every value of a node configuration.
+func (c *Node) Validate() error {
+	if err := c.validate("node"); err != nil {
+		return err
+	}
+	u, err := url.Parse(c.HubURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" {
+		return bad("hub_url", "%q: expected https://HOST:PORT", c.HubURL)
+	}
+	if err := envelope.ValidParticipantID(c.HubID); err != nil || c.HubID[:4] != "hub:" {
+		return bad("hub_id", "%q: expected hub:NAME", c.HubID)
+	}
+	if len(c.SealingKeys) == 0 {
+		return bad("sealing_keys", "empty: a node needs the sealing key of every tenant it hosts")
+	}
+	for i, k := range c.SealingKeys {
+		key := fmt.Sprintf("sealing_keys[%d]", i)
+		if err := envelope.ValidParticipantID(k.Tenant); err != nil {
+			return bad(key+".tenant", "%v", err)
+		}
+		if k.KeyID == "" {
+			return bad(key+".key_id", "missing")
+		}
+		if err := fileExists(k.File); err != nil {
+			return bad(key+".file", "%v", err)
+		}
+	}
+	return nil
+}

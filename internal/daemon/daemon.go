@@ -1,0 +1,273 @@
+// Package daemon turns a hub's or a node's configuration file into a running
+// service: it loads and checks the keys, certificates and signed directory
+// the configuration names, opens the stores, and serves the API over mTLS on
+// the configured listener. `taxlink hub`, `taxlink node`, `taxlink dev` and
+// the integration tests all start services through it, so they share one
+// code path.
+package daemon
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+
+	"taxlink/internal/api"
+	"taxlink/internal/config"
+	"taxlink/internal/directory"
+	"taxlink/internal/envelope"
+	"taxlink/internal/hub"
+	"taxlink/internal/node"
+	"taxlink/internal/pki"
+	"taxlink/internal/queue"
+	"taxlink/internal/store/sqlite"
+)
+
+// Service is a started hub or node.
+type Service struct {
+	// Addr is the address the service API listens on.
+	Addr string
+	Hub  *hub.Hub // set for a hub
+	// Queue is a hub's durable store.
+	Queue *queue.Queue
+	Node  *node.Node // set for a node
+	// Store is a node's store.
+	Store *sqlite.Store
+	// Directory is the verified directory the service runs with.
+	Directory *directory.Directory
+
+	cancel context.CancelFunc
+	done   chan error
+	close  func()
+}
+
+// Stop ends the service and waits for it, closing its stores.
+func (s *Service) Stop() error {
+	s.cancel()
+	err := <-s.done
+	s.close()
+	return err
+}
+
+// Done is closed when the service has stopped on its own (a serve error);
+// the error is returned by Stop.
+func (s *Service) Wait() error { return <-s.done }
+
+type common struct {
+	dir   *directory.Directory
+	cert  tls.Certificate
+	roots *x509.CertPool
+}
+
+func loadCommon(c *config.Common) (*common, error) {
+	pem, err := os.ReadFile(c.DirectoryKey)
+	if err != nil {
+		return nil, fmt.Errorf("directory_key: %w", err)
+	}
+	dk, err := pki.ParsePublicKeyPEM(string(pem))
+	if err != nil {
+		return nil, fmt.Errorf("directory_key %s: %w", c.DirectoryKey, err)
+	}
+	doc, err := os.ReadFile(c.Directory)
+	if err != nil {
+		return nil, fmt.Errorf("directory: %w", err)
+	}
+	dir, err := directory.Verify(doc, dk, c.Environment)
+	if err != nil {
+		return nil, fmt.Errorf("directory %s: %w", c.Directory, err)
+	}
+	cert, err := pki.LoadKeyPair(c.TLS.Cert, c.TLS.Key)
+	if err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	id, err := pki.IdentityFromCert(cert.Leaf)
+	if err != nil {
+		return nil, fmt.Errorf("tls.cert %s: %w", c.TLS.Cert, err)
+	}
+	if id.ID != c.ID || id.Env != c.Environment {
+		return nil, fmt.Errorf("tls.cert %s names %s, but the configuration is for %s in %s", c.TLS.Cert, id, c.ID, c.Environment)
+	}
+	cas, err := pki.ReadCertFile(c.TLS.CA)
+	if err != nil {
+		return nil, fmt.Errorf("tls.ca: %w", err)
+	}
+	return &common{dir: dir, cert: cert, roots: pki.CertPool(cas...)}, nil
+}
+
+func serve(ctx context.Context, listen string, svc *Service, handlerStart func(context.Context, net.Listener) error) error {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", listen, err)
+	}
+	svc.Addr = ln.Addr().String()
+	ctx, cancel := context.WithCancel(ctx)
+	svc.cancel = cancel
+	svc.done = make(chan error, 1)
+	go func() { svc.done <- handlerStart(ctx, ln) }()
+	return nil
+}
+
+// StartHub starts the hub described by the configuration at path.
+func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, error) {
+	c, err := config.LoadHub(path)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := loadCommon(&c.Common)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if _, err := checkSigner(c.SigningKey, cm.dir.HubKey()); err != nil {
+		return nil, fmt.Errorf("%s: signing_key: %w", path, err)
+	}
+	signer, _ := pki.ReadKeyFile(c.SigningKey)
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	q, err := queue.Open(ctx, queue.Options{StoreDir: filepath.Join(c.DataDir, "jetstream"), InlineMax: c.InlineMax, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	h, err := hub.New(hub.Config{
+		ID: c.ID, Environment: c.Environment, Signer: signer, Directory: cm.dir, Queue: q,
+		TLSCert: cm.cert, Roots: cm.roots, MaxEnvelope: c.MaxEnvelope, Logger: log,
+	})
+	if err != nil {
+		q.Close()
+		return nil, err
+	}
+	svc := &Service{Hub: h, Queue: q, Directory: cm.dir, close: q.Close}
+	tc, err := pki.ServerConfig(cm.cert, cm.roots, c.Environment)
+	if err != nil {
+		q.Close()
+		return nil, err
+	}
+	err = serve(ctx, c.Listen, svc, func(ctx context.Context, ln net.Listener) error {
+		go h.Run(ctx)
+		return api.Serve(ctx, ln, tc, h.Handler(), log)
+	})
+	if err != nil {
+		q.Close()
+		return nil, err
+	}
+	return svc, nil
+}
+
+// checkSigner reads the key file at path and checks that its public key is
+// want, the key the directory publishes for this process.
+func checkSigner(path string, want *ecdsa.PublicKey) (*ecdsa.PublicKey, error) {
+	s, err := pki.ReadKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pub, ok := s.Public().(*ecdsa.PublicKey)
+	if !ok || !pub.Equal(want) {
+		return nil, errors.New("the key does not match the signing key the directory publishes for this participant")
+	}
+	return pub, nil
+}
+
+// LoadedNode is a node's configuration with its keys and stores opened, not
+// yet serving: what `taxlink send` and `taxlink receipts` work with.
+type LoadedNode struct {
+	Config    *config.Node
+	Node      *node.Node
+	Store     *sqlite.Store
+	Directory *directory.Directory
+	cm        *common
+}
+
+// Close closes the node's store.
+func (l *LoadedNode) Close() error { return l.Store.Close() }
+
+// LoadNode opens the node described by the configuration at path.
+func LoadNode(path string, log *slog.Logger) (*LoadedNode, error) {
+	c, err := config.LoadNode(path)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := loadCommon(&c.Common)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	me, err := cm.dir.Node(c.ID)
+	if err != nil {
+		return nil, fmt.Errorf("%s: id: %w", path, err)
+	}
+	if _, err := checkSigner(c.SigningKey, me.Key()); err != nil {
+		return nil, fmt.Errorf("%s: signing_key: %w", path, err)
+	}
+	signer, _ := pki.ReadKeyFile(c.SigningKey)
+	var keys []node.SealingKey
+	for i, k := range c.SealingKeys {
+		raw, err := ReadSecretFile(k.File)
+		if err != nil {
+			return nil, fmt.Errorf("%s: sealing_keys[%d]: %w", path, i, err)
+		}
+		priv, err := envelope.ParsePrivateKey(k.KEM, raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: sealing_keys[%d]: %w", path, i, err)
+		}
+		keys = append(keys, node.SealingKey{Tenant: k.Tenant, KeyID: k.KeyID, Key: priv})
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	st, err := sqlite.Open(filepath.Join(c.DataDir, "node.db"))
+	if err != nil {
+		return nil, err
+	}
+	n, err := node.New(node.Config{
+		ID: c.ID, Environment: c.Environment, Signer: signer, Directory: cm.dir, Store: st,
+		SealingKeys: keys, OutboxDir: filepath.Join(c.DataDir, "outbox"), HubID: c.HubID, HubURL: c.HubURL,
+		TLSCert: cm.cert, Roots: cm.roots, Logger: log,
+	})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &LoadedNode{Config: c, Node: n, Store: st, Directory: cm.dir, cm: cm}, nil
+}
+
+// StartNode starts the node described by the configuration at path: its
+// inbox on the configured listener and its outbox loop.
+func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, error) {
+	l, err := LoadNode(path, log)
+	if err != nil {
+		return nil, err
+	}
+	svc := &Service{Node: l.Node, Store: l.Store, Directory: l.Directory, close: func() { l.Store.Close() }}
+	tc, err := pki.ServerConfig(l.cm.cert, l.cm.roots, l.Config.Environment)
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	err = serve(ctx, l.Config.Listen, svc, func(ctx context.Context, ln net.Listener) error {
+		go l.Node.Run(ctx)
+		return api.Serve(ctx, ln, tc, l.Node.Handler(), log)
+	})
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	return svc, nil
+}
+
+// ReadSecretFile reads a private key file, refusing one that others can
+// read or write.
+func ReadSecretFile(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s: mode %04o lets others read or write a private key; expected 0600", path, st.Mode().Perm())
+	}
+	return os.ReadFile(path)
+}

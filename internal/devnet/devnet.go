@@ -1,0 +1,385 @@
+// Package devnet lays out and starts the development network: a throwaway
+// PKI, a signed directory, and one configuration per hub and per node, all
+// on 127.0.0.1. It is for development and tests only: its CA key sits beside
+// the certificates it issued and its environment is "dev", which no
+// production or test participant accepts.
+//
+// The network: the hub (hub:kiko), the National Tax Agency's node (nta:hq),
+// a prefecture's node (東京都, lg:130001), a self-hosted city's node (札幌市,
+// lg:011002), and an outsourcer's node hosting three towns of 北海道 —
+// named from the embedded list of local governments.
+package devnet
+
+import (
+	"crypto/ecdsa"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"taxlink/internal/config"
+	"taxlink/internal/directory"
+	"taxlink/internal/envelope"
+	"taxlink/internal/lgdata"
+	"taxlink/internal/pki"
+)
+
+// Environment is the environment of every dev certificate and directory.
+const Environment = "dev"
+
+// IDs of the dev network's participants.
+const (
+	HubID        = "hub:kiko"
+	NTAID        = "nta:hq"
+	TokyoID      = "lg:130001"
+	SapporoID    = "lg:011002"
+	OutsourcerID = "corp:8700150012345"
+)
+
+// Towns hosted by the dev outsourcer.
+var outsourcedTowns = []string{"013030", "013315", "013323"}
+
+// Notification types of the dev network.
+func Types() []directory.Type {
+	return []directory.Type{
+		{Name: "income-tax-return", ContentTypes: []string{"application/xml"}, MaxSize: 16 << 20},
+		{Name: "blue-return", ContentTypes: []string{"application/xml"}, MaxSize: 16 << 20},
+		{Name: "paper-return-scan", ContentTypes: []string{"application/pdf"}, MaxSize: 200 << 20},
+		{Name: "local-tax-info", ContentTypes: []string{"application/xml", "text/csv"}, MaxSize: 64 << 20},
+	}
+}
+
+// Policy of the dev network: the NTA sends national-tax data to local
+// governments; local governments send local-tax information to the NTA
+// (資料情報等の相互データ提供).
+func Policy() []directory.Rule {
+	return []directory.Rule{
+		{From: "nta", To: []string{"prefecture", "municipality"}, Types: []string{"income-tax-return", "blue-return", "paper-return-scan"}},
+		{From: "prefecture", To: []string{"nta"}, Types: []string{"local-tax-info"}},
+		{From: "municipality", To: []string{"nta"}, Types: []string{"local-tax-info"}},
+	}
+}
+
+// NodeInfo describes one node of the layout.
+type NodeInfo struct {
+	ID      string
+	Name    string
+	Config  string // path of its configuration file
+	Listen  string
+	Tenants []string
+}
+
+// Layout is a dev network written to disk.
+type Layout struct {
+	Dir        string
+	HubConfig  string
+	HubListen  string
+	Nodes      []NodeInfo
+	Recipients []string // local governments that receive from the NTA
+}
+
+// Node returns the node with id.
+func (l *Layout) Node(id string) (NodeInfo, bool) {
+	for _, n := range l.Nodes {
+		if n.ID == id {
+			return n, true
+		}
+	}
+	return NodeInfo{}, false
+}
+
+// Options tunes Init.
+type Options struct {
+	// Now is the start of the certificates' validity.
+	Now time.Time
+	// Ports fixes the listeners' ports (hub first, then nodes in order);
+	// when nil, free ports are picked.
+	Ports []int
+}
+
+type nodeSpec struct {
+	id, name, dirName string
+	tenants           []string
+}
+
+// Init writes a complete dev network into dir (which must be empty or not
+// exist) and returns its layout.
+func Init(dir string, opts Options) (*Layout, error) {
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("devnet: %w", err)
+	}
+	if ents, err := os.ReadDir(dir); err != nil || len(ents) > 0 {
+		return nil, fmt.Errorf("devnet: %s must be an empty directory", dir)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	lg, err := lgdata.Load()
+	if err != nil {
+		return nil, fmt.Errorf("devnet: %w", err)
+	}
+	for _, c := range append([]string{"130001", "011002"}, outsourcedTowns...) {
+		if _, ok := lg.Lookup(c); !ok {
+			return nil, fmt.Errorf("devnet: local government %s missing from the embedded list", c)
+		}
+	}
+	name := func(code string) string {
+		g, _ := lg.Lookup(code)
+		return g.Name
+	}
+	var towns []string
+	for _, c := range outsourcedTowns {
+		towns = append(towns, "lg:"+c)
+	}
+	specs := []nodeSpec{
+		{NTAID, "国税庁", "nta-hq", []string{NTAID}},
+		{TokyoID, name("130001"), "lg-130001", []string{TokyoID}},
+		{SapporoID, name("011002"), "lg-011002", []string{SapporoID}},
+		{OutsourcerID, "北海道自治体クラウド株式会社（開発用）", "corp-8700150012345", towns},
+	}
+	participants := []directory.Participant{
+		{ID: NTAID, Name: "国税庁", Kind: "nta"},
+		{ID: TokyoID, Name: name("130001"), Kind: "prefecture"},
+		{ID: SapporoID, Name: name("011002"), Kind: "municipality"},
+		{ID: OutsourcerID, Name: specs[3].name, Kind: "outsourcer"},
+	}
+	for _, c := range outsourcedTowns {
+		participants = append(participants, directory.Participant{ID: "lg:" + c, Name: name(c), Kind: "municipality"})
+	}
+
+	ports := opts.Ports
+	if ports == nil {
+		if ports, err = freePorts(1 + len(specs)); err != nil {
+			return nil, err
+		}
+	}
+	if len(ports) != 1+len(specs) {
+		return nil, fmt.Errorf("devnet: %d ports given, %d needed", len(ports), 1+len(specs))
+	}
+	addr := func(p int) string { return fmt.Sprintf("127.0.0.1:%d", p) }
+
+	ca, err := pki.NewCA("taxlink dev CA (DEVELOPMENT ONLY)", opts.Now.Add(-time.Hour), 90*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	pkiDir := filepath.Join(dir, "pki")
+	if err := os.MkdirAll(pkiDir, 0o700); err != nil {
+		return nil, err
+	}
+	caPath := filepath.Join(pkiDir, "ca.pem")
+	if err := pki.WriteCertFile(caPath, ca.Cert); err != nil {
+		return nil, err
+	}
+	if err := pki.WriteKeyFile(filepath.Join(pkiDir, "ca.key"), ca.Key); err != nil {
+		return nil, err
+	}
+	dirKey, err := pki.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	dirDir := filepath.Join(dir, "directory")
+	if err := os.MkdirAll(dirDir, 0o700); err != nil {
+		return nil, err
+	}
+	dirKeyPub, err := pki.MarshalPublicKeyPEM(&dirKey.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dirDir, "directory-key.pem"), []byte(dirKeyPub), 0o644); err != nil {
+		return nil, err
+	}
+
+	// issue writes a TLS identity and a signing key into d.
+	issue := func(d, id string) (*ecdsa.PublicKey, error) {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+		k, err := pki.NewKey()
+		if err != nil {
+			return nil, err
+		}
+		cert, err := ca.Issue(pki.IssueRequest{
+			Identity: pki.Identity{Env: Environment, ID: id}, Public: &k.PublicKey,
+			DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+			Server: true, Client: true, NotBefore: opts.Now.Add(-time.Hour), Validity: 90 * 24 * time.Hour,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := pki.WriteCertFile(filepath.Join(d, "tls.pem"), cert); err != nil {
+			return nil, err
+		}
+		if err := pki.WriteKeyFile(filepath.Join(d, "tls.key"), k); err != nil {
+			return nil, err
+		}
+		sk, err := pki.NewKey()
+		if err != nil {
+			return nil, err
+		}
+		if err := pki.WriteKeyFile(filepath.Join(d, "signing.key"), sk); err != nil {
+			return nil, err
+		}
+		return &sk.PublicKey, nil
+	}
+
+	common := func(role, id, d, listen string) config.Common {
+		rel := func(p string) string {
+			r, err := filepath.Rel(d, p)
+			if err != nil {
+				return p
+			}
+			return r
+		}
+		return config.Common{
+			Role: role, ID: id, Environment: Environment, Listen: listen, DataDir: "data",
+			TLS:        config.TLS{Cert: "tls.pem", Key: "tls.key", CA: rel(caPath)},
+			SigningKey: "signing.key", Directory: rel(filepath.Join(dirDir, "directory.json")),
+			DirectoryKey: rel(filepath.Join(dirDir, "directory-key.pem")),
+		}
+	}
+
+	lay := &Layout{Dir: dir, HubListen: addr(ports[0])}
+	hubDir := filepath.Join(dir, "hub")
+	hubPub, err := issue(hubDir, HubID)
+	if err != nil {
+		return nil, err
+	}
+	if err := pki.WriteKeyFile(filepath.Join(hubDir, "directory-signing.key"), dirKey); err != nil {
+		return nil, err
+	}
+	hubPEM, err := pki.MarshalPublicKeyPEM(hubPub)
+	if err != nil {
+		return nil, err
+	}
+	lay.HubConfig = filepath.Join(hubDir, "hub.json")
+	if err := writeJSON(lay.HubConfig, config.Hub{Common: common("hub", HubID, hubDir, lay.HubListen)}); err != nil {
+		return nil, err
+	}
+
+	d := &directory.Directory{
+		Version: 1, Environment: Environment, Issued: opts.Now.UTC().Truncate(time.Second),
+		Hub:          directory.Hub{ID: HubID, Endpoint: "https://" + lay.HubListen, SigningKey: hubPEM},
+		Participants: participants, Types: Types(), Policy: Policy(),
+	}
+	pidx := map[string]*directory.Participant{}
+	for i := range d.Participants {
+		pidx[d.Participants[i].ID] = &d.Participants[i]
+	}
+	for i, s := range specs {
+		nd := filepath.Join(dir, "nodes", s.dirName)
+		pub, err := issue(nd, s.id)
+		if err != nil {
+			return nil, err
+		}
+		pem, err := pki.MarshalPublicKeyPEM(pub)
+		if err != nil {
+			return nil, err
+		}
+		listen := addr(ports[1+i])
+		nc := config.Node{Common: common("node", s.id, nd, listen), HubURL: "https://" + lay.HubListen, HubID: HubID}
+		for _, t := range s.tenants {
+			priv, err := envelope.GenerateSealingKey(envelope.DefaultKEM)
+			if err != nil {
+				return nil, err
+			}
+			raw, err := envelope.MarshalPrivateKey(priv)
+			if err != nil {
+				return nil, err
+			}
+			pubRaw, err := envelope.MarshalPublicKey(priv.PublicKey())
+			if err != nil {
+				return nil, err
+			}
+			keyID := fileToken(t) + "-1"
+			file := "sealing-" + fileToken(t) + ".key"
+			if err := writeSecret(filepath.Join(nd, file), raw); err != nil {
+				return nil, err
+			}
+			nc.SealingKeys = append(nc.SealingKeys, config.SealingKeyFile{Tenant: t, KeyID: keyID, KEM: envelope.DefaultKEM, File: file})
+			pidx[t].SealingKeys = append(pidx[t].SealingKeys, directory.SealingKey{ID: keyID, KEM: envelope.DefaultKEM, Public: base64.StdEncoding.EncodeToString(pubRaw)})
+		}
+		cfgPath := filepath.Join(nd, "node.json")
+		if err := writeJSON(cfgPath, nc); err != nil {
+			return nil, err
+		}
+		d.Nodes = append(d.Nodes, directory.Node{ID: s.id, Name: s.name, Endpoint: "https://" + listen, SigningKey: pem, Tenants: s.tenants})
+		lay.Nodes = append(lay.Nodes, NodeInfo{ID: s.id, Name: s.name, Config: cfgPath, Listen: listen, Tenants: s.tenants})
+		if s.id != NTAID {
+			lay.Recipients = append(lay.Recipients, s.tenants...)
+		}
+	}
+	signed, err := directory.Sign(d, dirKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dirDir, "directory.json"), signed, 0o644); err != nil {
+		return nil, err
+	}
+	if err := writeJSON(filepath.Join(dir, layoutFile), lay); err != nil {
+		return nil, err
+	}
+	return lay, nil
+}
+
+const layoutFile = "layout.json"
+
+// ReadLayout returns the layout of a network written by Init into dir.
+func ReadLayout(dir string) (*Layout, error) {
+	b, err := os.ReadFile(filepath.Join(dir, layoutFile))
+	if err != nil {
+		return nil, fmt.Errorf("devnet: %w", err)
+	}
+	var lay Layout
+	if err := json.Unmarshal(b, &lay); err != nil {
+		return nil, fmt.Errorf("devnet: %s: %w", layoutFile, err)
+	}
+	return &lay, nil
+}
+
+func fileToken(id string) string {
+	b := []byte(id)
+	for i, c := range b {
+		if c == ':' {
+			b[i] = '-'
+		}
+	}
+	return string(b)
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func writeSecret(path string, b []byte) error {
+	return os.WriteFile(path, b, 0o600)
+}
+
+func freePorts(n int) ([]int, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("devnet: pick a free port: %w", err)
+		}
+		lns = append(lns, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}

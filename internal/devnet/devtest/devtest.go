@@ -1,0 +1,82 @@
+// Package devtest starts dev networks for tests and gives them mTLS clients
+// with the identities of the network's participants.
+package devtest
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"taxlink/internal/devnet"
+	"taxlink/internal/pki"
+)
+
+// Start lays out a dev network in a temporary directory and starts it in
+// this process; it is stopped when the test ends.
+func Start(t testing.TB) *devnet.Network {
+	t.Helper()
+	lay, err := devnet.Init(t.TempDir(), devnet.Options{})
+	if err != nil {
+		t.Fatalf("devnet.Init: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	nw, err := devnet.Start(ctx, lay, log)
+	if err != nil {
+		cancel()
+		t.Fatalf("devnet.Start: %v", err)
+	}
+	t.Cleanup(func() {
+		nw.Stop()
+		cancel()
+	})
+	return nw
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+// Client returns an HTTP client presenting the TLS identity of node nodeID
+// and expecting the peer want (e.g. the hub).
+func Client(t testing.TB, nw *devnet.Network, nodeID string, want pki.Identity) *http.Client {
+	t.Helper()
+	cert := Cert(t, nw, nodeID)
+	cas, err := pki.ReadCertFile(filepath.Join(nw.Layout.Dir, "pki", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := pki.ClientConfig(cert, pki.CertPool(cas...), want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{
+		Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true},
+		Timeout:   time.Minute,
+	}
+}
+
+// Cert returns the TLS certificate of a participant's process.
+func Cert(t testing.TB, nw *devnet.Network, id string) tls.Certificate {
+	t.Helper()
+	cfgDir := filepath.Dir(nw.Layout.HubConfig)
+	if id != devnet.HubID {
+		n, ok := nw.Layout.Node(id)
+		if !ok {
+			t.Fatalf("no node %s", id)
+		}
+		cfgDir = filepath.Dir(n.Config)
+	}
+	cert, err := pki.LoadKeyPair(filepath.Join(cfgDir, "tls.pem"), filepath.Join(cfgDir, "tls.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}

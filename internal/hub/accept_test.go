@@ -1,0 +1,289 @@
+package hub_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"encoding/binary"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"taxlink/internal/api"
+	"taxlink/internal/devnet"
+	"taxlink/internal/devnet/devtest"
+	"taxlink/internal/envelope"
+	"taxlink/internal/pki"
+	"taxlink/internal/receipt"
+)
+
+// builder makes wire envelopes as a node would, with knobs to break them.
+type builder struct {
+	t      *testing.T
+	nw     *devnet.Network
+	signer crypto.Signer // the NTA node's signing key
+}
+
+func newBuilder(t *testing.T, nw *devnet.Network) *builder {
+	n, _ := nw.Layout.Node(devnet.NTAID)
+	k, err := pki.ReadKeyFile(filepath.Join(filepath.Dir(n.Config), "signing.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &builder{t: t, nw: nw, signer: k}
+}
+
+// envelope seals payload from the NTA to recipient (sealed to Sapporo's key
+// whatever the recipient, so that unknown recipients can be expressed) and
+// returns header, header bytes, signature and ciphertext.
+func (b *builder) envelope(recipient, typ, contentType string, payload []byte) (*envelope.Header, []byte, []byte, []byte) {
+	b.t.Helper()
+	p, err := b.nw.Hub.Directory.Participant(devnet.SapporoID)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	sk, _ := p.CurrentSealingKey()
+	raw, _ := base64.StdEncoding.DecodeString(sk.Public)
+	pub, err := envelope.ParsePublicKey(sk.KEM, raw)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	h := &envelope.Header{
+		ID: ulid.Make().String(), Type: typ, Sender: devnet.NTAID, Recipient: recipient,
+		Created: time.Now().UTC().Truncate(time.Millisecond), ContentType: contentType, KeyID: sk.ID,
+	}
+	var ct bytes.Buffer
+	if err := envelope.Seal(pub, h, bytes.NewReader(payload), &ct); err != nil {
+		b.t.Fatal(err)
+	}
+	hb, err := h.MarshalBinary()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	sig, err := envelope.Sign(b.signer, hb)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return h, hb, sig, ct.Bytes()
+}
+
+func wire(t *testing.T, hb, sig, ct []byte) []byte {
+	var w bytes.Buffer
+	if err := envelope.WritePreamble(&w, hb, sig); err != nil {
+		t.Fatal(err)
+	}
+	w.Write(ct)
+	return w.Bytes()
+}
+
+func post(t *testing.T, c *http.Client, url string, body []byte) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := c.Post(url, "application/octet-stream", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func errorCode(t *testing.T, body []byte) api.Code {
+	var e struct {
+		Error api.Error `json:"error"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatalf("error body %q: %v", body, err)
+	}
+	return e.Error.Code
+}
+
+const xml = `<?xml version="1.0" encoding="UTF-8"?><doc>テスト</doc>`
+
+// TestRefusals submits broken envelopes and checks that each is refused
+// with its own code and that nothing is stored.
+func TestRefusals(t *testing.T) {
+	nw := devtest.Start(t)
+	b := newBuilder(t, nw)
+	hubID := pki.Identity{Env: devnet.Environment, ID: devnet.HubID}
+	nta := devtest.Client(t, nw, devnet.NTAID, hubID)
+	tokyo := devtest.Client(t, nw, devnet.TokyoID, hubID)
+	url := "https://" + nw.Hub.Addr + api.PathSubmit
+
+	valid := func() []byte {
+		_, hb, sig, ct := b.envelope(devnet.SapporoID, "income-tax-return", "application/xml", []byte(xml))
+		return wire(t, hb, sig, ct)
+	}
+	withHeader := func(mutate func(hb []byte) []byte) []byte {
+		_, hb, _, ct := b.envelope(devnet.SapporoID, "income-tax-return", "application/xml", []byte(xml))
+		hb = mutate(bytes.Clone(hb))
+		// envelope.Sign refuses a non-canonical header: sign the digest
+		// directly, as a broken sender would.
+		d := envelope.SignatureDigest(hb)
+		sig, err := b.signer.Sign(rand.Reader, d[:], crypto.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w bytes.Buffer
+		w.WriteString("TLE1")
+		w.Write(binary.BigEndian.AppendUint16(nil, uint16(len(hb))))
+		w.Write(hb)
+		w.Write(binary.BigEndian.AppendUint16(nil, uint16(len(sig))))
+		w.Write(sig)
+		w.Write(ct)
+		return w.Bytes()
+	}
+	otherKey, _ := pki.NewKey()
+
+	cases := []struct {
+		name   string
+		client *http.Client
+		body   func() []byte
+		status int
+		code   api.Code
+	}{
+		{"malformed bytes", nta, func() []byte { return []byte("this is not an envelope") }, 400, api.CodeMalformed},
+		{"empty body", nta, func() []byte { return nil }, 400, api.CodeMalformed},
+		{"wrong check digit", nta, func() []byte {
+			return withHeader(func(hb []byte) []byte { return bytes.Replace(hb, []byte("lg:011002"), []byte("lg:011003"), 1) })
+		}, 400, api.CodeBadParticipantID},
+		{"unknown recipient", nta, func() []byte {
+			_, hb, sig, ct := b.envelope("lg:012025", "income-tax-return", "application/xml", []byte(xml))
+			return wire(t, hb, sig, ct)
+		}, 404, api.CodeUnknownRecipient},
+		{"unknown type", nta, func() []byte {
+			_, hb, sig, ct := b.envelope(devnet.SapporoID, "corporate-tax", "application/xml", []byte(xml))
+			return wire(t, hb, sig, ct)
+		}, 400, api.CodeUnknownType},
+		{"bad signature", nta, func() []byte {
+			_, hb, _, ct := b.envelope(devnet.SapporoID, "income-tax-return", "application/xml", []byte(xml))
+			sig, _ := envelope.Sign(otherKey, hb)
+			return wire(t, hb, sig, ct)
+		}, 400, api.CodeBadSignature},
+		{"sender mismatch", tokyo, valid, 403, api.CodeSenderMismatch},
+		{"policy denied", nta, func() []byte {
+			_, hb, sig, ct := b.envelope(devnet.SapporoID, "local-tax-info", "application/xml", []byte(xml))
+			return wire(t, hb, sig, ct)
+		}, 403, api.CodePolicyDenied},
+		{"content type not allowed", nta, func() []byte {
+			_, hb, sig, ct := b.envelope(devnet.SapporoID, "income-tax-return", "application/pdf", []byte(xml))
+			return wire(t, hb, sig, ct)
+		}, 400, api.CodeContentType},
+		{"oversized payload", nta, func() []byte {
+			h, _, _, _ := b.envelope(devnet.SapporoID, "income-tax-return", "application/xml", []byte(xml))
+			h.PayloadSize = 17 << 20 // the type allows 16 MiB
+			size, err := envelope.CiphertextSizeFor(h.PayloadSize, h.ChunkSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.CiphertextSize = size
+			hb, err := h.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sig, _ := envelope.Sign(b.signer, hb)
+			return wire(t, hb, sig, nil)
+		}, 413, api.CodeTooLarge},
+		{"tampered ciphertext", nta, func() []byte {
+			w := valid()
+			w[len(w)-5] ^= 0x40
+			return w
+		}, 400, api.CodeDigestMismatch},
+		{"truncated ciphertext", nta, func() []byte {
+			w := valid()
+			return w[:len(w)-7]
+		}, 400, api.CodeMalformed},
+		{"trailing bytes", nta, func() []byte { return append(valid(), "extra"...) }, 400, api.CodeMalformed},
+	}
+	ctx := context.Background()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before, err := nw.Queue().Total(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			acc := nw.Hub.Hub.Stats().Accepted
+			resp, body := post(t, tc.client, url, tc.body())
+			if resp.StatusCode != tc.status {
+				t.Errorf("status %d, want %d (body %s)", resp.StatusCode, tc.status, body)
+			}
+			if code := errorCode(t, body); code != tc.code {
+				t.Errorf("code %q, want %q (body %s)", code, tc.code, body)
+			}
+			after, _ := nw.Queue().Total(ctx)
+			if after != before || nw.Hub.Hub.Stats().Accepted != acc {
+				t.Errorf("refused envelope changed the hub: queue %d → %d, accepted %d → %d", before, after, acc, nw.Hub.Hub.Stats().Accepted)
+			}
+		})
+	}
+}
+
+// TestDuplicateAndConflict checks that a repeated envelope gets the original
+// receipt and that reusing an ID for another header is refused.
+func TestDuplicateAndConflict(t *testing.T) {
+	nw := devtest.Start(t)
+	b := newBuilder(t, nw)
+	nta := devtest.Client(t, nw, devnet.NTAID, pki.Identity{Env: devnet.Environment, ID: devnet.HubID})
+	url := "https://" + nw.Hub.Addr + api.PathSubmit
+
+	h, hb, sig, ct := b.envelope(devnet.SapporoID, "income-tax-return", "application/xml", []byte(xml))
+	body := wire(t, hb, sig, ct)
+	resp1, r1 := post(t, nta, url, body)
+	resp2, r2 := post(t, nta, url, body)
+	if resp1.StatusCode != 200 || resp2.StatusCode != 200 {
+		t.Fatalf("statuses %d %d, want 200 200: %s %s", resp1.StatusCode, resp2.StatusCode, r1, r2)
+	}
+	if !bytes.Equal(r1, r2) {
+		t.Errorf("a repeated submission got another receipt:\n%s\n%s", r1, r2)
+	}
+	if resp2.Header.Get("Tl-Duplicate") != "1" {
+		t.Errorf("repeat not marked as a duplicate")
+	}
+	rc, err := receipt.Parse(r1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Verify(nw.Hub.Directory.HubKey()); err != nil {
+		t.Errorf("acceptance receipt does not verify: %v", err)
+	}
+	if rc.HeaderDigest != sha256.Sum256(hb) || rc.EnvelopeID != h.ID || rc.Kind != receipt.Accepted {
+		t.Errorf("acceptance receipt names another envelope: %+v", rc)
+	}
+
+	// Same ID, other content.
+	h2 := *h
+	h2.Created = h.Created.Add(time.Second)
+	hb2, err := h2.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig2, _ := envelope.Sign(b.signer, hb2)
+	resp3, r3 := post(t, nta, url, wire(t, hb2, sig2, ct))
+	if resp3.StatusCode != 409 || errorCode(t, r3) != api.CodeIDConflict {
+		t.Errorf("id reuse: status %d body %s, want 409 %s", resp3.StatusCode, r3, api.CodeIDConflict)
+	}
+}
+
+// TestNodeAcceptsOnlyHub delivers straight to a node with another node's
+// certificate.
+func TestNodeAcceptsOnlyHub(t *testing.T) {
+	nw := devtest.Start(t)
+	b := newBuilder(t, nw)
+	_, hb, sig, ct := b.envelope(devnet.SapporoID, "income-tax-return", "application/xml", []byte(xml))
+	sapporo := nw.Nodes[devnet.SapporoID]
+	c := devtest.Client(t, nw, devnet.NTAID, pki.Identity{Env: devnet.Environment, ID: devnet.SapporoID})
+	resp, body := post(t, c, "https://"+sapporo.Addr+api.PathDeliver, wire(t, hb, sig, ct))
+	if resp.StatusCode != 403 || errorCode(t, body) != api.CodeForbidden {
+		t.Errorf("delivery by the NTA's certificate: status %d body %s, want 403 forbidden", resp.StatusCode, body)
+	}
+	if n, _ := sapporo.Store.Count(context.Background(), ""); n != 0 {
+		t.Errorf("the node stored %d records from a non-hub peer", n)
+	}
+}

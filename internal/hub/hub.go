@@ -1,0 +1,485 @@
+// Package hub is the 機構's hub: it accepts envelopes from nodes over mTLS,
+// stores each durably before it answers with a signed acceptance receipt,
+// relays it to the node hosting the recipient through that recipient's own
+// queue, and hands the node's signed recording receipt back to the sender.
+//
+// Acceptance checks run in a fixed order, each failure answered with its own
+// code (see package api): the envelope parses; the peer certificate's
+// participant hosts the header's sender; the recipient and the type exist;
+// the policy allows the pair; the sizes, content type and key id fit; the
+// signature verifies; the ciphertext matches its digest. A repeated envelope
+// ID returns the original receipt. Nothing is stored for a refused envelope.
+package hub
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"taxlink/internal/api"
+	"taxlink/internal/directory"
+	"taxlink/internal/envelope"
+	"taxlink/internal/pki"
+	"taxlink/internal/queue"
+	"taxlink/internal/receipt"
+)
+
+// maxPreamble bounds the bytes before the ciphertext: magic, header and
+// signature with their lengths.
+const maxPreamble = 4 + 2 + envelope.MaxHeaderSize + 2 + envelope.MaxSignatureSize
+
+// DefaultMaxEnvelope bounds a submitted envelope's ciphertext unless the
+// configuration says otherwise.
+const DefaultMaxEnvelope = 256 << 20
+
+// Config holds a hub's dependencies.
+type Config struct {
+	ID          string // hub:NAME, as in its certificate
+	Environment string
+	Signer      crypto.Signer // signs acceptance receipts
+	Directory   *directory.Directory
+	Queue       *queue.Queue
+	// TLSCert and Roots are used to reach nodes; each node's identity is
+	// checked against the directory.
+	TLSCert     tls.Certificate
+	Roots       *x509.CertPool
+	MaxEnvelope int64
+	// Parallel is how many deliveries run at once for one recipient.
+	Parallel int
+	// RetryBase and RetryMax bound the delivery backoff.
+	RetryBase, RetryMax time.Duration
+	Logger              *slog.Logger
+	Now                 func() time.Time
+}
+
+// Hub is a running hub.
+type Hub struct {
+	cfg     Config
+	dir     atomic.Pointer[directory.Directory]
+	log     *slog.Logger
+	mu      sync.Mutex
+	clients map[string]*http.Client
+
+	// Counters for operators and tests.
+	accepted, duplicates, refused, delivered, retries atomic.Int64
+}
+
+// New checks cfg and returns a hub.
+func New(cfg Config) (*Hub, error) {
+	if cfg.Signer == nil || cfg.Directory == nil || cfg.Queue == nil {
+		return nil, errors.New("hub: signer, directory and queue are required")
+	}
+	if cfg.MaxEnvelope <= 0 {
+		cfg.MaxEnvelope = DefaultMaxEnvelope
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 8
+	}
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = 200 * time.Millisecond
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	h := &Hub{cfg: cfg, log: cfg.Logger, clients: map[string]*http.Client{}}
+	h.dir.Store(cfg.Directory)
+	return h, nil
+}
+
+// Stats is a snapshot of the hub's counters since start.
+type Stats struct {
+	Accepted, Duplicates, Refused, Delivered, Retries int64
+}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() Stats {
+	return Stats{h.accepted.Load(), h.duplicates.Load(), h.refused.Load(), h.delivered.Load(), h.retries.Load()}
+}
+
+// Handler returns the hub's service API. It must be served over TLS with
+// client certificates verified (pki.ServerConfig).
+func (h *Hub) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+api.PathSubmit, h.submit)
+	mux.HandleFunc("GET "+api.PathReceipts, h.receipts)
+	return mux
+}
+
+func (h *Hub) refuse(w http.ResponseWriter, e *api.Error) {
+	h.refused.Add(1)
+	h.log.Info("envelope refused", "code", e.Code, "status", e.Status)
+	api.WriteError(w, e)
+}
+
+// parseError maps a preamble error to the refusal sent to the peer.
+func parseError(err error) *api.Error {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return api.Errorf(413, api.CodeTooLarge, "envelope exceeds %d bytes", mbe.Limit)
+	case errors.Is(err, envelope.ErrBadParticipantID):
+		return api.Errorf(400, api.CodeBadParticipantID, "%v", err)
+	case errors.Is(err, envelope.ErrUnsupportedSuite):
+		return api.Errorf(400, api.CodeUnsupportedSuite, "%v", err)
+	default:
+		return api.Errorf(400, api.CodeMalformed, "%v", err)
+	}
+}
+
+// check runs the acceptance checks that need only the header. It returns
+// the sender's node.
+func check(dir *directory.Directory, peer string, h *envelope.Header, hb, sig []byte, maxEnvelope int64) *api.Error {
+	if !dir.Hosts(peer, h.Sender) {
+		return api.Errorf(403, api.CodeSenderMismatch, "certificate of %s does not speak for sender %s", peer, h.Sender)
+	}
+	sender, err := dir.Participant(h.Sender)
+	if err != nil {
+		return api.Errorf(403, api.CodeSenderMismatch, "sender %s is not a participant", h.Sender)
+	}
+	recipient, err := dir.Participant(h.Recipient)
+	if err != nil {
+		return api.Errorf(404, api.CodeUnknownRecipient, "recipient %s is not in the directory", h.Recipient)
+	}
+	if _, err := dir.HostOf(h.Recipient); err != nil {
+		return api.Errorf(404, api.CodeUnknownRecipient, "recipient %s is not hosted by any node", h.Recipient)
+	}
+	typ, err := dir.Type(h.Type)
+	if err != nil {
+		return api.Errorf(400, api.CodeUnknownType, "notification type %q is not defined", h.Type)
+	}
+	if !dir.Allowed(sender, recipient, h.Type) {
+		return api.Errorf(403, api.CodePolicyDenied, "%s (%s) may not send %s to %s (%s)", h.Sender, sender.Kind, h.Type, h.Recipient, recipient.Kind)
+	}
+	if h.PayloadSize > uint64(typ.MaxSize) {
+		return api.Errorf(413, api.CodeTooLarge, "payload of %d bytes exceeds the %d allowed for %s", h.PayloadSize, typ.MaxSize, h.Type)
+	}
+	if h.CiphertextSize > uint64(maxEnvelope) {
+		return api.Errorf(413, api.CodeTooLarge, "ciphertext of %d bytes exceeds the hub's limit of %d", h.CiphertextSize, maxEnvelope)
+	}
+	if !slices.Contains(typ.ContentTypes, h.ContentType) {
+		return api.Errorf(400, api.CodeContentType, "content type %q is not allowed for %s (allowed: %v)", h.ContentType, h.Type, typ.ContentTypes)
+	}
+	if !slices.ContainsFunc(recipient.SealingKeys, func(k directory.SealingKey) bool { return k.ID == h.KeyID }) {
+		return api.Errorf(400, api.CodeUnknownKey, "recipient %s has no sealing key %q", h.Recipient, h.KeyID)
+	}
+	node, _ := dir.HostOf(h.Sender)
+	if err := envelope.Verify(node.Key(), hb, sig); err != nil {
+		return api.Errorf(400, api.CodeBadSignature, "signature does not verify with the key of %s", node.ID)
+	}
+	return nil
+}
+
+func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	peer, err := pki.PeerIdentity(r.TLS)
+	if err != nil {
+		h.refuse(w, api.Errorf(403, api.CodeForbidden, "no verified client certificate"))
+		return
+	}
+	dir := h.dir.Load()
+	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxEnvelope+maxPreamble)
+	hdr, hb, sig, err := envelope.ReadPreamble(body)
+	if err != nil {
+		h.refuse(w, parseError(err))
+		return
+	}
+	if e := check(dir, peer.ID, hdr, hb, sig, h.cfg.MaxEnvelope); e != nil {
+		h.refuse(w, e)
+		return
+	}
+	digest := receipt.HeaderDigest(hb)
+	if prev, err := h.cfg.Queue.Accepted(ctx, hdr.ID); err == nil {
+		rc, err := receipt.Parse(prev)
+		if err != nil {
+			h.log.Error("stored acceptance receipt unreadable", "id", hdr.ID, "err", err)
+			h.refuse(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
+			return
+		}
+		if rc.HeaderDigest != digest {
+			h.refuse(w, api.Errorf(409, api.CodeIDConflict, "envelope id %s was accepted with a different header", hdr.ID))
+			return
+		}
+		h.duplicates.Add(1)
+		w.Header().Set("Tl-Duplicate", "1")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(prev)
+		return
+	} else if !errors.Is(err, queue.ErrNotFound) {
+		h.log.Error("acceptance lookup failed", "err", err)
+		h.refuse(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
+		return
+	}
+
+	var pre bytes.Buffer
+	if err := envelope.WritePreamble(&pre, hb, sig); err != nil {
+		h.refuse(w, api.Errorf(400, api.CodeMalformed, "%v", err))
+		return
+	}
+	seq, _, err := h.cfg.Queue.Enqueue(ctx, hdr.Recipient, hdr.ID, pre.Bytes(), envelope.VerifyingReader(hdr, body), int64(hdr.CiphertextSize))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.Is(err, envelope.ErrDigestMismatch):
+			h.refuse(w, api.Errorf(400, api.CodeDigestMismatch, "ciphertext does not match the digest in the header"))
+		case errors.Is(err, envelope.ErrSizeMismatch), errors.Is(err, io.ErrUnexpectedEOF):
+			h.refuse(w, api.Errorf(400, api.CodeMalformed, "ciphertext length does not match the header (%d bytes expected)", hdr.CiphertextSize))
+		case errors.As(err, &mbe):
+			h.refuse(w, api.Errorf(413, api.CodeTooLarge, "envelope exceeds %d bytes", mbe.Limit))
+		default:
+			h.log.Error("enqueue failed", "id", hdr.ID, "err", err)
+			h.refuse(w, api.Errorf(503, api.CodeUnavailable, "could not store the envelope durably; try again later"))
+		}
+		return
+	}
+	rc := &receipt.Receipt{
+		Kind: receipt.Accepted, EnvelopeID: hdr.ID, Type: hdr.Type, Sender: hdr.Sender, Recipient: hdr.Recipient,
+		HeaderDigest: digest, Issuer: h.cfg.ID, Time: h.cfg.Now().UTC().Truncate(time.Millisecond), Seq: seq,
+	}
+	if err := rc.Sign(h.cfg.Signer); err != nil {
+		h.log.Error("sign receipt failed", "err", err)
+		h.refuse(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
+		return
+	}
+	out, err := rc.MarshalJSON()
+	if err == nil {
+		err = h.cfg.Queue.SetAccepted(ctx, hdr.ID, out)
+	}
+	if err != nil {
+		// The envelope is queued; a retry by the sender finds it by ID and
+		// gets a receipt then.
+		h.log.Error("store receipt failed", "id", hdr.ID, "err", err)
+		h.refuse(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
+		return
+	}
+	h.accepted.Add(1)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(out)
+}
+
+func (h *Hub) receipts(w http.ResponseWriter, r *http.Request) {
+	peer, err := pki.PeerIdentity(r.TLS)
+	if err != nil {
+		api.WriteError(w, api.Errorf(403, api.CodeForbidden, "no verified client certificate"))
+		return
+	}
+	if _, err := h.dir.Load().Node(peer.ID); err != nil {
+		api.WriteError(w, api.Errorf(403, api.CodeForbidden, "%s is not a node", peer.ID))
+		return
+	}
+	q := r.URL.Query()
+	after, err := strconv.ParseUint(q.Get("after"), 10, 64)
+	if q.Get("after") == "" {
+		after, err = 0, nil
+	}
+	if err != nil {
+		api.WriteError(w, api.Errorf(400, api.CodeBadRequest, "after: expected a sequence number"))
+		return
+	}
+	limit, err := strconv.Atoi(q.Get("limit"))
+	if q.Get("limit") == "" {
+		limit, err = 256, nil
+	}
+	if err != nil || limit < 1 || limit > 1000 {
+		api.WriteError(w, api.Errorf(400, api.CodeBadRequest, "limit: expected 1 to 1000"))
+		return
+	}
+	waitMS, err := strconv.Atoi(q.Get("wait"))
+	if q.Get("wait") == "" {
+		waitMS, err = 0, nil
+	}
+	if err != nil || waitMS < 0 || waitMS > 30000 {
+		api.WriteError(w, api.Errorf(400, api.CodeBadRequest, "wait: expected 0 to 30000 milliseconds"))
+		return
+	}
+	wait := max(time.Duration(waitMS)*time.Millisecond, 50*time.Millisecond)
+	items, err := h.cfg.Queue.Receipts(r.Context(), peer.ID, after, limit, wait)
+	if err != nil {
+		h.log.Error("read receipts failed", "err", err)
+		api.WriteError(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
+		return
+	}
+	resp := api.ReceiptsResponse{Receipts: []api.ReceiptItem{}}
+	for _, it := range items {
+		resp.Receipts = append(resp.Receipts, api.ReceiptItem{Seq: it.Seq, Receipt: it.Receipt})
+	}
+	api.WriteJSON(w, resp)
+}
+
+// Run delivers queued envelopes to every recipient in the directory until
+// ctx ends. Each recipient has its own loop.
+func (h *Hub) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, rcpt := range h.dir.Load().Recipients() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				err := h.cfg.Queue.Consume(ctx, rcpt, h.cfg.Parallel, h.deliver)
+				if ctx.Err() == nil {
+					h.log.Error("delivery loop stopped; restarting", "recipient", rcpt, "err", err)
+					sleep(ctx, time.Second)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// backoff returns the wait before attempt n (from 1): exponential with
+// full jitter, capped.
+func (h *Hub) backoff(n int) time.Duration {
+	d := h.cfg.RetryBase << min(n-1, 20)
+	if d <= 0 || d > h.cfg.RetryMax {
+		d = h.cfg.RetryMax
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func (h *Hub) client(node *directory.Node) (*http.Client, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c, ok := h.clients[node.ID]; ok {
+		return c, nil
+	}
+	tc, err := pki.ClientConfig(h.cfg.TLSCert, h.cfg.Roots, pki.Identity{Env: h.cfg.Environment, ID: node.ID})
+	if err != nil {
+		return nil, err
+	}
+	c := &http.Client{
+		Transport: &http.Transport{
+			TLSClientConfig:     tc,
+			ForceAttemptHTTP2:   true,
+			MaxIdleConnsPerHost: 16,
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: 10 * time.Second,
+		},
+		Timeout: 10 * time.Minute,
+	}
+	h.clients[node.ID] = c
+	return c, nil
+}
+
+// deliver hands one queued envelope to the node hosting its recipient and
+// stores the node's recording receipt for the sender. It retries until it
+// succeeds or ctx ends.
+func (h *Hub) deliver(ctx context.Context, it *queue.Item) error {
+	for attempt := 1; ; attempt++ {
+		err := h.deliverOnce(ctx, it)
+		if err == nil {
+			h.delivered.Add(1)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		h.retries.Add(1)
+		d := h.backoff(attempt)
+		level := slog.LevelWarn
+		if e, ok := api.AsError(err); ok && !e.Retryable() {
+			// A refusal will not go away by itself: keep the envelope and
+			// make the problem loud rather than drop it.
+			level = slog.LevelError
+		}
+		h.log.Log(ctx, level, "delivery failed; will retry", "id", it.ID, "attempt", attempt, "retry_in", d.Round(time.Millisecond).String(), "err", err)
+		sleep(ctx, d)
+	}
+}
+
+func (h *Hub) deliverOnce(ctx context.Context, it *queue.Item) error {
+	body, err := it.Body(ctx)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	// Parse the preamble from the stored bytes to route; the node parses
+	// and verifies everything again.
+	var head bytes.Buffer
+	hdr, hb, _, err := envelope.ReadPreamble(io.TeeReader(body, &head))
+	if err != nil {
+		return fmt.Errorf("stored envelope unreadable: %w", err)
+	}
+	dir := h.dir.Load()
+	node, err := dir.HostOf(hdr.Recipient)
+	if err != nil {
+		return err
+	}
+	senderNode, err := dir.HostOf(hdr.Sender)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, node.Endpoint+api.PathDeliver, io.MultiReader(&head, body))
+	if err != nil {
+		return err
+	}
+	req.ContentLength = int64(head.Len()) + int64(hdr.CiphertextSize)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	client, err := h.client(node)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("deliver to %s: %w", node.ID, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("deliver to %s: %w", node.ID, api.ReadError(resp))
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, receipt.MaxJSONSize+1))
+	if err != nil {
+		return fmt.Errorf("deliver to %s: read receipt: %w", node.ID, err)
+	}
+	rc, err := receipt.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("deliver to %s: %w", node.ID, err)
+	}
+	if err := CheckRecording(rc, hdr, hb, node); err != nil {
+		return fmt.Errorf("deliver to %s: %w", node.ID, err)
+	}
+	return h.cfg.Queue.PublishReceipt(ctx, senderNode.ID, hdr.ID, raw)
+}
+
+// CheckRecording verifies that rc is node's signed recording receipt for the
+// envelope with header hdr (canonical bytes hb).
+func CheckRecording(rc *receipt.Receipt, hdr *envelope.Header, hb []byte, node *directory.Node) error {
+	switch {
+	case rc.Kind != receipt.Recorded:
+		return errors.New("receipt is not a recording receipt")
+	case rc.EnvelopeID != hdr.ID || rc.Recipient != hdr.Recipient || rc.Sender != hdr.Sender || rc.Type != hdr.Type:
+		return errors.New("recording receipt names another envelope")
+	case rc.HeaderDigest != receipt.HeaderDigest(hb):
+		return errors.New("recording receipt carries another header digest")
+	case rc.Issuer != node.ID:
+		return fmt.Errorf("recording receipt issued by %s, expected %s", rc.Issuer, node.ID)
+	}
+	return rc.Verify(node.Key())
+}

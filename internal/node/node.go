@@ -1,0 +1,620 @@
+// Package node is a participant's server: an inbox that records what the hub
+// delivers for the tenants it hosts, and an outbox that seals, signs and
+// submits notifications and collects both signed receipts.
+//
+// The inbox accepts deliveries only from the hub's certificate. It verifies
+// the sender's signature against the directory, checks that it hosts the
+// recipient and holds the sealing key named in the header, and stores the
+// ciphertext (never opened) and a signed recording receipt in one committed
+// transaction before it answers; a repeated delivery returns the stored
+// receipt. The outbox writes every envelope to disk (fsync'd) before it
+// submits it, so a notification handed to Submit survives a crash and is
+// submitted again until the hub accepts or refuses it.
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/hpke"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"taxlink/internal/api"
+	"taxlink/internal/directory"
+	"taxlink/internal/envelope"
+	"taxlink/internal/pki"
+	"taxlink/internal/receipt"
+	"taxlink/internal/store"
+	"taxlink/internal/store/sqlite"
+)
+
+// SealingKey is a tenant's private key for opening what was sealed to it.
+type SealingKey struct {
+	Tenant, KeyID string
+	Key           hpke.PrivateKey
+}
+
+// Config holds a node's dependencies.
+type Config struct {
+	ID          string // the participant ID in the node's certificate
+	Environment string
+	Signer      crypto.Signer // signs envelopes and recording receipts
+	Directory   *directory.Directory
+	Store       *sqlite.Store
+	SealingKeys []SealingKey
+	OutboxDir   string // side files of envelopes not yet accepted
+	HubID       string
+	HubURL      string
+	TLSCert     tls.Certificate
+	Roots       *x509.CertPool
+	Logger      *slog.Logger
+	Now         func() time.Time
+	// ChunkSize is the plaintext size of a sealed chunk (0: the envelope
+	// package's default).
+	ChunkSize uint32
+}
+
+// Node is a running node.
+type Node struct {
+	cfg  Config
+	dir  atomic.Pointer[directory.Directory]
+	keys map[string]hpke.PrivateKey // tenant + "\x00" + key id
+	hub  *http.Client
+	log  *slog.Logger
+
+	recorded, duplicates, refused atomic.Int64
+}
+
+// New checks cfg and returns a node.
+func New(cfg Config) (*Node, error) {
+	if cfg.Signer == nil || cfg.Directory == nil || cfg.Store == nil {
+		return nil, errors.New("node: signer, directory and store are required")
+	}
+	if _, err := cfg.Directory.Node(cfg.ID); err != nil {
+		return nil, fmt.Errorf("node: %s is not a node in the directory: %w", cfg.ID, err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := os.MkdirAll(cfg.OutboxDir, 0o700); err != nil {
+		return nil, fmt.Errorf("node: outbox: %w", err)
+	}
+	n := &Node{cfg: cfg, keys: map[string]hpke.PrivateKey{}, log: cfg.Logger}
+	n.dir.Store(cfg.Directory)
+	for _, k := range cfg.SealingKeys {
+		if !cfg.Directory.Hosts(cfg.ID, k.Tenant) {
+			return nil, fmt.Errorf("node: sealing key for %s, which this node does not host", k.Tenant)
+		}
+		n.keys[k.Tenant+"\x00"+k.KeyID] = k.Key
+	}
+	tc, err := pki.ClientConfig(cfg.TLSCert, cfg.Roots, pki.Identity{Env: cfg.Environment, ID: cfg.HubID})
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n.hub = &http.Client{
+		Transport: &http.Transport{
+			TLSClientConfig:     tc,
+			ForceAttemptHTTP2:   true,
+			MaxIdleConnsPerHost: 16,
+			TLSHandshakeTimeout: 10 * time.Second,
+		},
+		Timeout: 10 * time.Minute,
+	}
+	return n, nil
+}
+
+// Stats is a snapshot of the inbox counters since start.
+type Stats struct{ Recorded, Duplicates, Refused int64 }
+
+// Stats returns the inbox counters.
+func (n *Node) Stats() Stats {
+	return Stats{n.recorded.Load(), n.duplicates.Load(), n.refused.Load()}
+}
+
+// Handler returns the node's inbox API, to be served over TLS with client
+// certificates verified (pki.ServerConfig).
+func (n *Node) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+api.PathDeliver, n.deliver)
+	return mux
+}
+
+func (n *Node) refuse(w http.ResponseWriter, e *api.Error) {
+	n.refused.Add(1)
+	n.log.Warn("delivery refused", "code", e.Code, "status", e.Status)
+	api.WriteError(w, e)
+}
+
+func (n *Node) deliver(w http.ResponseWriter, r *http.Request) {
+	peer, err := pki.PeerIdentity(r.TLS)
+	if err != nil || peer.ID != n.cfg.HubID {
+		n.refuse(w, api.Errorf(403, api.CodeForbidden, "only the hub delivers to this node"))
+		return
+	}
+	dir := n.dir.Load()
+	body := http.MaxBytesReader(w, r.Body, 1<<40)
+	hdr, hb, sig, err := envelope.ReadPreamble(body)
+	if err != nil {
+		n.refuse(w, api.Errorf(400, api.CodeMalformed, "%v", err))
+		return
+	}
+	if !dir.Hosts(n.cfg.ID, hdr.Recipient) {
+		n.refuse(w, api.Errorf(404, api.CodeNotHosted, "this node does not host %s", hdr.Recipient))
+		return
+	}
+	if _, ok := n.keys[hdr.Recipient+"\x00"+hdr.KeyID]; !ok {
+		n.refuse(w, api.Errorf(400, api.CodeUnknownKey, "no sealing key %q for %s", hdr.KeyID, hdr.Recipient))
+		return
+	}
+	senderNode, err := dir.HostOf(hdr.Sender)
+	if err != nil {
+		n.refuse(w, api.Errorf(403, api.CodeSenderMismatch, "sender %s is not hosted by any node", hdr.Sender))
+		return
+	}
+	if err := envelope.Verify(senderNode.Key(), hb, sig); err != nil {
+		n.refuse(w, api.Errorf(400, api.CodeBadSignature, "signature does not verify with the key of %s", senderNode.ID))
+		return
+	}
+	rc := &receipt.Receipt{
+		Kind: receipt.Recorded, EnvelopeID: hdr.ID, Type: hdr.Type, Sender: hdr.Sender, Recipient: hdr.Recipient,
+		HeaderDigest: receipt.HeaderDigest(hb), Issuer: n.cfg.ID, Time: n.cfg.Now().UTC().Truncate(time.Millisecond),
+	}
+	if err := rc.Sign(n.cfg.Signer); err != nil {
+		n.log.Error("sign receipt failed", "err", err)
+		n.refuse(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
+		return
+	}
+	rj, err := rc.MarshalJSON()
+	if err != nil {
+		n.refuse(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
+		return
+	}
+	stored, existed, err := n.cfg.Store.Record(r.Context(), store.Record{
+		ID: hdr.ID, Type: hdr.Type, Sender: hdr.Sender, Recipient: hdr.Recipient,
+		Created: hdr.Created, RecordedAt: n.cfg.Now().UTC(), Header: hb, Signature: sig,
+		CiphertextSize: int64(hdr.CiphertextSize), Receipt: rj,
+	}, envelope.VerifyingReader(hdr, body))
+	switch {
+	case err == nil:
+	case errors.Is(err, envelope.ErrDigestMismatch):
+		n.refuse(w, api.Errorf(400, api.CodeDigestMismatch, "ciphertext does not match the digest in the header"))
+		return
+	case errors.Is(err, store.ErrSizeMismatch), errors.Is(err, envelope.ErrSizeMismatch):
+		n.refuse(w, api.Errorf(400, api.CodeMalformed, "ciphertext length does not match the header"))
+		return
+	case errors.Is(err, store.ErrConflict):
+		n.refuse(w, api.Errorf(409, api.CodeIDConflict, "envelope id %s was recorded with a different header", hdr.ID))
+		return
+	default:
+		n.log.Error("record failed", "id", hdr.ID, "err", err)
+		n.refuse(w, api.Errorf(503, api.CodeUnavailable, "could not record durably; try again later"))
+		return
+	}
+	if existed {
+		n.duplicates.Add(1)
+	} else {
+		n.recorded.Add(1)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(stored.Receipt)
+}
+
+// Open returns the plaintext of a recorded envelope for tenant, opened with
+// the tenant's sealing key. The caller must be authorised for that tenant.
+func (n *Node) Open(ctx context.Context, tenant, id string) (io.ReadCloser, *envelope.Header, error) {
+	rec, err := n.cfg.Store.Get(ctx, tenant, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	hdr, err := envelope.ParseHeader(rec.Header)
+	if err != nil {
+		return nil, nil, fmt.Errorf("node: stored header: %w", err)
+	}
+	key, ok := n.keys[tenant+"\x00"+hdr.KeyID]
+	if !ok {
+		return nil, nil, fmt.Errorf("node: no sealing key %q for %s", hdr.KeyID, tenant)
+	}
+	ct, err := n.cfg.Store.OpenCiphertext(ctx, tenant, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	pt, err := envelope.Open(key, hdr, ct)
+	if err != nil {
+		ct.Close()
+		return nil, nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{pt, ct}, hdr, nil
+}
+
+// Submission is a notification handed to the outbox.
+type Submission struct {
+	Sender      string // a tenant of this node; "" when the node hosts one
+	Recipient   string
+	Type        string
+	ContentType string
+	Payload     io.Reader
+}
+
+// ErrRefused wraps a hub's refusal of a submission: it will not be retried.
+var ErrRefused = errors.New("node: refused by the hub")
+
+// Submit seals and signs s, writes the envelope to the outbox durably and
+// submits it to the hub. It returns the envelope ID and, when the hub
+// accepted it, the verified acceptance receipt. When the hub cannot be
+// reached the envelope stays in the outbox and Run submits it later; the
+// error says so.
+func (n *Node) Submit(ctx context.Context, s Submission) (string, *receipt.Receipt, error) {
+	id, err := n.Prepare(ctx, s)
+	if err != nil {
+		return "", nil, err
+	}
+	rc, err := n.submitID(ctx, id)
+	return id, rc, err
+}
+
+// Prepare seals, signs and durably enqueues s in the outbox without
+// submitting it, and returns the envelope ID.
+func (n *Node) Prepare(ctx context.Context, s Submission) (string, error) {
+	dir := n.dir.Load()
+	if s.Sender == "" {
+		node, _ := dir.Node(n.cfg.ID)
+		if len(node.Tenants) != 1 {
+			return "", errors.New("node: this node hosts several tenants: name the sender")
+		}
+		s.Sender = node.Tenants[0]
+	}
+	if !dir.Hosts(n.cfg.ID, s.Sender) {
+		return "", fmt.Errorf("node: this node does not host sender %s", s.Sender)
+	}
+	if err := envelope.ValidParticipantID(s.Recipient); err != nil {
+		return "", fmt.Errorf("node: recipient: %w", err)
+	}
+	rp, err := dir.Participant(s.Recipient)
+	if err != nil {
+		return "", fmt.Errorf("node: recipient: %w", err)
+	}
+	sk, err := rp.CurrentSealingKey()
+	if err != nil {
+		return "", fmt.Errorf("node: %w", err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(sk.Public)
+	if err != nil {
+		return "", fmt.Errorf("node: sealing key of %s: %w", s.Recipient, err)
+	}
+	pub, err := envelope.ParsePublicKey(sk.KEM, raw)
+	if err != nil {
+		return "", fmt.Errorf("node: sealing key of %s: %w", s.Recipient, err)
+	}
+	now := n.cfg.Now().UTC().Truncate(time.Millisecond)
+	id := ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String()
+	hdr := &envelope.Header{
+		ID: id, Type: s.Type, Sender: s.Sender, Recipient: s.Recipient, Created: now,
+		ContentType: s.ContentType, KeyID: sk.ID, ChunkSize: n.cfg.ChunkSize,
+	}
+	base := filepath.Join(n.cfg.OutboxDir, id)
+	ctPath, prePath := base+".ct", base+".pre"
+	if err := writeSynced(ctPath, func(w io.Writer) error { return envelope.Seal(pub, hdr, s.Payload, w) }); err != nil {
+		return "", fmt.Errorf("node: seal: %w", err)
+	}
+	hb, err := hdr.MarshalBinary()
+	if err != nil {
+		os.Remove(ctPath)
+		return "", fmt.Errorf("node: %w", err)
+	}
+	sig, err := envelope.Sign(n.cfg.Signer, hb)
+	if err != nil {
+		os.Remove(ctPath)
+		return "", fmt.Errorf("node: sign: %w", err)
+	}
+	if err := writeSynced(prePath, func(w io.Writer) error { return envelope.WritePreamble(w, hb, sig) }); err != nil {
+		os.Remove(ctPath)
+		return "", fmt.Errorf("node: %w", err)
+	}
+	if err := syncDir(n.cfg.OutboxDir); err != nil {
+		return "", err
+	}
+	if err := n.cfg.Store.Enqueue(ctx, sqlite.Outgoing{
+		ID: id, Type: s.Type, Sender: s.Sender, Recipient: s.Recipient, Created: now, EnvelopePath: base,
+	}); err != nil {
+		return "", fmt.Errorf("node: outbox: %w", err)
+	}
+	return id, nil
+}
+
+func writeSynced(path string, fill func(io.Writer) error) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := fill(f); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// SubmitPending submits id from the outbox; see Submit.
+func (n *Node) SubmitPending(ctx context.Context, id string) (*receipt.Receipt, error) {
+	return n.submitID(ctx, id)
+}
+
+func (n *Node) submitID(ctx context.Context, id string) (*receipt.Receipt, error) {
+	o, err := n.cfg.Store.GetOutgoing(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if o.Accepted != nil {
+		return receipt.Parse(o.Accepted)
+	}
+	pre, err := os.ReadFile(o.EnvelopePath + ".pre")
+	if err != nil {
+		return nil, fmt.Errorf("node: outbox %s: %w", id, err)
+	}
+	hdr, hb, _, err := envelope.ReadPreamble(bytes.NewReader(pre))
+	if err != nil {
+		return nil, fmt.Errorf("node: outbox %s: %w", id, err)
+	}
+	ct, err := os.Open(o.EnvelopePath + ".ct")
+	if err != nil {
+		return nil, fmt.Errorf("node: outbox %s: %w", id, err)
+	}
+	defer ct.Close()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.cfg.HubURL+api.PathSubmit, io.MultiReader(bytes.NewReader(pre), ct))
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = int64(len(pre)) + int64(hdr.CiphertextSize)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := n.hub.Do(req)
+	if err != nil {
+		_ = n.cfg.Store.SetLastError(ctx, id, "unreachable")
+		return nil, fmt.Errorf("node: submit %s: hub unreachable, kept in the outbox: %w", id, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		e := api.ReadError(resp)
+		if e.Retryable() {
+			_ = n.cfg.Store.SetLastError(ctx, id, string(e.Code))
+			return nil, fmt.Errorf("node: submit %s: kept in the outbox: %w", id, e)
+		}
+		_ = n.cfg.Store.SetLastError(ctx, id, refusedPrefix+string(e.Code))
+		return nil, fmt.Errorf("%w: %s: %w", ErrRefused, id, e)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, receipt.MaxJSONSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("node: submit %s: read receipt: %w", id, err)
+	}
+	rc, err := receipt.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("node: submit %s: %w", id, err)
+	}
+	if err := n.checkAcceptance(rc, hdr, hb); err != nil {
+		return nil, fmt.Errorf("node: submit %s: acceptance receipt: %w", id, err)
+	}
+	if err := n.cfg.Store.MarkAccepted(ctx, id, raw, rc.Time); err != nil {
+		return nil, fmt.Errorf("node: submit %s: %w", id, err)
+	}
+	// The hub holds the envelope durably now.
+	os.Remove(o.EnvelopePath + ".ct")
+	os.Remove(o.EnvelopePath + ".pre")
+	return rc, nil
+}
+
+const refusedPrefix = "refused:"
+
+func (n *Node) checkAcceptance(rc *receipt.Receipt, hdr *envelope.Header, hb []byte) error {
+	switch {
+	case rc.Kind != receipt.Accepted:
+		return errors.New("not an acceptance receipt")
+	case rc.EnvelopeID != hdr.ID || rc.Recipient != hdr.Recipient || rc.Sender != hdr.Sender || rc.Type != hdr.Type:
+		return errors.New("receipt names another envelope")
+	case rc.HeaderDigest != receipt.HeaderDigest(hb):
+		return errors.New("receipt carries another header digest")
+	case rc.Issuer != n.cfg.HubID:
+		return fmt.Errorf("issued by %s, expected %s", rc.Issuer, n.cfg.HubID)
+	}
+	return rc.Verify(n.dir.Load().HubKey())
+}
+
+// VerifyBoth checks an outbox entry's two receipts against the directory:
+// the hub's acceptance and the recipient node's recording, both for the same
+// header digest.
+func VerifyBoth(dir *directory.Directory, hubID string, o sqlite.Outgoing) (accepted, recorded error) {
+	var acc *receipt.Receipt
+	if o.Accepted == nil {
+		accepted = errors.New("no acceptance receipt")
+	} else if acc, accepted = receipt.Parse(o.Accepted); accepted == nil {
+		switch {
+		case acc.Kind != receipt.Accepted || acc.EnvelopeID != o.ID || acc.Recipient != o.Recipient || acc.Sender != o.Sender:
+			accepted = errors.New("acceptance receipt names another envelope")
+		case acc.Issuer != hubID:
+			accepted = fmt.Errorf("acceptance receipt issued by %s", acc.Issuer)
+		default:
+			accepted = acc.Verify(dir.HubKey())
+		}
+	}
+	if o.Recorded == nil {
+		return accepted, errors.New("no recording receipt")
+	}
+	rec, err := receipt.Parse(o.Recorded)
+	if err != nil {
+		return accepted, err
+	}
+	host, err := dir.HostOf(o.Recipient)
+	switch {
+	case err != nil:
+		return accepted, err
+	case rec.Kind != receipt.Recorded || rec.EnvelopeID != o.ID || rec.Recipient != o.Recipient || rec.Sender != o.Sender:
+		return accepted, errors.New("recording receipt names another envelope")
+	case acc != nil && rec.HeaderDigest != acc.HeaderDigest:
+		return accepted, errors.New("recording receipt carries another header digest than the acceptance")
+	case rec.Issuer != host.ID:
+		return accepted, fmt.Errorf("recording receipt issued by %s, expected %s", rec.Issuer, host.ID)
+	}
+	return accepted, rec.Verify(host.Key())
+}
+
+// PollReceipts fetches recording receipts from the hub once, waiting up to
+// wait for the first, verifies and stores them, and returns how many were
+// new.
+func (n *Node) PollReceipts(ctx context.Context, wait time.Duration) (int, error) {
+	const cursor = "hub-receipts"
+	after, err := n.cfg.Store.Cursor(ctx, cursor)
+	if err != nil {
+		return 0, err
+	}
+	u := n.cfg.HubURL + api.PathReceipts + "?" + url.Values{
+		"after": {strconv.FormatUint(after, 10)}, "limit": {"500"}, "wait": {strconv.Itoa(int(wait.Milliseconds()))},
+	}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := n.hub.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("node: receipts: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("node: receipts: %w", api.ReadError(resp))
+	}
+	var body api.ReceiptsResponse
+	if err := strictJSON(io.LimitReader(resp.Body, 16<<20), &body); err != nil {
+		return 0, fmt.Errorf("node: receipts: %w", err)
+	}
+	dir := n.dir.Load()
+	got := 0
+	for _, it := range body.Receipts {
+		if err := n.takeReceipt(ctx, dir, it.Receipt); err != nil {
+			// A receipt that does not verify is not stored; the entry
+			// stays without its recording receipt, visibly.
+			n.log.Error("recording receipt rejected", "seq", it.Seq, "err", err)
+		} else {
+			got++
+		}
+		after = it.Seq
+	}
+	if len(body.Receipts) > 0 {
+		if err := n.cfg.Store.SetCursor(ctx, cursor, after); err != nil {
+			return got, err
+		}
+	}
+	return got, nil
+}
+
+func (n *Node) takeReceipt(ctx context.Context, dir *directory.Directory, raw []byte) error {
+	rc, err := receipt.Parse(raw)
+	if err != nil {
+		return err
+	}
+	o, err := n.cfg.Store.GetOutgoing(ctx, rc.EnvelopeID)
+	if err != nil {
+		return fmt.Errorf("receipt for unknown envelope %s: %w", rc.EnvelopeID, err)
+	}
+	if o.Recorded != nil {
+		return nil
+	}
+	o.Recorded = raw
+	if _, err := VerifyBoth(dir, n.cfg.HubID, o); err != nil {
+		return err
+	}
+	return n.cfg.Store.MarkRecorded(ctx, rc.EnvelopeID, raw, rc.Time)
+}
+
+// Run submits what is pending in the outbox and collects receipts until ctx
+// ends.
+func (n *Node) Run(ctx context.Context) error {
+	go func() {
+		for ctx.Err() == nil {
+			if _, err := n.PollReceipts(ctx, 5*time.Second); err != nil && ctx.Err() == nil {
+				n.log.Warn("collecting receipts failed; will retry", "err", err)
+				sleep(ctx, 2*time.Second)
+			}
+		}
+	}()
+	for ctx.Err() == nil {
+		n.ResubmitPending(ctx)
+		sleep(ctx, 5*time.Second)
+	}
+	return nil
+}
+
+// ResubmitPending submits every outbox entry the hub has not yet accepted
+// and has not refused.
+func (n *Node) ResubmitPending(ctx context.Context) {
+	pending, err := n.cfg.Store.Pending(ctx, 1000)
+	if err != nil {
+		n.log.Warn("reading the outbox failed", "err", err)
+		return
+	}
+	for _, o := range pending {
+		if strings.HasPrefix(o.LastError, refusedPrefix) || ctx.Err() != nil {
+			continue
+		}
+		if _, err := n.submitID(ctx, o.ID); err != nil {
+			n.log.Warn("resubmission failed", "id", o.ID, "err", err)
+			if !errors.Is(err, ErrRefused) {
+				return // the hub is not taking envelopes now; try later
+			}
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func strictJSON(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after JSON value")
+	}
+	return nil
+}

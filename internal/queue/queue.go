@@ -1,0 +1,531 @@
+// Package queue is the hub's durable store: accepted envelopes waiting for
+// delivery, one queue per recipient, the acceptance receipts by envelope ID,
+// and the recording receipts waiting for their senders.
+//
+// It runs on NATS JetStream embedded in the hub process, with every write
+// synced to disk before JetStream acknowledges it (SyncAlways): when Enqueue
+// returns, the envelope survives a SIGKILL or a power cut. Envelopes larger
+// than the inline limit are stored as a chain of chunk messages in a separate
+// stream, published and acknowledged before the queue entry that refers to
+// them, so a queue entry never points at chunks that are not durable.
+package queue
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream and bucket names.
+const (
+	queueStream   = "TL_QUEUE"
+	blobStream    = "TL_BLOB"
+	receiptStream = "TL_RECEIPTS"
+	acceptedKV    = "TL_ACCEPTED"
+	chunksHeader  = "Tl-Chunks"
+)
+
+// DefaultInlineMax is the largest ciphertext kept inside its queue entry.
+const DefaultInlineMax = 512 << 10
+
+// chunkSize is the size of a blob chunk; JetStream's default message limit is
+// 1 MiB.
+const chunkSize = 512 << 10
+
+// ErrNotFound: no entry under that key.
+var ErrNotFound = errors.New("queue: not found")
+
+// Options configures Open.
+type Options struct {
+	// StoreDir is where JetStream keeps its files.
+	StoreDir string
+	// InlineMax is the largest ciphertext stored in the queue entry itself.
+	InlineMax int
+	// DuplicateWindow is how long JetStream remembers an envelope ID to
+	// make a repeated enqueue a no-op; the acceptance index covers the rest.
+	DuplicateWindow time.Duration
+	Logger          *slog.Logger
+}
+
+// Queue is the hub's durable store. It is safe for concurrent use.
+type Queue struct {
+	opts Options
+	srv  *server.Server
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	kv   jetstream.KeyValue
+	log  *slog.Logger
+}
+
+// Open starts an embedded JetStream server in opts.StoreDir, creates the
+// streams if needed and returns the queue.
+func Open(ctx context.Context, opts Options) (*Queue, error) {
+	if opts.InlineMax <= 0 {
+		opts.InlineMax = DefaultInlineMax
+	}
+	if opts.DuplicateWindow <= 0 {
+		opts.DuplicateWindow = 10 * time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	srv, err := server.NewServer(&server.Options{
+		ServerName: "taxlink-hub",
+		JetStream:  true,
+		StoreDir:   opts.StoreDir,
+		// Every write reaches the disk before JetStream acknowledges it: the
+		// default would sync only every two minutes.
+		SyncAlways: true,
+		DontListen: true,
+		NoSigs:     true,
+		MaxPayload: 1 << 20,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: start JetStream: %w", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("queue: JetStream did not become ready within 30s")
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("taxlink-hub"))
+	if err != nil {
+		srv.Shutdown()
+		return nil, fmt.Errorf("queue: connect to JetStream: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		srv.Shutdown()
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	q := &Queue{opts: opts, srv: srv, nc: nc, js: js, log: opts.Logger}
+	if err := q.setup(ctx); err != nil {
+		q.Close()
+		return nil, err
+	}
+	return q, nil
+}
+
+func (q *Queue) setup(ctx context.Context) error {
+	streams := []jetstream.StreamConfig{{
+		Name:       queueStream,
+		Subjects:   []string{"q.>"},
+		Retention:  jetstream.WorkQueuePolicy,
+		Storage:    jetstream.FileStorage,
+		Duplicates: q.opts.DuplicateWindow,
+		MaxMsgSize: 1 << 20,
+	}, {
+		Name:       blobStream,
+		Subjects:   []string{"b.>"},
+		Retention:  jetstream.LimitsPolicy,
+		Storage:    jetstream.FileStorage,
+		Duplicates: q.opts.DuplicateWindow,
+		MaxMsgSize: 1 << 20,
+	}, {
+		Name:       receiptStream,
+		Subjects:   []string{"r.>"},
+		Retention:  jetstream.LimitsPolicy,
+		Storage:    jetstream.FileStorage,
+		Duplicates: q.opts.DuplicateWindow,
+		MaxMsgSize: 64 << 10,
+	}}
+	for _, sc := range streams {
+		if _, err := q.js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("queue: create stream %s: %w", sc.Name, err)
+		}
+	}
+	kv, err := q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:  acceptedKV,
+		History: 1,
+		Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("queue: create bucket %s: %w", acceptedKV, err)
+	}
+	q.kv = kv
+	return nil
+}
+
+// Close stops the embedded server after the pending writes.
+func (q *Queue) Close() {
+	if q.nc != nil {
+		q.nc.Close()
+	}
+	q.srv.Shutdown()
+	q.srv.WaitForShutdown()
+}
+
+// Token turns a participant ID into a subject token ("lg:011002" →
+// "lg_011002"). Participant IDs never contain '_'.
+func Token(id string) string {
+	b := []byte(id)
+	for i, c := range b {
+		if c == ':' || c == '.' {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// Accepted returns the stored acceptance receipt of envelope id.
+func (q *Queue) Accepted(ctx context.Context, id string) ([]byte, error) {
+	e, err := q.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("queue: look up acceptance: %w", err)
+	}
+	return e.Value(), nil
+}
+
+// SetAccepted durably stores the acceptance receipt of envelope id.
+func (q *Queue) SetAccepted(ctx context.Context, id string, receipt []byte) error {
+	if _, err := q.kv.Put(ctx, id, receipt); err != nil {
+		return fmt.Errorf("queue: store acceptance: %w", err)
+	}
+	return nil
+}
+
+// Enqueue durably stores an envelope for recipient: its preamble (magic,
+// header, signature) and size bytes of ciphertext read from ct. It returns
+// the queue sequence number. If the same id was enqueued within the
+// duplicate window, nothing new is stored and the original sequence is
+// returned with dup set. When ct fails (a digest mismatch found by a
+// verifying reader, a cut connection) nothing is queued and the error is
+// returned.
+func (q *Queue) Enqueue(ctx context.Context, recipient, id string, preamble []byte, ct io.Reader, size int64) (seq uint64, dup bool, err error) {
+	msg := nats.NewMsg("q." + Token(recipient))
+	msg.Header.Set(jetstream.MsgIDHeader, id)
+	if size <= int64(q.opts.InlineMax) {
+		buf := bytes.NewBuffer(make([]byte, 0, len(preamble)+int(size)))
+		buf.Write(preamble)
+		if _, err := io.Copy(buf, ct); err != nil {
+			return 0, false, fmt.Errorf("queue: read ciphertext: %w", err)
+		}
+		msg.Data = buf.Bytes()
+	} else {
+		n, err := q.putBlob(ctx, id, ct)
+		if err != nil {
+			return 0, false, err
+		}
+		msg.Header.Set(chunksHeader, strconv.Itoa(n))
+		msg.Data = preamble
+	}
+	ack, err := q.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return 0, false, fmt.Errorf("queue: enqueue: %w", err)
+	}
+	return ack.Sequence, ack.Duplicate, nil
+}
+
+// putBlob stores ct as chunk messages under b.<id>, replacing chunks left by
+// an earlier attempt that never reached the queue.
+func (q *Queue) putBlob(ctx context.Context, id string, ct io.Reader) (int, error) {
+	subj := "b." + id
+	bs, err := q.js.Stream(ctx, blobStream)
+	if err != nil {
+		return 0, fmt.Errorf("queue: %w", err)
+	}
+	if err := bs.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+		return 0, fmt.Errorf("queue: clear earlier chunks: %w", err)
+	}
+	buf := make([]byte, chunkSize)
+	var futures []jetstream.PubAckFuture
+	n := 0
+	fail := func(err error) (int, error) {
+		_ = bs.Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject(subj))
+		return 0, err
+	}
+	for {
+		m, rerr := io.ReadFull(ct, buf)
+		if m > 0 {
+			msg := nats.NewMsg(subj)
+			msg.Data = append([]byte(nil), buf[:m]...)
+			msg.Header.Set(jetstream.MsgIDHeader, id+"."+strconv.Itoa(n))
+			f, err := q.js.PublishMsgAsync(msg)
+			if err != nil {
+				return fail(fmt.Errorf("queue: store chunk: %w", err))
+			}
+			futures = append(futures, f)
+			n++
+			// Bound what is in flight so a big payload is never held whole.
+			if len(futures) >= 8 {
+				if err := waitAcks(ctx, futures); err != nil {
+					return fail(err)
+				}
+				futures = futures[:0]
+			}
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return fail(fmt.Errorf("queue: read ciphertext: %w", rerr))
+		}
+	}
+	if err := waitAcks(ctx, futures); err != nil {
+		return fail(err)
+	}
+	return n, nil
+}
+
+func waitAcks(ctx context.Context, fs []jetstream.PubAckFuture) error {
+	for _, f := range fs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("queue: store chunk: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// Item is one queued envelope handed to a consumer.
+type Item struct {
+	ID     string
+	Seq    uint64
+	data   []byte // the whole wire envelope, or its preamble when chunked
+	chunks int
+	q      *Queue
+}
+
+// Body returns the whole wire envelope, streamed chunk by chunk for big
+// envelopes so that it is never held whole in memory.
+func (it *Item) Body(ctx context.Context) (io.ReadCloser, error) {
+	if it.chunks == 0 {
+		return io.NopCloser(bytes.NewReader(it.data)), nil
+	}
+	oc, err := it.q.js.OrderedConsumer(ctx, blobStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"b." + it.ID},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: read chunks: %w", err)
+	}
+	return io.NopCloser(io.MultiReader(bytes.NewReader(it.data), &chunkReader{ctx: ctx, oc: oc, left: it.chunks})), nil
+}
+
+type chunkReader struct {
+	ctx  context.Context
+	oc   jetstream.Consumer
+	left int
+	cur  []byte
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 {
+		if r.left == 0 {
+			return 0, io.EOF
+		}
+		ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+		msg, err := r.oc.Next(jetstream.FetchContext(ctx))
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("queue: read chunk: %w", err)
+		}
+		r.cur = msg.Data()
+		r.left--
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+// Handler delivers one item; it returns nil once the item is delivered and
+// its outcome durable elsewhere, and only then is the item removed. It
+// should retry on its own and return an error only when ctx ends.
+type Handler func(ctx context.Context, it *Item) error
+
+// Consume runs the delivery loop of one recipient until ctx ends, calling h
+// for up to parallel items at a time. Each recipient has its own durable
+// consumer, so a recipient that does not answer holds up only itself.
+func (q *Queue) Consume(ctx context.Context, recipient string, parallel int, h Handler) error {
+	tok := Token(recipient)
+	cons, err := q.js.CreateOrUpdateConsumer(ctx, queueStream, jetstream.ConsumerConfig{
+		Durable:       "d_" + tok,
+		FilterSubject: "q." + tok,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       60 * time.Second,
+		MaxAckPending: 4 * parallel,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return fmt.Errorf("queue: consumer for %s: %w", recipient, err)
+	}
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(parallel, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			q.log.Warn("queue fetch failed", "recipient", recipient, "err", err)
+			wait(ctx, time.Second)
+			continue
+		}
+		for msg := range batch.Messages() {
+			it, err := q.item(msg)
+			if err != nil {
+				// A queue entry this hub cannot read is kept and retried
+				// rather than dropped; it will show as a stuck backlog.
+				q.log.Error("unreadable queue entry", "recipient", recipient, "err", err)
+				_ = msg.NakWithDelay(time.Minute)
+				continue
+			}
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				q.handle(ctx, msg, it, h)
+			}()
+		}
+	}
+	return ctx.Err()
+}
+
+func (q *Queue) handle(ctx context.Context, msg jetstream.Msg, it *Item, h Handler) {
+	done := make(chan struct{})
+	go func() {
+		// Keep the message ours while the handler retries.
+		t := time.NewTicker(20 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	err := h(ctx, it)
+	close(done)
+	if err != nil {
+		return // ctx ended: redelivered after a restart
+	}
+	if err := msg.DoubleAck(context.WithoutCancel(ctx)); err != nil {
+		q.log.Warn("ack failed; the delivery will repeat and be deduplicated", "id", it.ID, "err", err)
+		return
+	}
+	if it.chunks > 0 {
+		if bs, err := q.js.Stream(ctx, blobStream); err == nil {
+			_ = bs.Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject("b."+it.ID))
+		}
+	}
+}
+
+func (q *Queue) item(msg jetstream.Msg) (*Item, error) {
+	md, err := msg.Metadata()
+	if err != nil {
+		return nil, err
+	}
+	it := &Item{ID: msg.Headers().Get(jetstream.MsgIDHeader), Seq: md.Sequence.Stream, data: msg.Data(), q: q}
+	if c := msg.Headers().Get(chunksHeader); c != "" {
+		n, err := strconv.Atoi(c)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("bad %s header %q", chunksHeader, c)
+		}
+		it.chunks = n
+	}
+	return it, nil
+}
+
+func wait(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// Backlog returns the number of envelopes queued for recipient and not yet
+// delivered.
+func (q *Queue) Backlog(ctx context.Context, recipient string) (uint64, error) {
+	s, err := q.js.Stream(ctx, queueStream)
+	if err != nil {
+		return 0, fmt.Errorf("queue: %w", err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter("q."+Token(recipient)))
+	if err != nil {
+		return 0, fmt.Errorf("queue: %w", err)
+	}
+	return info.State.Subjects["q."+Token(recipient)], nil
+}
+
+// Total returns the number of envelopes queued for all recipients.
+func (q *Queue) Total(ctx context.Context) (uint64, error) {
+	s, err := q.js.Stream(ctx, queueStream)
+	if err != nil {
+		return 0, fmt.Errorf("queue: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("queue: %w", err)
+	}
+	return info.State.Msgs, nil
+}
+
+// PublishReceipt durably stores a recording receipt for the node that sent
+// envelope id; a repeat within the duplicate window is a no-op.
+func (q *Queue) PublishReceipt(ctx context.Context, senderNode, id string, receipt []byte) error {
+	msg := nats.NewMsg("r." + Token(senderNode))
+	msg.Header.Set(jetstream.MsgIDHeader, "r."+id)
+	msg.Data = receipt
+	if _, err := q.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("queue: store receipt: %w", err)
+	}
+	return nil
+}
+
+// StoredReceipt is a recording receipt waiting for its sender, with its
+// position in the receipt stream.
+type StoredReceipt struct {
+	Seq     uint64
+	Receipt []byte
+}
+
+// Receipts returns up to limit receipts for senderNode stored after
+// sequence after, waiting up to wait for the first one.
+func (q *Queue) Receipts(ctx context.Context, senderNode string, after uint64, limit int, wait time.Duration) ([]StoredReceipt, error) {
+	oc, err := q.js.OrderedConsumer(ctx, receiptStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"r." + Token(senderNode)},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    after + 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: read receipts: %w", err)
+	}
+	batch, err := oc.Fetch(limit, jetstream.FetchMaxWait(wait))
+	if err != nil {
+		return nil, fmt.Errorf("queue: read receipts: %w", err)
+	}
+	var out []StoredReceipt
+	for msg := range batch.Messages() {
+		md, err := msg.Metadata()
+		if err != nil {
+			return nil, fmt.Errorf("queue: read receipts: %w", err)
+		}
+		out = append(out, StoredReceipt{Seq: md.Sequence.Stream, Receipt: msg.Data()})
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		return out, fmt.Errorf("queue: read receipts: %w", err)
+	}
+	return out, nil
+}

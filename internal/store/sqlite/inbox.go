@@ -1,0 +1,415 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+
+	"taxlink/internal/store"
+)
+
+const recordColumns = `seq, id, type, sender, recipient, created_ns, recorded_ns, header, signature, ciphertext_size, receipt`
+
+// scanner is what *sql.Row and *sql.Rows have in common.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanRecord(sc scanner) (store.Record, error) {
+	var r store.Record
+	var created, recorded int64
+	err := sc.Scan(&r.Seq, &r.ID, &r.Type, &r.Sender, &r.Recipient, &created, &recorded,
+		&r.Header, &r.Signature, &r.CiphertextSize, &r.Receipt)
+	r.Created, r.RecordedAt = fromNS(created), fromNS(recorded)
+	return r, err
+}
+
+// recordByID returns the record with id of any tenant, or sql.ErrNoRows.
+func recordByID(ctx context.Context, q querier, id string) (store.Record, error) {
+	return scanRecord(q.QueryRowContext(ctx, `SELECT `+recordColumns+` FROM records WHERE id = ?`, id))
+}
+
+// Record implements [store.Inbox.Record]. The ciphertext is staged (in
+// memory below one chunk, in an unlinked spool file otherwise) before the
+// write transaction begins; at most CiphertextSize+1 bytes are read from r.
+func (s *Store) Record(ctx context.Context, rec store.Record, r io.Reader) (store.Record, bool, error) {
+	if err := s.live(); err != nil {
+		return store.Record{}, false, err
+	}
+	if err := rec.Validate(); err != nil {
+		return store.Record{}, false, err
+	}
+	if r == nil {
+		return store.Record{}, false, fmt.Errorf("%w: record %s: nil ciphertext reader", store.ErrInvalid, rec.ID)
+	}
+
+	// Fast path, without the write lock: a re-delivery of a recorded
+	// envelope does not read r at all.
+	got, err := recordByID(ctx, s.db, rec.ID)
+	switch {
+	case err == nil:
+		return sameRecord(got, rec)
+	case !errors.Is(err, sql.ErrNoRows):
+		return store.Record{}, false, s.fail("record "+rec.ID, err)
+	}
+
+	st, err := s.stage(rec, r)
+	if err != nil {
+		return store.Record{}, false, err
+	}
+	defer st.close()
+	if err := ctx.Err(); err != nil {
+		return store.Record{}, false, fmt.Errorf("sqlite: record %s: %w", rec.ID, err)
+	}
+
+	var stored store.Record
+	var existed bool
+	err = s.write(ctx, "record "+rec.ID, func(tx *sql.Tx) error {
+		got, err := recordByID(ctx, tx, rec.ID)
+		switch {
+		case err == nil: // recorded while we staged
+			stored, existed, err = sameRecord(got, rec)
+			return err
+		case !errors.Is(err, sql.ErrNoRows):
+			return s.fail("record "+rec.ID, err)
+		}
+		if rec.RecordedAt.IsZero() {
+			rec.RecordedAt = s.opts.now()
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO records (id, type, sender, recipient, created_ns, recorded_ns, header, signature, ciphertext_size, receipt)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			rec.ID, rec.Type, rec.Sender, rec.Recipient, toNS(rec.Created), toNS(rec.RecordedAt),
+			rec.Header, rec.Signature, rec.CiphertextSize, rec.Receipt)
+		if err != nil {
+			return s.fail("record "+rec.ID+": inserting the record", err)
+		}
+		seq, err := res.LastInsertId()
+		if err != nil {
+			return s.fail("record "+rec.ID+": reading its seq", err)
+		}
+		if err := s.insertChunks(ctx, tx, seq, st); err != nil {
+			return fmt.Errorf("sqlite: record %s: %w", rec.ID, err)
+		}
+		if stored, err = recordByID(ctx, tx, rec.ID); err != nil {
+			return s.fail("record "+rec.ID+": reading it back", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Record{}, false, err
+	}
+	return stored, existed, nil
+}
+
+// sameRecord decides a Record of an ID that exists as got.
+func sameRecord(got, rec store.Record) (store.Record, bool, error) {
+	if !bytes.Equal(got.Header, rec.Header) {
+		return store.Record{}, false, fmt.Errorf("sqlite: record %s: %w: header bytes differ from those recorded at seq %d", rec.ID, store.ErrConflict, got.Seq)
+	}
+	return got, true, nil
+}
+
+// staged is a ciphertext read to EOF ahead of its transaction: in mem when
+// it is smaller than a chunk, else in the spool file f.
+type staged struct {
+	mem  []byte
+	f    *os.File
+	name string // f's name while it could not be unlinked yet
+	size int64
+}
+
+func (st *staged) close() {
+	if st.f != nil {
+		st.f.Close()
+	}
+	if st.name != "" {
+		os.Remove(st.name)
+	}
+}
+
+// readErrors remembers the error, other than io.EOF, its reader returned,
+// so that a failing reader is told apart from a failing spool file.
+type readErrors struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErrors) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
+}
+
+// stage reads r to EOF, or to rec.CiphertextSize+1 bytes, whichever comes
+// first. It fails with the read error wrapped, or with ErrSizeMismatch.
+func (s *Store) stage(rec store.Record, r io.Reader) (*staged, error) {
+	want := rec.CiphertextSize
+	limit := want
+	if limit < math.MaxInt64 {
+		limit++ // one byte more reveals a ciphertext that is too long
+	}
+	src := &readErrors{r: io.LimitReader(r, limit)}
+	mismatch := func(n int64) error {
+		more := ""
+		if n == limit && limit > want {
+			more = " or more"
+		}
+		return fmt.Errorf("sqlite: record %s: %w: read %d%s bytes, header says %d", rec.ID, store.ErrSizeMismatch, n, more, want)
+	}
+
+	if want < int64(s.opts.chunkSize) {
+		buf := make([]byte, limit)
+		n, err := io.ReadFull(src, buf)
+		if src.err != nil {
+			return nil, fmt.Errorf("sqlite: record %s: reading the ciphertext: %w", rec.ID, src.err)
+		}
+		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+			return nil, fmt.Errorf("sqlite: record %s: reading the ciphertext: %w", rec.ID, err)
+		}
+		if int64(n) != want {
+			return nil, mismatch(int64(n))
+		}
+		return &staged{mem: buf[:n], size: want}, nil
+	}
+
+	f, err := os.CreateTemp(s.opts.spoolDir, ".taxlink-spool-*")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: record %s: creating a spool file: %w", rec.ID, err)
+	}
+	st := &staged{f: f, size: want}
+	if err := os.Remove(f.Name()); err != nil {
+		st.name = f.Name() // an open file cannot be unlinked here (Windows)
+	}
+	n, err := io.Copy(f, src)
+	switch {
+	case src.err != nil:
+		st.close()
+		return nil, fmt.Errorf("sqlite: record %s: reading the ciphertext: %w", rec.ID, src.err)
+	case err != nil:
+		st.close()
+		return nil, fmt.Errorf("sqlite: record %s: spooling the ciphertext: %w", rec.ID, err)
+	case n != want:
+		st.close()
+		return nil, mismatch(n)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		st.close()
+		return nil, fmt.Errorf("sqlite: record %s: rewinding the spool file: %w", rec.ID, err)
+	}
+	return st, nil
+}
+
+// insertChunks stores the staged ciphertext as the chunks of record seq.
+func (s *Store) insertChunks(ctx context.Context, tx *sql.Tx, seq int64, st *staged) error {
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO chunks (record_seq, idx, data) VALUES (?, ?, ?)`)
+	if err != nil {
+		return s.fail("preparing the chunk insert", err)
+	}
+	defer stmt.Close()
+	if st.f == nil {
+		if len(st.mem) == 0 {
+			return nil
+		}
+		if _, err := stmt.ExecContext(ctx, seq, 0, st.mem); err != nil {
+			return s.fail("inserting chunk 0", err)
+		}
+		return nil
+	}
+	buf := make([]byte, s.opts.chunkSize)
+	var total int64
+	for idx := 0; ; idx++ {
+		n, err := io.ReadFull(st.f, buf)
+		if n > 0 {
+			if _, err := stmt.ExecContext(ctx, seq, idx, buf[:n]); err != nil {
+				return s.fail(fmt.Sprintf("inserting chunk %d", idx), err)
+			}
+			total += int64(n)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("reading the spool file: %w", err)
+		}
+	}
+	if total != st.size {
+		return fmt.Errorf("spool file held %d bytes, %d were spooled", total, st.size)
+	}
+	return nil
+}
+
+// Get implements [store.Inbox.Get].
+func (s *Store) Get(ctx context.Context, recipient, id string) (store.Record, error) {
+	if err := s.live(); err != nil {
+		return store.Record{}, err
+	}
+	if err := store.ValidateRef(recipient, id); err != nil {
+		return store.Record{}, err
+	}
+	r, err := scanRecord(s.db.QueryRowContext(ctx,
+		`SELECT `+recordColumns+` FROM records WHERE id = ? AND recipient = ?`, id, recipient))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Record{}, fmt.Errorf("sqlite: record %s of %s: %w", id, recipient, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Record{}, s.fail("get "+id, err)
+	}
+	return r, nil
+}
+
+// OpenCiphertext implements [store.Inbox.OpenCiphertext]. Each Read that
+// needs a new chunk fetches just that chunk, in its own statement; records
+// are never modified once recorded, so the chunks need no long-lived read
+// transaction and hold no connection between reads.
+func (s *Store) OpenCiphertext(ctx context.Context, recipient, id string) (io.ReadCloser, error) {
+	if err := s.live(); err != nil {
+		return nil, err
+	}
+	if err := store.ValidateRef(recipient, id); err != nil {
+		return nil, err
+	}
+	cr := &chunkReader{s: s, ctx: ctx, id: id}
+	err := s.db.QueryRowContext(ctx, `SELECT seq, ciphertext_size FROM records WHERE id = ? AND recipient = ?`,
+		id, recipient).Scan(&cr.seq, &cr.size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("sqlite: ciphertext of %s of %s: %w", id, recipient, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, s.fail("open ciphertext of "+id, err)
+	}
+	return cr, nil
+}
+
+// chunkReader streams a record's ciphertext chunk by chunk.
+type chunkReader struct {
+	s       *Store
+	ctx     context.Context
+	id      string
+	seq     int64
+	size    int64
+	next    int64  // index of the next chunk to fetch
+	fetched int64  // bytes in the chunks fetched so far
+	buf     []byte // unread rest of the current chunk
+	closed  bool
+	err     error // sticky
+}
+
+// Read implements io.Reader.
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if c.closed {
+		return 0, fmt.Errorf("sqlite: ciphertext of %s: read after Close: %w", c.id, store.ErrClosed)
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for len(c.buf) == 0 {
+		if c.err = c.fetch(); c.err != nil {
+			return 0, c.err
+		}
+	}
+	n := copy(p, c.buf)
+	c.buf = c.buf[n:]
+	return n, nil
+}
+
+// fetch loads the next chunk into c.buf, or returns io.EOF once all size
+// bytes were delivered and no further chunk exists.
+func (c *chunkReader) fetch() error {
+	if err := c.s.live(); err != nil {
+		return err
+	}
+	if c.fetched == c.size {
+		var extra int64
+		err := c.s.db.QueryRowContext(c.ctx, `SELECT count(*) FROM chunks WHERE record_seq = ? AND idx >= ?`,
+			c.seq, c.next).Scan(&extra)
+		if err != nil {
+			return c.s.fail("ciphertext of "+c.id, err)
+		}
+		if extra != 0 {
+			return fmt.Errorf("sqlite: ciphertext of %s: %w: %d chunks beyond its %d bytes", c.id, store.ErrCorrupt, extra, c.size)
+		}
+		return io.EOF
+	}
+	var data []byte
+	err := c.s.db.QueryRowContext(c.ctx, `SELECT data FROM chunks WHERE record_seq = ? AND idx = ?`,
+		c.seq, c.next).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlite: ciphertext of %s: %w: chunk %d missing after %d of %d bytes", c.id, store.ErrCorrupt, c.next, c.fetched, c.size)
+	}
+	if err != nil {
+		return c.s.fail(fmt.Sprintf("ciphertext of %s: chunk %d", c.id, c.next), err)
+	}
+	if len(data) == 0 || int64(len(data)) > c.size-c.fetched {
+		return fmt.Errorf("sqlite: ciphertext of %s: %w: chunk %d holds %d bytes, %d of %d remain", c.id, store.ErrCorrupt, c.next, len(data), c.size-c.fetched, c.size)
+	}
+	c.next++
+	c.fetched += int64(len(data))
+	c.buf = data
+	return nil
+}
+
+// Close implements io.Closer. It holds no resources; a second Close is a
+// no-op.
+func (c *chunkReader) Close() error {
+	c.closed = true
+	c.buf = nil
+	return nil
+}
+
+// List implements [store.Inbox.List].
+func (s *Store) List(ctx context.Context, q store.Query) ([]store.Record, error) {
+	if err := s.live(); err != nil {
+		return nil, err
+	}
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT `+recordColumns+` FROM records WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?`,
+		q.Recipient, q.AfterSeq, q.Limit)
+	if err != nil {
+		return nil, s.fail("list "+q.Recipient, err)
+	}
+	defer rows.Close()
+	var out []store.Record
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, s.fail("list "+q.Recipient, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail("list "+q.Recipient, err)
+	}
+	return out, nil
+}
+
+// Count implements [store.Inbox.Count].
+func (s *Store) Count(ctx context.Context, recipient string) (int64, error) {
+	if err := s.live(); err != nil {
+		return 0, err
+	}
+	var n int64
+	var err error
+	if recipient == "" {
+		err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM records`).Scan(&n)
+	} else {
+		if err := store.ValidateID("recipient", recipient); err != nil {
+			return 0, err
+		}
+		err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM records WHERE recipient = ?`, recipient).Scan(&n)
+	}
+	if err != nil {
+		return 0, s.fail("count", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,316 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"taxlink/internal/store"
+)
+
+// MaxErrorCodeLen bounds Outgoing.LastError in bytes.
+const MaxErrorCodeLen = 256
+
+// Outgoing is an envelope this node submitted (or will submit) to the hub.
+// Times are returned in UTC; AcceptedAt and RecordedAt are zero exactly when
+// Accepted and Recorded are nil.
+type Outgoing struct {
+	ID, Type, Sender, Recipient string
+	Created                     time.Time
+	EnvelopePath                string // side file holding the whole wire envelope until the hub accepted it
+	Accepted                    []byte // acceptance receipt JSON, nil until accepted
+	Recorded                    []byte // recording receipt JSON, nil until recorded
+	AcceptedAt, RecordedAt      time.Time
+	LastError                   string // last submission error code (never payload data)
+}
+
+const outgoingColumns = `id, type, sender, recipient, created_ns, envelope_path, accepted, accepted_ns, recorded, recorded_ns, last_error`
+
+func scanOutgoing(sc scanner) (Outgoing, error) {
+	var o Outgoing
+	var created int64
+	var accepted, recorded sql.NullInt64
+	err := sc.Scan(&o.ID, &o.Type, &o.Sender, &o.Recipient, &created, &o.EnvelopePath,
+		&o.Accepted, &accepted, &o.Recorded, &recorded, &o.LastError)
+	o.Created, o.AcceptedAt, o.RecordedAt = fromNS(created), fromNullNS(accepted), fromNullNS(recorded)
+	return o, err
+}
+
+// validateErrorCode reports, wrapping store.ErrInvalid, a code that is too
+// long or holds control characters or invalid UTF-8; "" is valid.
+func validateErrorCode(code string) error {
+	if len(code) > MaxErrorCodeLen {
+		return fmt.Errorf("%w: error code is %d bytes, want at most %d", store.ErrInvalid, len(code), MaxErrorCodeLen)
+	}
+	if !utf8.ValidString(code) {
+		return fmt.Errorf("%w: error code %q is not valid UTF-8", store.ErrInvalid, code)
+	}
+	for _, c := range code {
+		if unicode.IsControl(c) {
+			return fmt.Errorf("%w: error code %q contains a control character", store.ErrInvalid, code)
+		}
+	}
+	return nil
+}
+
+// validate reports, wrapping store.ErrInvalid, why o cannot be enqueued.
+func (o Outgoing) validate() error {
+	for _, f := range []struct{ name, v string }{
+		{"ID", o.ID}, {"Type", o.Type}, {"Sender", o.Sender}, {"Recipient", o.Recipient},
+	} {
+		if err := store.ValidateID("outgoing "+f.name, f.v); err != nil {
+			return err
+		}
+	}
+	switch {
+	case o.Created.IsZero() || !store.InTimeRange(o.Created):
+		return fmt.Errorf("%w: outgoing %s: Created %v is zero or outside the storable range", store.ErrInvalid, o.ID, o.Created)
+	case o.EnvelopePath == "":
+		return fmt.Errorf("%w: outgoing %s: empty EnvelopePath", store.ErrInvalid, o.ID)
+	case !utf8.ValidString(o.EnvelopePath):
+		return fmt.Errorf("%w: outgoing %s: EnvelopePath is not valid UTF-8", store.ErrInvalid, o.ID)
+	case o.Accepted != nil || o.Recorded != nil || !o.AcceptedAt.IsZero() || !o.RecordedAt.IsZero():
+		return fmt.Errorf("%w: outgoing %s: a new envelope cannot be accepted or recorded yet; use MarkAccepted and MarkRecorded", store.ErrInvalid, o.ID)
+	}
+	return validateErrorCode(o.LastError)
+}
+
+// validateLimit reports, wrapping store.ErrInvalid, a page size outside
+// 1..store.MaxListLimit.
+func validateLimit(limit int) error {
+	if limit < 1 || limit > store.MaxListLimit {
+		return fmt.Errorf("%w: limit %d is outside 1..%d", store.ErrInvalid, limit, store.MaxListLimit)
+	}
+	return nil
+}
+
+// Enqueue durably records o, a new envelope to submit, before it is first
+// submitted. ID, Type, Sender and Recipient must be valid identifiers
+// (store.ValidateID), Created set, EnvelopePath non-empty, Accepted,
+// Recorded, AcceptedAt and RecordedAt unset, and LastError a valid error
+// code; otherwise store.ErrInvalid. It fails with store.ErrConflict if the
+// ID is already in the outbox, which is left unchanged.
+func (s *Store) Enqueue(ctx context.Context, o Outgoing) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	return s.write(ctx, "enqueue "+o.ID, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO outgoing (id, type, sender, recipient, created_ns, envelope_path, last_error)
+VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			o.ID, o.Type, o.Sender, o.Recipient, toNS(o.Created), o.EnvelopePath, o.LastError)
+		if err != nil {
+			return s.fail("enqueue "+o.ID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return s.fail("enqueue "+o.ID, err)
+		} else if n == 0 {
+			return fmt.Errorf("sqlite: enqueue %s: %w: already in the outbox", o.ID, store.ErrConflict)
+		}
+		return nil
+	})
+}
+
+// Pending returns up to limit (1..store.MaxListLimit) envelopes that are
+// neither accepted nor recorded, oldest Created first (ties by ID).
+func (s *Store) Pending(ctx context.Context, limit int) ([]Outgoing, error) {
+	if err := validateLimit(limit); err != nil {
+		return nil, err
+	}
+	return s.listOutgoing(ctx, "pending", `SELECT `+outgoingColumns+` FROM outgoing
+WHERE accepted IS NULL AND recorded IS NULL ORDER BY created_ns, id LIMIT ?`, limit)
+}
+
+// ListOutgoing returns up to limit (1..store.MaxListLimit) envelopes of the
+// outbox with an ID greater than afterID ("" starts at the beginning),
+// ordered by ID. Pass the last ID of a page to get the next one.
+func (s *Store) ListOutgoing(ctx context.Context, afterID string, limit int) ([]Outgoing, error) {
+	if err := validateLimit(limit); err != nil {
+		return nil, err
+	}
+	return s.listOutgoing(ctx, "list outgoing", `SELECT `+outgoingColumns+` FROM outgoing
+WHERE id > ? ORDER BY id LIMIT ?`, afterID, limit)
+}
+
+func (s *Store) listOutgoing(ctx context.Context, op, query string, args ...any) ([]Outgoing, error) {
+	if err := s.live(); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	defer rows.Close()
+	var out []Outgoing
+	for rows.Next() {
+		o, err := scanOutgoing(rows)
+		if err != nil {
+			return nil, s.fail(op, err)
+		}
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(op, err)
+	}
+	return out, nil
+}
+
+// GetOutgoing returns the outbox entry with that ID, or store.ErrNotFound.
+func (s *Store) GetOutgoing(ctx context.Context, id string) (Outgoing, error) {
+	if err := s.live(); err != nil {
+		return Outgoing{}, err
+	}
+	if err := store.ValidateID("outgoing ID", id); err != nil {
+		return Outgoing{}, err
+	}
+	o, err := scanOutgoing(s.db.QueryRowContext(ctx, `SELECT `+outgoingColumns+` FROM outgoing WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Outgoing{}, fmt.Errorf("sqlite: outgoing %s: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return Outgoing{}, s.fail("get outgoing "+id, err)
+	}
+	return o, nil
+}
+
+// MarkAccepted records the hub's acceptance receipt of envelope id, taking
+// it out of Pending. It is idempotent: once accepted, later calls leave the
+// first receipt and time in place and return nil. A zero at means now. It
+// fails with store.ErrNotFound for an unknown id and store.ErrInvalid for
+// an empty receipt.
+func (s *Store) MarkAccepted(ctx context.Context, id string, receipt []byte, at time.Time) error {
+	return s.mark(ctx, "accepted", id, receipt, at)
+}
+
+// MarkRecorded records the recipient's recording receipt of envelope id,
+// taking it out of Pending (recorded implies delivered, even if the
+// acceptance was never marked). It is idempotent like MarkAccepted and fails
+// the same way, with store.ErrNotFound for an unknown id.
+func (s *Store) MarkRecorded(ctx context.Context, id string, receipt []byte, at time.Time) error {
+	return s.mark(ctx, "recorded", id, receipt, at)
+}
+
+// mark sets column (accepted or recorded, a constant) and its time once.
+func (s *Store) mark(ctx context.Context, column, id string, receipt []byte, at time.Time) error {
+	op := "mark " + id + " " + column
+	if err := store.ValidateID("outgoing ID", id); err != nil {
+		return err
+	}
+	if len(receipt) == 0 || len(receipt) > store.MaxHeaderLen {
+		return fmt.Errorf("%w: %s: receipt is %d bytes, want 1..%d", store.ErrInvalid, op, len(receipt), store.MaxHeaderLen)
+	}
+	if !at.IsZero() && !store.InTimeRange(at) {
+		return fmt.Errorf("%w: %s: time %v is outside the storable range", store.ErrInvalid, op, at)
+	}
+	return s.write(ctx, op, func(tx *sql.Tx) error {
+		if at.IsZero() {
+			at = s.opts.now()
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE outgoing SET `+column+` = ?, `+column+`_ns = ? WHERE id = ? AND `+column+` IS NULL`,
+			receipt, toNS(at), id)
+		if err != nil {
+			return s.fail(op, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return s.fail(op, err)
+		}
+		if n == 1 {
+			return nil
+		}
+		return s.exists(ctx, tx, op, id)
+	})
+}
+
+// exists returns nil if id is in the outbox, else store.ErrNotFound.
+func (s *Store) exists(ctx context.Context, q querier, op, id string) error {
+	var one int
+	err := q.QueryRowContext(ctx, `SELECT 1 FROM outgoing WHERE id = ?`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlite: %s: %w", op, store.ErrNotFound)
+	}
+	if err != nil {
+		return s.fail(op, err)
+	}
+	return nil
+}
+
+// SetLastError records code, the last submission error of envelope id
+// ("" clears it). code is an error code, never payload data: at most
+// MaxErrorCodeLen bytes of UTF-8 without control characters, else
+// store.ErrInvalid. It fails with store.ErrNotFound for an unknown id.
+func (s *Store) SetLastError(ctx context.Context, id, code string) error {
+	op := "set last error of " + id
+	if err := store.ValidateID("outgoing ID", id); err != nil {
+		return err
+	}
+	if err := validateErrorCode(code); err != nil {
+		return err
+	}
+	return s.write(ctx, op, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE outgoing SET last_error = ? WHERE id = ?`, code, id)
+		if err != nil {
+			return s.fail(op, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return s.fail(op, err)
+		} else if n == 0 {
+			return fmt.Errorf("sqlite: %s: %w", op, store.ErrNotFound)
+		}
+		return nil
+	})
+}
+
+// OutgoingCounts returns how many envelopes the outbox holds, how many of
+// them are accepted and how many recorded.
+func (s *Store) OutgoingCounts(ctx context.Context) (total, accepted, recorded int64, err error) {
+	if err := s.live(); err != nil {
+		return 0, 0, 0, err
+	}
+	err = s.db.QueryRowContext(ctx, `SELECT count(*), count(accepted), count(recorded) FROM outgoing`).
+		Scan(&total, &accepted, &recorded)
+	if err != nil {
+		return 0, 0, 0, s.fail("outgoing counts", err)
+	}
+	return total, accepted, recorded, nil
+}
+
+// Cursor returns the value of the named cursor (a consumer's position in
+// some stream), 0 if it was never set. name must be a valid identifier
+// (store.ValidateID).
+func (s *Store) Cursor(ctx context.Context, name string) (uint64, error) {
+	if err := s.live(); err != nil {
+		return 0, err
+	}
+	if err := store.ValidateID("cursor name", name); err != nil {
+		return 0, err
+	}
+	var v int64
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM cursors WHERE name = ?`, name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, s.fail("cursor "+name, err)
+	}
+	return uint64(v), nil
+}
+
+// SetCursor durably sets the named cursor to v; any uint64 round-trips.
+func (s *Store) SetCursor(ctx context.Context, name string, v uint64) error {
+	if err := store.ValidateID("cursor name", name); err != nil {
+		return err
+	}
+	op := "set cursor " + name
+	return s.write(ctx, op, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO cursors (name, value) VALUES (?, ?)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, int64(v))
+		if err != nil {
+			return s.fail(op, err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,757 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"modernc.org/sqlite"
+
+	"taxlink/internal/store"
+	"taxlink/internal/store/storetest"
+)
+
+// openTest opens a new store in a fresh directory and closes it at cleanup.
+func openTest(t testing.TB, opts ...Option) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "node.db"), opts...)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		opts []Option
+	}{
+		{"default chunks", nil},
+		{"4KiB chunks", []Option{WithChunkSize(4 << 10)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) store.Inbox {
+				s, err := Open(filepath.Join(t.TempDir(), "node.db"), c.opts...)
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				return s
+			})
+		})
+	}
+}
+
+func TestConformanceReopen(t *testing.T) {
+	storetest.RunReopen(t, func(t *testing.T, dir string) store.Inbox {
+		s, err := Open(filepath.Join(dir, "node.db"))
+		if err != nil {
+			t.Fatalf("Open(%s): %v", dir, err)
+		}
+		return s
+	})
+}
+
+// rawConn runs f on one connection of db, as a driver connection.
+func rawConn(t *testing.T, db *sql.DB, f func(c sqlite.ExecQuerierContext) error) error {
+	t.Helper()
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatalf("getting a connection: %v", err)
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(sqlite.ExecQuerierContext)
+		if !ok {
+			return fmt.Errorf("driver connection %T cannot exec and query", dc)
+		}
+		return f(c)
+	})
+}
+
+func TestEveryConnectionIsDurable(t *testing.T) {
+	s := openTest(t, WithBusyTimeout(1234*time.Millisecond))
+	// Hold several connections at once so that the pool opens new ones.
+	var conns []*sql.Conn
+	for range DefaultMaxConns {
+		c, err := s.db.Conn(t.Context())
+		if err != nil {
+			t.Fatalf("getting connection %d: %v", len(conns), err)
+		}
+		conns = append(conns, c)
+	}
+	for i, c := range conns {
+		for _, want := range []struct{ pragma, value string }{
+			{"journal_mode", "wal"}, {"synchronous", "2"}, {"foreign_keys", "1"},
+			{"secure_delete", "1"}, {"busy_timeout", "1234"},
+		} {
+			var got string
+			if err := c.QueryRowContext(t.Context(), "PRAGMA "+want.pragma).Scan(&got); err != nil {
+				t.Fatalf("connection %d: PRAGMA %s: %v", i, want.pragma, err)
+			}
+			if got != want.value {
+				t.Errorf("connection %d: PRAGMA %s = %q, want %q", i, want.pragma, got, want.value)
+			}
+		}
+		c.Close()
+	}
+}
+
+func TestCheckConnRejectsUndurable(t *testing.T) {
+	for _, c := range []struct{ name, params string }{
+		{"rollback journal", "_pragma=journal_mode(delete)&_pragma=synchronous(2)&_pragma=foreign_keys(1)&_pragma=secure_delete(1)&_pragma=busy_timeout(1000)"},
+		{"synchronous NORMAL", "_pragma=journal_mode(wal)&_pragma=synchronous(1)&_pragma=foreign_keys(1)&_pragma=secure_delete(1)&_pragma=busy_timeout(1000)"},
+		{"foreign keys off", "_pragma=journal_mode(wal)&_pragma=synchronous(2)&_pragma=foreign_keys(0)&_pragma=secure_delete(1)&_pragma=busy_timeout(1000)"},
+		{"secure_delete off", "_pragma=journal_mode(wal)&_pragma=synchronous(2)&_pragma=foreign_keys(1)&_pragma=secure_delete(0)&_pragma=busy_timeout(1000)"},
+		{"no busy timeout", "_pragma=journal_mode(wal)&_pragma=synchronous(2)&_pragma=foreign_keys(1)&_pragma=secure_delete(1)&_pragma=busy_timeout(0)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "x.db")+"?"+c.params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			err = rawConn(t, db, func(conn sqlite.ExecQuerierContext) error { return checkConn(t.Context(), conn) })
+			if !errors.Is(err, ErrNotDurable) {
+				t.Errorf("checkConn on a connection with %s: error = %v, want ErrNotDurable", c.name, err)
+			}
+		})
+	}
+}
+
+func pragmaInt(t *testing.T, path, name string) int64 {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v int64
+	if err := db.QueryRow("PRAGMA " + name).Scan(&v); err != nil {
+		t.Fatalf("PRAGMA %s of %s: %v", name, path, err)
+	}
+	return v
+}
+
+func execRaw(t *testing.T, path string, stmts ...string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s on %s: %v", q, path, err)
+		}
+	}
+}
+
+func TestSchemaVersioning(t *testing.T) {
+	latest := int64(len(migrations()))
+	t.Run("new file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "node.db")
+		for i := range 2 { // reopening changes nothing
+			s, err := Open(path)
+			if err != nil {
+				t.Fatalf("Open %d: %v", i, err)
+			}
+			s.Close()
+			if v := pragmaInt(t, path, "user_version"); v != latest {
+				t.Errorf("after Open %d, user_version = %d, want %d", i, v, latest)
+			}
+			if v := pragmaInt(t, path, "application_id"); v != applicationID {
+				t.Errorf("after Open %d, application_id = %#x, want %#x", i, v, applicationID)
+			}
+		}
+	})
+	t.Run("from version 1", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "node.db")
+		execRaw(t, path, fmt.Sprintf("PRAGMA application_id = %d", applicationID), migrations()[0], "PRAGMA user_version = 1",
+			`INSERT INTO records (id, type, sender, recipient, created_ns, recorded_ns, header, signature, ciphertext_size, receipt)
+VALUES ('01OLD', 't', 's', 'tenant-a', 1, 2, x'01', x'02', 0, x'03')`)
+		s, err := Open(path)
+		if err != nil {
+			t.Fatalf("Open of a version 1 database: %v", err)
+		}
+		defer s.Close()
+		if _, err := s.Get(t.Context(), "tenant-a", "01OLD"); err != nil {
+			t.Errorf("the record of the version 1 database is gone after migrating: %v", err)
+		}
+		if err := s.SetCursor(t.Context(), "hub", 7); err != nil {
+			t.Errorf("the outbox tables of version 2 are not usable after migrating: %v", err)
+		}
+		if v := pragmaInt(t, path, "user_version"); v != latest {
+			t.Errorf("after migrating, user_version = %d, want %d", v, latest)
+		}
+	})
+	for _, c := range []struct {
+		name  string
+		setup []string
+		want  error
+	}{
+		{"newer schema", []string{fmt.Sprintf("PRAGMA application_id = %d", applicationID), fmt.Sprintf("PRAGMA user_version = %d", latest+1)}, ErrSchemaTooNew},
+		{"another application", []string{"PRAGMA application_id = 42"}, ErrForeign},
+		{"unversioned tables", []string{"CREATE TABLE accounts (id INTEGER)"}, ErrForeign},
+		{"versioned without application ID", []string{"PRAGMA user_version = 1"}, ErrForeign},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "other.db")
+			execRaw(t, path, c.setup...)
+			before := pragmaInt(t, path, "user_version")
+			s, err := Open(path)
+			if err == nil {
+				s.Close()
+			}
+			if !errors.Is(err, c.want) {
+				t.Fatalf("Open of a database with %s: error = %v, want %v", c.name, err, c.want)
+			}
+			if after := pragmaInt(t, path, "user_version"); after != before {
+				t.Errorf("the refused Open changed user_version from %d to %d", before, after)
+			}
+		})
+	}
+}
+
+func TestOpenInvalid(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name string
+		path string
+		opts []Option
+	}{
+		{"empty path", "", nil},
+		{"chunk size too small", "a.db", []Option{WithChunkSize(MinChunkSize - 1)}},
+		{"chunk size too large", "a.db", []Option{WithChunkSize(MaxChunkSize + 1)}},
+		{"no busy timeout", "a.db", []Option{WithBusyTimeout(0)}},
+		{"no connections", "a.db", []Option{WithMaxConns(0)}},
+		{"file mode with type bits", "a.db", []Option{WithFileMode(fs.ModeDir | 0o600)}},
+		{"nil clock", "a.db", []Option{WithClock(nil)}},
+	} {
+		path := c.path
+		if path != "" {
+			path = filepath.Join(dir, path)
+		}
+		s, err := Open(path, c.opts...)
+		if err == nil {
+			s.Close()
+		}
+		if !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("Open with %s: error = %v, want ErrInvalid", c.name, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a.db")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a refused Open created the database file (stat error %v)", err)
+	}
+}
+
+func TestPathWithURISyntax(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a dir?x=1#frag%20")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "node?.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", path, err)
+	}
+	s.Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("the database was not created at %q: %v", path, err)
+	}
+}
+
+func TestNewFileMode(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permissions")
+	}
+	path := filepath.Join(t.TempDir(), "node.db")
+	s, err := Open(path, WithFileMode(0o640))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		fi, err := os.Stat(path + suffix)
+		if err != nil {
+			t.Fatalf("stat %s: %v", path+suffix, err)
+		}
+		if got := fi.Mode().Perm(); got != 0o640 {
+			t.Errorf("%s was created with mode %v, want %v", filepath.Base(path+suffix), got, fs.FileMode(0o640))
+		}
+	}
+}
+
+// refusingReader fails the test if it is read.
+type refusingReader struct{ t *testing.T }
+
+func (r refusingReader) Read([]byte) (int, error) {
+	r.t.Error("the ciphertext reader of a recorded ID was read")
+	return 0, io.ErrUnexpectedEOF
+}
+
+func testRecord(id, tenant string, size int64) store.Record {
+	created := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	return store.Record{
+		ID: id, Type: "t", Sender: "hub", Recipient: tenant, Created: created, RecordedAt: created.Add(time.Second),
+		Header: []byte("header-" + id), Signature: []byte("sig"), CiphertextSize: size, Receipt: []byte(`{"ok":true}`),
+	}
+}
+
+func TestRecordOfRecordedIDDoesNotRead(t *testing.T) {
+	s := openTest(t)
+	rec := testRecord("01A", "tenant-a", 3)
+	if _, _, err := s.Record(t.Context(), rec, strings.NewReader("abc")); err != nil {
+		t.Fatal(err)
+	}
+	if _, existed, err := s.Record(t.Context(), rec, refusingReader{t}); err != nil || !existed {
+		t.Errorf("re-Record = existed %v, %v; want true, nil", existed, err)
+	}
+	rec.Header = []byte("other")
+	if _, _, err := s.Record(t.Context(), rec, refusingReader{t}); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("conflicting Record: error = %v, want ErrConflict", err)
+	}
+}
+
+func TestRecordDefaultsRecordedAt(t *testing.T) {
+	now := time.Date(2026, 5, 6, 7, 8, 9, 10, time.UTC)
+	s := openTest(t, WithClock(func() time.Time { return now }))
+	rec := testRecord("01A", "tenant-a", 0)
+	rec.RecordedAt = time.Time{}
+	got, _, err := s.Record(t.Context(), rec, strings.NewReader(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.RecordedAt.Equal(now) {
+		t.Errorf("RecordedAt left zero was stored as %v, want the clock's %v", got.RecordedAt, now)
+	}
+}
+
+func TestSpoolLeavesNoFiles(t *testing.T) {
+	spool := t.TempDir()
+	s := openTest(t, WithSpoolDir(spool), WithChunkSize(MinChunkSize))
+	ctx := t.Context()
+	big := bytes.Repeat([]byte("c"), 10*MinChunkSize)
+	for _, c := range []struct {
+		name string
+		rec  store.Record
+		r    io.Reader
+	}{
+		{"stored", testRecord("01A", "t", int64(len(big))), bytes.NewReader(big)},
+		{"size mismatch", testRecord("01B", "t", int64(len(big))+1), bytes.NewReader(big)},
+		{"reader failure", testRecord("01C", "t", int64(len(big))), io.MultiReader(bytes.NewReader(big[:5000]), iotest{})},
+	} {
+		s.Record(ctx, c.rec, c.r)
+		if ents, err := os.ReadDir(spool); err != nil || len(ents) != 0 {
+			t.Errorf("after a Record that was %s, the spool directory holds %d entries (error %v), want none", c.name, len(ents), err)
+		}
+	}
+}
+
+// iotest fails every read.
+type iotest struct{}
+
+func (iotest) Read([]byte) (int, error) { return 0, errors.New("broken pipe") }
+
+func TestCorruptCiphertext(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		sql  string
+	}{
+		{"missing chunk", `DELETE FROM chunks WHERE idx = 1`},
+		{"extra chunk", `INSERT INTO chunks (record_seq, idx, data) SELECT record_seq, 99, x'00' FROM chunks LIMIT 1`},
+		{"long chunk", `UPDATE chunks SET data = CAST(data || x'00' AS BLOB) WHERE idx = 0`},
+		{"empty chunk", `UPDATE chunks SET data = x'' WHERE idx = 0`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := openTest(t, WithChunkSize(MinChunkSize))
+			rec := testRecord("01A", "tenant-a", 3*MinChunkSize)
+			if _, _, err := s.Record(t.Context(), rec, bytes.NewReader(make([]byte, rec.CiphertextSize))); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.db.Exec(c.sql); err != nil {
+				t.Fatalf("corrupting: %v", err)
+			}
+			rc, err := s.OpenCiphertext(t.Context(), rec.Recipient, rec.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			if n, err := io.Copy(io.Discard, rc); !errors.Is(err, store.ErrCorrupt) {
+				t.Errorf("reading a ciphertext with a %s: %d bytes, error = %v, want ErrCorrupt", c.name, n, err)
+			}
+		})
+	}
+}
+
+func TestReaderCloseAndContext(t *testing.T) {
+	s := openTest(t, WithChunkSize(MinChunkSize))
+	rec := testRecord("01A", "tenant-a", 4*MinChunkSize)
+	if _, _, err := s.Record(t.Context(), rec, bytes.NewReader(make([]byte, rec.CiphertextSize))); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	rc, err := s.OpenCiphertext(ctx, rec.Recipient, rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(rc, make([]byte, MinChunkSize+1)); err != nil {
+		t.Fatalf("reading the first bytes: %v", err)
+	}
+	cancel()
+	if _, err := io.Copy(io.Discard, rc); !errors.Is(err, context.Canceled) {
+		t.Errorf("reading after the context was canceled: error = %v, want context.Canceled", err)
+	}
+	rc.Close()
+	if _, err := rc.Read(make([]byte, 1)); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Read after Close: error = %v, want ErrClosed", err)
+	}
+}
+
+// TestTwoHandles opens the same file twice, as the node daemon and a CLI
+// would, and records through both at once.
+func TestTwoHandles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.db")
+	var handles [2]*Store
+	for i := range handles {
+		s, err := Open(path)
+		if err != nil {
+			t.Fatalf("Open %d: %v", i, err)
+		}
+		defer s.Close()
+		handles[i] = s
+	}
+	const n = 8
+	data := bytes.Repeat([]byte("x"), 300_000)
+	var wg sync.WaitGroup
+	existed := make([]bool, n)
+	errs := make([]error, 2*n)
+	for i := range n {
+		wg.Go(func() {
+			_, existed[i], errs[i] = handles[i%2].Record(t.Context(), testRecord("01SAME", "tenant-a", int64(len(data))), bytes.NewReader(data))
+		})
+		wg.Go(func() {
+			_, _, errs[n+i] = handles[i%2].Record(t.Context(), testRecord(fmt.Sprintf("01DIFF%d", i), "tenant-b", 10), bytes.NewReader(data[:10]))
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Record %d through two handles: %v", i, err)
+		}
+	}
+	if created := n - countTrue(existed); created != 1 {
+		t.Errorf("%d of %d Records of one ID through two handles created it, want exactly 1", created, n)
+	}
+	for i, s := range handles {
+		if got, err := s.Count(t.Context(), ""); err != nil || got != n+1 {
+			t.Errorf("handle %d: Count = %d, %v; want %d", i, got, err, n+1)
+		}
+	}
+}
+
+func countTrue(bs []bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+func outgoing(id string, created time.Time) Outgoing {
+	return Outgoing{
+		ID: id, Type: "juminzei.kettei", Sender: "city-131016", Recipient: "employer-1",
+		Created: created, EnvelopePath: "/var/lib/taxlink/out/" + id + ".env",
+	}
+}
+
+func TestOutbox(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "node.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	base := time.Date(2026, 4, 1, 9, 0, 0, 0, time.FixedZone("JST", 9*3600))
+	// Enqueued out of creation order: Pending orders by Created.
+	for i, id := range []string{"01C", "01A", "01B", "01D"} {
+		o := outgoing(id, base.Add(time.Duration(3-i)*time.Minute))
+		if err := s.Enqueue(ctx, o); err != nil {
+			t.Fatalf("Enqueue(%s): %v", id, err)
+		}
+	}
+	dup := outgoing("01A", base)
+	dup.EnvelopePath = "/elsewhere"
+	if err := s.Enqueue(ctx, dup); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("Enqueue of an existing ID: error = %v, want ErrConflict", err)
+	}
+	if o, err := s.GetOutgoing(ctx, "01A"); err != nil || o.EnvelopePath != outgoing("01A", base).EnvelopePath {
+		t.Errorf("after a conflicting Enqueue, GetOutgoing(01A) = %+v, %v; want the first enqueue unchanged", o, err)
+	}
+
+	pendingIDs := func(when string) []string {
+		t.Helper()
+		ps, err := s.Pending(ctx, 10)
+		if err != nil {
+			t.Fatalf("%s: Pending: %v", when, err)
+		}
+		var ids []string
+		for _, p := range ps {
+			ids = append(ids, p.ID)
+		}
+		return ids
+	}
+	if got, want := pendingIDs("after enqueueing"), []string{"01D", "01B", "01A", "01C"}; !slices.Equal(got, want) {
+		t.Errorf("Pending = %v, want %v (oldest Created first)", got, want)
+	}
+
+	acceptedAt := base.Add(time.Hour)
+	if err := s.MarkAccepted(ctx, "01B", []byte(`{"accepted":1}`), acceptedAt); err != nil {
+		t.Fatalf("MarkAccepted(01B): %v", err)
+	}
+	if err := s.MarkAccepted(ctx, "01B", []byte(`{"accepted":2}`), acceptedAt.Add(time.Hour)); err != nil {
+		t.Errorf("second MarkAccepted(01B): %v, want nil (idempotent)", err)
+	}
+	if err := s.MarkRecorded(ctx, "01D", []byte(`{"recorded":1}`), acceptedAt); err != nil {
+		t.Fatalf("MarkRecorded(01D): %v", err)
+	}
+	if err := s.MarkRecorded(ctx, "01D", []byte(`{"recorded":2}`), time.Time{}); err != nil {
+		t.Errorf("second MarkRecorded(01D): %v, want nil (idempotent)", err)
+	}
+	if err := s.SetLastError(ctx, "01A", "hub.unavailable"); err != nil {
+		t.Fatalf("SetLastError(01A): %v", err)
+	}
+	if got, want := pendingIDs("after accepting 01B and recording 01D"), []string{"01A", "01C"}; !slices.Equal(got, want) {
+		t.Errorf("Pending = %v, want %v (accepted and recorded ones leave)", got, want)
+	}
+
+	for _, c := range []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"MarkAccepted of an unknown ID", s.MarkAccepted(ctx, "01Z", []byte("{}"), base), store.ErrNotFound},
+		{"MarkRecorded of an unknown ID", s.MarkRecorded(ctx, "01Z", []byte("{}"), base), store.ErrNotFound},
+		{"SetLastError of an unknown ID", s.SetLastError(ctx, "01Z", "x"), store.ErrNotFound},
+		{"MarkAccepted with an empty receipt", s.MarkAccepted(ctx, "01C", nil, base), store.ErrInvalid},
+		{"MarkRecorded with an empty ID", s.MarkRecorded(ctx, "", []byte("{}"), base), store.ErrInvalid},
+		{"SetLastError with a newline", s.SetLastError(ctx, "01C", "a\nb"), store.ErrInvalid},
+		{"SetLastError too long", s.SetLastError(ctx, "01C", strings.Repeat("e", MaxErrorCodeLen+1)), store.ErrInvalid},
+		{"Enqueue without an envelope path", s.Enqueue(ctx, Outgoing{ID: "01E", Type: "t", Sender: "s", Recipient: "r", Created: base}), store.ErrInvalid},
+		{"Enqueue already accepted", func() error {
+			o := outgoing("01F", base)
+			o.Accepted = []byte("{}")
+			return s.Enqueue(ctx, o)
+		}(), store.ErrInvalid},
+	} {
+		if !errors.Is(c.err, c.want) {
+			t.Errorf("%s: error = %v, want %v", c.name, c.err, c.want)
+		}
+	}
+	if _, err := s.GetOutgoing(ctx, "01Z"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetOutgoing of an unknown ID: error = %v, want ErrNotFound", err)
+	}
+	for _, limit := range []int{0, store.MaxListLimit + 1} {
+		if _, err := s.Pending(ctx, limit); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("Pending(%d): error = %v, want ErrInvalid", limit, err)
+		}
+		if _, err := s.ListOutgoing(ctx, "", limit); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("ListOutgoing(%d): error = %v, want ErrInvalid", limit, err)
+		}
+	}
+
+	check := func(when string) {
+		t.Helper()
+		b, err := s.GetOutgoing(ctx, "01B")
+		if err != nil {
+			t.Fatalf("%s: GetOutgoing(01B): %v", when, err)
+		}
+		if string(b.Accepted) != `{"accepted":1}` || !b.AcceptedAt.Equal(acceptedAt) || b.Recorded != nil || !b.RecordedAt.IsZero() {
+			t.Errorf("%s: 01B accepted = %s at %v, recorded = %s at %v; want the first acceptance kept and no recording",
+				when, b.Accepted, b.AcceptedAt, b.Recorded, b.RecordedAt)
+		}
+		if want := outgoing("01B", base.Add(time.Minute)); b.ID != want.ID || b.Type != want.Type || b.Sender != want.Sender ||
+			b.Recipient != want.Recipient || !b.Created.Equal(want.Created) || b.EnvelopePath != want.EnvelopePath {
+			t.Errorf("%s: GetOutgoing(01B) = %+v, want the fields of %+v", when, b, want)
+		}
+		d, err := s.GetOutgoing(ctx, "01D")
+		if err != nil {
+			t.Fatalf("%s: GetOutgoing(01D): %v", when, err)
+		}
+		if string(d.Recorded) != `{"recorded":1}` || !d.RecordedAt.Equal(acceptedAt) || d.Accepted != nil {
+			t.Errorf("%s: 01D recorded = %s at %v, accepted = %s; want the first recording kept and no acceptance", when, d.Recorded, d.RecordedAt, d.Accepted)
+		}
+		if a, err := s.GetOutgoing(ctx, "01A"); err != nil || a.LastError != "hub.unavailable" {
+			t.Errorf("%s: GetOutgoing(01A) = LastError %q, %v; want %q", when, a.LastError, err, "hub.unavailable")
+		}
+		total, accepted, recorded, err := s.OutgoingCounts(ctx)
+		if err != nil || total != 4 || accepted != 1 || recorded != 1 {
+			t.Errorf("%s: OutgoingCounts = %d, %d, %d, %v; want 4, 1, 1", when, total, accepted, recorded, err)
+		}
+		var ids []string
+		for after := ""; ; {
+			page, err := s.ListOutgoing(ctx, after, 3)
+			if err != nil {
+				t.Fatalf("%s: ListOutgoing(%q, 3): %v", when, after, err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			for _, o := range page {
+				ids = append(ids, o.ID)
+			}
+			after = page[len(page)-1].ID
+		}
+		if want := []string{"01A", "01B", "01C", "01D"}; !slices.Equal(ids, want) {
+			t.Errorf("%s: paging ListOutgoing by 3 gave %v, want %v", when, ids, want)
+		}
+	}
+	check("before reopening")
+	s.Close()
+	if s, err = Open(path); err != nil {
+		t.Fatalf("reopening: %v", err)
+	}
+	check("after reopening")
+}
+
+func TestCursors(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "node.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Cursor(ctx, "hub.deliveries"); err != nil || v != 0 {
+		t.Errorf("Cursor of an unset name = %d, %v; want 0, nil", v, err)
+	}
+	for _, v := range []uint64{1, 42, math.MaxInt64, math.MaxInt64 + 1, math.MaxUint64, 0} {
+		if err := s.SetCursor(ctx, "hub.deliveries", v); err != nil {
+			t.Fatalf("SetCursor(%d): %v", v, err)
+		}
+		if got, err := s.Cursor(ctx, "hub.deliveries"); err != nil || got != v {
+			t.Errorf("Cursor after SetCursor(%d) = %d, %v", v, got, err)
+		}
+	}
+	if err := s.SetCursor(ctx, "other", 99); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Cursor(ctx, ""); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("Cursor(\"\"): error = %v, want ErrInvalid", err)
+	}
+	s.Close()
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, err := s.Cursor(ctx, "other"); err != nil || got != 99 {
+		t.Errorf("after reopening, Cursor(other) = %d, %v; want 99", got, err)
+	}
+}
+
+func TestOutboxClosed(t *testing.T) {
+	s := openTest(t)
+	s.Close()
+	ctx := t.Context()
+	for _, c := range []struct {
+		name string
+		err  error
+	}{
+		{"Enqueue", s.Enqueue(ctx, outgoing("01A", time.Now()))},
+		{"Pending", func() error { _, err := s.Pending(ctx, 1); return err }()},
+		{"MarkAccepted", s.MarkAccepted(ctx, "01A", []byte("{}"), time.Time{})},
+		{"SetCursor", s.SetCursor(ctx, "c", 1)},
+		{"Cursor", func() error { _, err := s.Cursor(ctx, "c"); return err }()},
+		{"OutgoingCounts", func() error { _, _, _, err := s.OutgoingCounts(ctx); return err }()},
+	} {
+		if !errors.Is(c.err, store.ErrClosed) {
+			t.Errorf("%s after Close: error = %v, want ErrClosed", c.name, c.err)
+		}
+	}
+}
+
+// BenchmarkRecord records 8 KiB ciphertexts one after the other. It also
+// reports raw-ns/op, the time of the same insert (record row and one chunk
+// in one BEGIN IMMEDIATE transaction, same DSN) done directly with
+// database/sql on an identical database, and x-raw, the ratio of the two.
+func BenchmarkRecord(b *testing.B) {
+	const size = 8 << 10
+	dir := b.TempDir()
+	s, err := Open(filepath.Join(dir, "store.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	rawPath := filepath.Join(dir, "raw.db")
+	raw, err := Open(rawPath) // creates the identical schema
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw.Close()
+	rawDB, err := sql.Open("sqlite", dsn(rawPath, s.opts))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rawDB.Close()
+
+	data := bytes.Repeat([]byte{0xA5}, size)
+	ctx := context.Background()
+	b.SetBytes(size)
+	b.ResetTimer()
+	for i := range b.N {
+		rec := testRecord(fmt.Sprintf("01B%d-%d", b.N, i), "tenant-a", size)
+		if _, _, err := s.Record(ctx, rec, bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	storeTime := b.Elapsed()
+
+	start := time.Now()
+	for i := range b.N {
+		rec := testRecord(fmt.Sprintf("01R%d-%d", b.N, i), "tenant-a", size)
+		if err := rawInsert(ctx, rawDB, rec, data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rawTime := time.Since(start)
+	b.ReportMetric(float64(rawTime.Nanoseconds())/float64(b.N), "raw-ns/op")
+	b.ReportMetric(float64(storeTime)/float64(rawTime), "x-raw")
+}
+
+func rawInsert(ctx context.Context, db *sql.DB, rec store.Record, data []byte) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `INSERT INTO records (id, type, sender, recipient, created_ns, recorded_ns, header, signature, ciphertext_size, receipt)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, rec.ID, rec.Type, rec.Sender, rec.Recipient, toNS(rec.Created), toNS(rec.RecordedAt),
+		rec.Header, rec.Signature, rec.CiphertextSize, rec.Receipt)
+	if err != nil {
+		return err
+	}
+	seq, err := res.LastInsertId()
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO chunks (record_seq, idx, data) VALUES (?, 0, ?)`, seq, data); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
