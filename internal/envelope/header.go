@@ -10,7 +10,7 @@ import (
 // Format limits.
 const (
 	// MaxHeaderSize is the largest canonical header accepted, in bytes.
-	// Real headers are about 1.4 KB with MLKEM768-P256 and 0.3 KB with
+	// Real headers are about 1.3 KB with MLKEM768-P256 and 0.2 KB with
 	// DHKEM-P256.
 	MaxHeaderSize = 4096
 	// MinChunkSize and MaxChunkSize bound Header.ChunkSize. The lower bound

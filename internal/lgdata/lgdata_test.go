@@ -244,3 +244,12 @@ func TestParseGovernmentsRejects(t *testing.T) {
 		t.Errorf("minimal valid table: got %d rows, err %v; want 2 rows, nil", len(govs), err)
 	}
 }
+
+func TestNotices(t *testing.T) {
+	n := Notices()
+	for _, want := range []string{"Shinnosuke Takeda", "holiday-jp", "MIT License", "local-governments.csv", "japanese-holidays.csv"} {
+		if !strings.Contains(n, want) {
+			t.Errorf("Notices() lacks %q; the embedded data's license notices must ship with it", want)
+		}
+	}
+}

@@ -50,8 +50,11 @@ const (
 	// Accepted: the hub has appended the envelope to its durable log. Issuer
 	// must be a hub: participant.
 	Accepted Kind = 1
-	// Recorded: the recipient's node has stored the envelope. Issuer must
-	// equal Recipient.
+	// Recorded: the node hosting the recipient has stored the envelope.
+	// Issuer is that node's participant ID (the recipient itself when
+	// self-hosted, its outsourcer otherwise) and must not be a hub:
+	// participant; which node hosts a recipient is checked by the verifier
+	// against the directory.
 	Recorded Kind = 2
 )
 

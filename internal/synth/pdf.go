@@ -22,9 +22,10 @@ const (
 	// random bits, which deflate cannot shrink. It picks resolutions; the
 	// size controller measures real output.
 	noisyBytesPerPixel = 0.5
-	// flushEveryRows is how often the image compressor is flushed so the
-	// size controller can measure real output.
-	flushEveryRows = 8
+	// flushEveryBytes is about how much image data goes into the compressor
+	// between flushes, at which the size controller measures real output.
+	// Flushing more often costs speed (each flush ends a deflate block).
+	flushEveryBytes = 256 << 10
 	// paperGrey is the 4-bit grey level (0 black .. 15 white) of blank paper.
 	paperGrey = 0xe
 )
@@ -35,9 +36,10 @@ var scanDPIs = [...]int{36, 50, 72, 100, 150, 200, 300}
 // WritePDF writes to w a valid PDF 1.4 "scan" of about approxSize bytes
 // (within a few percent above ~20 KB; a floor of a few KB applies), determined
 // by seed, and returns the number of bytes written. Each page is A4 with one
-// FlateDecode 4-bit grayscale image of noise-like "scan" data and a line of text;
-// there are one or two pages, more for large sizes (about 2 MB of image per
-// page). The document is generated as it is written: memory use does not grow
+// FlateDecode 4-bit grayscale image (a band of noise-like "scan" data above
+// blank paper) and a line of text; there are one or two pages, more for large
+// sizes (about 2 MB of image per page). The image data is incompressible, like
+// a real scan's, so transport compression does not shrink it. The document is generated as it is written: memory use does not grow
 // with approxSize, so it suits payloads of tens or hundreds of megabytes.
 // Errors from w are returned wrapped.
 func WritePDF(w io.Writer, approxSize int, seed uint64) (int64, error) {
@@ -131,6 +133,9 @@ func writePDF(w io.Writer, approxSize, minPages int, r *rand.Rand, title string)
 	p.object(4, fmt.Sprintf("<< /Title %s /Producer (taxlink synth: synthetic data) /Creator (taxlink synth) >>", pdfString(title)))
 
 	for i := range pages {
+		if p.err != nil {
+			break // w failed: stop generating; reported below
+		}
 		base := 5 + 4*i
 		// Bytes still to come after this page's image: roughly 700 per
 		// page of dictionaries, plus the xref table and trailer.
@@ -142,8 +147,9 @@ func writePDF(w io.Writer, approxSize, minPages int, r *rand.Rand, title string)
 			"/Resources << /Font << /F1 3 0 R >> /XObject << /Im1 %d 0 R >> >> /Contents %d 0 R >>",
 			pageWidthPt, pageHeightPt, base+2, base+1))
 		text := fmt.Sprintf("%s - page %d of %d", title, i+1, pages)
-		p.streamObject(base+1, fmt.Sprintf("q\n%d 0 0 %d 0 0 cm\n/Im1 Do\nQ\nBT\n/F1 9 Tf\n36 %d Td\n%s Tj\nET",
-			pageWidthPt, pageHeightPt, pageHeightPt-24, pdfString(text)))
+		// The image fills the page; the text sits on a white strip over it.
+		p.streamObject(base+1, fmt.Sprintf("q\n%d 0 0 %d 0 0 cm\n/Im1 Do\nQ\nq\n1 g\n30 %d %d 16 re\nf\nQ\nBT\n/F1 9 Tf\n36 %d Td\n%s Tj\nET",
+			pageWidthPt, pageHeightPt, pageHeightPt-29, pageWidthPt-60, pageHeightPt-24, pdfString(text)))
 
 		p.offsets[base+2] = p.n
 		p.printf("%d 0 obj\n<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray "+
@@ -187,20 +193,34 @@ func scanResolution(budget int64) (width, height int) {
 
 // scanImage writes the zlib-compressed pixels of a width x height 4-bit grey
 // image whose compressed size is about budget bytes, and returns that size.
-// zw is reset to write to p. Rows are either plain paper (compresses to
-// almost nothing) or noise: 16 equiprobable grey levels, i.e. random bytes,
-// which deflate stores as they are. A controller picks each row's kind so
-// that the output so far tracks the budget pro rata, measuring real output at
-// every flush.
+// zw is reset to write to p. The "scan" is a band of noise at the top (16
+// equiprobable grey levels, i.e. random bytes, which deflate stores as they
+// are) and blank paper below it (which compresses to almost nothing): noise
+// rows are written until the output, measured at every flush, reaches the
+// budget less an estimate of what the blank rows will cost. Keeping the two
+// kinds of rows apart keeps deflate on its fast paths.
 func (p *pdfWriter) scanImage(zw *zlib.Writer, r *rand.Rand, width, height int, budget int64) (int64, error) {
 	start := p.n
 	zw.Reset(p)
 	row := make([]byte, (width+1)/2) // rows are padded to whole bytes
 	rowCost := float64(len(row))
-	pending := 0.0 // compressed bytes of noisy rows not yet flushed, estimated
+	flushRows := max(1, flushEveryBytes/len(row))
+	// A blank row is a few deflate match tokens: about 1/800 of its size.
+	blankCost := rowCost / 700
+	flushed := start // p.n at the last flush
+	pending := 0.0   // compressed bytes of noise rows written since, estimated
+	noise := true
 	for y := range height {
-		target := float64(budget) * float64(y+1) / float64(height)
-		if float64(p.n-start)+pending+rowCost/2 < target {
+		if noise && float64(flushed-start)+pending+rowCost/2+blankCost*float64(height-y) >= float64(budget) {
+			noise = false
+			if err := zw.Flush(); err != nil { // keep the kinds in separate blocks
+				return 0, err
+			}
+			for x := range row {
+				row[x] = paperGrey<<4 | paperGrey
+			}
+		}
+		if noise {
 			for x := 0; x < len(row); x += 8 {
 				v := r.Uint64()
 				if x+8 <= len(row) {
@@ -213,19 +233,15 @@ func (p *pdfWriter) scanImage(zw *zlib.Writer, r *rand.Rand, width, height int, 
 				}
 			}
 			pending += rowCost
-		} else {
-			for x := range row {
-				row[x] = paperGrey<<4 | paperGrey
-			}
 		}
 		if _, err := zw.Write(row); err != nil {
 			return 0, err
 		}
-		if (y+1)%flushEveryRows == 0 {
+		if noise && (y+1)%flushRows == 0 {
 			if err := zw.Flush(); err != nil {
 				return 0, err
 			}
-			pending = 0
+			flushed, pending = p.n, 0
 		}
 	}
 	if err := zw.Close(); err != nil {

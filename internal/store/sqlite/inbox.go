@@ -27,10 +27,17 @@ func scanRecord(sc scanner) (store.Record, error) {
 	return r, err
 }
 
-// recordByID returns the record with id of any tenant, or sql.ErrNoRows.
-func recordByID(ctx context.Context, q querier, id string) (store.Record, error) {
-	return scanRecord(q.QueryRowContext(ctx, `SELECT `+recordColumns+` FROM records WHERE id = ?`, id))
-}
+// The statements of the inbox, prepared once by Open.
+const (
+	sqlRecordByID    = `SELECT ` + recordColumns + ` FROM records WHERE id = ?`
+	sqlRecordByRef   = `SELECT ` + recordColumns + ` FROM records WHERE id = ? AND recipient = ?`
+	sqlInsertRecord  = `INSERT INTO records (id, type, sender, recipient, created_ns, recorded_ns, header, signature, ciphertext_size, receipt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+	sqlInsertChunk   = `INSERT INTO chunks (record_seq, idx, data) VALUES (?, ?, ?)`
+	sqlCiphertextRef = `SELECT seq, ciphertext_size FROM records WHERE id = ? AND recipient = ?`
+	sqlChunk         = `SELECT data FROM chunks WHERE record_seq = ? AND idx = ?`
+	sqlChunksFrom    = `SELECT count(*) FROM chunks WHERE record_seq = ? AND idx >= ?`
+	sqlList          = `SELECT ` + recordColumns + ` FROM records WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?`
+)
 
 // Record implements [store.Inbox.Record]. The ciphertext is staged (in
 // memory below one chunk, in an unlinked spool file otherwise) before the
@@ -48,7 +55,7 @@ func (s *Store) Record(ctx context.Context, rec store.Record, r io.Reader) (stor
 
 	// Fast path, without the write lock: a re-delivery of a recorded
 	// envelope does not read r at all.
-	got, err := recordByID(ctx, s.db, rec.ID)
+	got, err := scanRecord(s.stmts[sqlRecordByID].QueryRowContext(ctx, rec.ID))
 	switch {
 	case err == nil:
 		return sameRecord(got, rec)
@@ -65,36 +72,38 @@ func (s *Store) Record(ctx context.Context, rec store.Record, r io.Reader) (stor
 		return store.Record{}, false, fmt.Errorf("sqlite: record %s: %w", rec.ID, err)
 	}
 
-	var stored store.Record
-	var existed bool
+	if rec.RecordedAt.IsZero() {
+		rec.RecordedAt = s.opts.now()
+	}
+	stored := store.Record{
+		ID: rec.ID, Type: rec.Type, Sender: rec.Sender, Recipient: rec.Recipient,
+		Created: fromNS(toNS(rec.Created)), RecordedAt: fromNS(toNS(rec.RecordedAt)),
+		Header: bytes.Clone(rec.Header), Signature: bytes.Clone(rec.Signature),
+		CiphertextSize: rec.CiphertextSize, Receipt: bytes.Clone(rec.Receipt),
+	}
+	existed := false
 	err = s.write(ctx, "record "+rec.ID, func(tx *sql.Tx) error {
-		got, err := recordByID(ctx, tx, rec.ID)
-		switch {
-		case err == nil: // recorded while we staged
-			stored, existed, err = sameRecord(got, rec)
-			return err
-		case !errors.Is(err, sql.ErrNoRows):
-			return s.fail("record "+rec.ID, err)
-		}
-		if rec.RecordedAt.IsZero() {
-			rec.RecordedAt = s.opts.now()
-		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO records (id, type, sender, recipient, created_ns, recorded_ns, header, signature, ciphertext_size, receipt)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		res, err := tx.StmtContext(ctx, s.stmts[sqlInsertRecord]).ExecContext(ctx,
 			rec.ID, rec.Type, rec.Sender, rec.Recipient, toNS(rec.Created), toNS(rec.RecordedAt),
 			rec.Header, rec.Signature, rec.CiphertextSize, rec.Receipt)
 		if err != nil {
 			return s.fail("record "+rec.ID+": inserting the record", err)
 		}
-		seq, err := res.LastInsertId()
-		if err != nil {
+		if n, err := res.RowsAffected(); err != nil {
+			return s.fail("record "+rec.ID, err)
+		} else if n == 0 { // recorded while we staged
+			got, err := scanRecord(tx.StmtContext(ctx, s.stmts[sqlRecordByID]).QueryRowContext(ctx, rec.ID))
+			if err != nil {
+				return s.fail("record "+rec.ID+": reading the existing record", err)
+			}
+			stored, existed, err = sameRecord(got, rec)
+			return err
+		}
+		if stored.Seq, err = res.LastInsertId(); err != nil {
 			return s.fail("record "+rec.ID+": reading its seq", err)
 		}
-		if err := s.insertChunks(ctx, tx, seq, st); err != nil {
+		if err := s.insertChunks(ctx, tx, stored.Seq, st); err != nil {
 			return fmt.Errorf("sqlite: record %s: %w", rec.ID, err)
-		}
-		if stored, err = recordByID(ctx, tx, rec.ID); err != nil {
-			return s.fail("record "+rec.ID+": reading it back", err)
 		}
 		return nil
 	})
@@ -206,10 +215,7 @@ func (s *Store) stage(rec store.Record, r io.Reader) (*staged, error) {
 
 // insertChunks stores the staged ciphertext as the chunks of record seq.
 func (s *Store) insertChunks(ctx context.Context, tx *sql.Tx, seq int64, st *staged) error {
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO chunks (record_seq, idx, data) VALUES (?, ?, ?)`)
-	if err != nil {
-		return s.fail("preparing the chunk insert", err)
-	}
+	stmt := tx.StmtContext(ctx, s.stmts[sqlInsertChunk])
 	defer stmt.Close()
 	if st.f == nil {
 		if len(st.mem) == 0 {
@@ -251,8 +257,7 @@ func (s *Store) Get(ctx context.Context, recipient, id string) (store.Record, er
 	if err := store.ValidateRef(recipient, id); err != nil {
 		return store.Record{}, err
 	}
-	r, err := scanRecord(s.db.QueryRowContext(ctx,
-		`SELECT `+recordColumns+` FROM records WHERE id = ? AND recipient = ?`, id, recipient))
+	r, err := scanRecord(s.stmts[sqlRecordByRef].QueryRowContext(ctx, id, recipient))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Record{}, fmt.Errorf("sqlite: record %s of %s: %w", id, recipient, store.ErrNotFound)
 	}
@@ -274,8 +279,7 @@ func (s *Store) OpenCiphertext(ctx context.Context, recipient, id string) (io.Re
 		return nil, err
 	}
 	cr := &chunkReader{s: s, ctx: ctx, id: id}
-	err := s.db.QueryRowContext(ctx, `SELECT seq, ciphertext_size FROM records WHERE id = ? AND recipient = ?`,
-		id, recipient).Scan(&cr.seq, &cr.size)
+	err := s.stmts[sqlCiphertextRef].QueryRowContext(ctx, id, recipient).Scan(&cr.seq, &cr.size)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: ciphertext of %s of %s: %w", id, recipient, store.ErrNotFound)
 	}
@@ -328,8 +332,7 @@ func (c *chunkReader) fetch() error {
 	}
 	if c.fetched == c.size {
 		var extra int64
-		err := c.s.db.QueryRowContext(c.ctx, `SELECT count(*) FROM chunks WHERE record_seq = ? AND idx >= ?`,
-			c.seq, c.next).Scan(&extra)
+		err := c.s.stmts[sqlChunksFrom].QueryRowContext(c.ctx, c.seq, c.next).Scan(&extra)
 		if err != nil {
 			return c.s.fail("ciphertext of "+c.id, err)
 		}
@@ -339,8 +342,7 @@ func (c *chunkReader) fetch() error {
 		return io.EOF
 	}
 	var data []byte
-	err := c.s.db.QueryRowContext(c.ctx, `SELECT data FROM chunks WHERE record_seq = ? AND idx = ?`,
-		c.seq, c.next).Scan(&data)
+	err := c.s.stmts[sqlChunk].QueryRowContext(c.ctx, c.seq, c.next).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("sqlite: ciphertext of %s: %w: chunk %d missing after %d of %d bytes", c.id, store.ErrCorrupt, c.next, c.fetched, c.size)
 	}
@@ -372,9 +374,7 @@ func (s *Store) List(ctx context.Context, q store.Query) ([]store.Record, error)
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx,
-		`SELECT `+recordColumns+` FROM records WHERE recipient = ? AND seq > ? ORDER BY seq LIMIT ?`,
-		q.Recipient, q.AfterSeq, q.Limit)
+	rows, err := s.stmts[sqlList].QueryContext(ctx, q.Recipient, q.AfterSeq, q.Limit)
 	if err != nil {
 		return nil, s.fail("list "+q.Recipient, err)
 	}

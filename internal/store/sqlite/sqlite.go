@@ -115,7 +115,8 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 type Store struct {
 	db     *sql.DB
 	opts   options
-	slot   chan struct{} // write slot: one writer of this Store at a time
+	slot   chan struct{}        // write slot: one writer of this Store at a time
+	stmts  map[string]*sql.Stmt // prepared by Open, keyed by their text; read-only after
 	closed atomic.Bool
 }
 
@@ -169,11 +170,17 @@ func Open(path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: opening %s: %w", abs, err)
 	}
+	if err := s.prepare(context.Background()); err != nil {
+		s.closeStmts()
+		db.Close()
+		return nil, fmt.Errorf("sqlite: opening %s: %w", abs, err)
+	}
 	if created {
 		// Chmod by name: opening (and closing) a descriptor of the file
 		// would drop the POSIX locks SQLite holds on it in this process.
 		for _, suffix := range []string{"", "-wal", "-shm"} {
 			if err := os.Chmod(abs+suffix, o.fileMode); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				s.closeStmts()
 				db.Close()
 				return nil, fmt.Errorf("sqlite: setting the mode of %s: %w", abs+suffix, err)
 			}
@@ -293,10 +300,34 @@ func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return fmt.Errorf("sqlite: close: %w", store.ErrClosed)
 	}
+	s.closeStmts()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
 	return nil
+}
+
+// prepare prepares the statements used on every operation. database/sql
+// prepares each again, lazily, on every connection it runs on, and keeps it.
+func (s *Store) prepare(ctx context.Context) error {
+	s.stmts = map[string]*sql.Stmt{}
+	for _, q := range []string{
+		sqlRecordByID, sqlRecordByRef, sqlInsertRecord, sqlInsertChunk,
+		sqlCiphertextRef, sqlChunk, sqlChunksFrom, sqlList,
+	} {
+		st, err := s.db.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("preparing %q: %w", q, err)
+		}
+		s.stmts[q] = st
+	}
+	return nil
+}
+
+func (s *Store) closeStmts() {
+	for _, st := range s.stmts {
+		st.Close()
+	}
 }
 
 // live fails with store.ErrClosed once the store is closed.
