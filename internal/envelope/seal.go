@@ -163,7 +163,8 @@ func Open(priv hpke.PrivateKey, h *Header, ciphertext io.Reader) (io.Reader, err
 		chunkSize:   h.ChunkSize,
 		payloadSize: h.PayloadSize,
 		chunks:      chunkCount(h.PayloadSize, h.ChunkSize),
-		buf:         make([]byte, int(h.ChunkSize)+TagSize),
+		// Small payloads need no full-size chunk buffer.
+		buf: make([]byte, min(uint64(h.ChunkSize), h.PayloadSize)+TagSize),
 	}, nil
 }
 

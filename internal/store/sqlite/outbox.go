@@ -19,11 +19,11 @@ const MaxErrorCodeLen = 256
 // Times are returned in UTC; AcceptedAt and RecordedAt are zero exactly when
 // Accepted and Recorded are nil.
 type Outgoing struct {
-	ID, Type, Sender, Recipient string
-	Created                     time.Time
-	EnvelopePath                string // side file holding the whole wire envelope until the hub accepted it
-	Accepted                    []byte // acceptance receipt JSON, nil until accepted
-	Recorded                    []byte // recording receipt JSON, nil until recorded
+	ID, Type, Sender, Recipient string    // envelope ID, message type, and this node's and the addressee's participant IDs
+	Created                     time.Time // from the header
+	EnvelopePath                string    // side file holding the whole wire envelope until the hub accepted it
+	Accepted                    []byte    // acceptance receipt JSON, nil until accepted
+	Recorded                    []byte    // recording receipt JSON, nil until recorded
 	AcceptedAt, RecordedAt      time.Time
 	LastError                   string // last submission error code (never payload data)
 }

@@ -3,12 +3,14 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -292,6 +294,43 @@ func TestNewFileMode(t *testing.T) {
 		if got := fi.Mode().Perm(); got != 0o640 {
 			t.Errorf("%s was created with mode %v, want %v", filepath.Base(path+suffix), got, fs.FileMode(0o640))
 		}
+	}
+}
+
+// TestLargeRecordBoundedMemory records and reads back a 24 MiB ciphertext
+// that never exists whole in memory, and checks that Record allocated far
+// less than the ciphertext's size.
+func TestLargeRecordBoundedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("records 24 MiB")
+	}
+	const size = 24 << 20
+	s := openTest(t)
+	rec := testRecord("01BIG", "tenant-a", size)
+	in := sha256.New()
+	src := io.TeeReader(io.LimitReader(rand.NewChaCha8([32]byte{7}), size), in)
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, _, err := s.Record(t.Context(), rec, src); err != nil {
+		t.Fatalf("Record of %d bytes: %v", size, err)
+	}
+	runtime.ReadMemStats(&after)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > size/4 {
+		t.Errorf("Record of a %d byte ciphertext allocated %d bytes of Go heap, want under a quarter of it: is it held whole?", size, alloc)
+	}
+
+	rc, err := s.OpenCiphertext(t.Context(), rec.Recipient, rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	out := sha256.New()
+	if n, err := io.Copy(out, rc); err != nil || n != size {
+		t.Fatalf("reading back: %d bytes, %v; want %d", n, err, size)
+	}
+	if !bytes.Equal(in.Sum(nil), out.Sum(nil)) {
+		t.Error("the ciphertext read back differs from the one recorded (SHA-256)")
 	}
 }
 

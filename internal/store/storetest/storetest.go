@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Inbox) {
 	t.Run("NotFound", func(t *testing.T) { testNotFound(t, o) })
 	t.Run("Invalid", func(t *testing.T) { testInvalid(t, o) })
 	t.Run("ConcurrentSameID", func(t *testing.T) { testConcurrentSameID(t, o) })
+	t.Run("ConcurrentConflicting", func(t *testing.T) { testConcurrentConflicting(t, o) })
 	t.Run("ConcurrentDifferentIDs", func(t *testing.T) { testConcurrentDifferentIDs(t, o) })
 	t.Run("CanceledContext", func(t *testing.T) { testCanceledContext(t, o) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, o) })
@@ -638,6 +639,43 @@ func testConcurrentSameID(t *testing.T, open func(*testing.T) store.Inbox) {
 			checkCiphertext(t, in, results[0].rec, data)
 		})
 	}
+}
+
+func testConcurrentConflicting(t *testing.T, open func(*testing.T) store.Inbox) {
+	const n = 8
+	in := open(t)
+	rec := newRecord(ulid(1), "tenant-a", 300_000)
+	data := payload(rec.ID, rec.CiphertextSize)
+	results := make([]store.Record, n)
+	errs := make([]error, n)
+	concurrently(n, func(i int) {
+		r := rec
+		r.Header = fmt.Appendf(bytes.Clone(rec.Header), " variant %d", i)
+		results[i], _, errs[i] = in.Record(t.Context(), r, bytes.NewReader(data))
+	})
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("concurrent Records %d and %d of one ID with different headers both succeeded", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, store.ErrConflict):
+			t.Errorf("concurrent Record %d of one ID with its own header: error = %v, want nil for one and ErrConflict for the others", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("none of %d concurrent Records of one ID with different headers succeeded: %v", n, errs)
+	}
+	got, err := in.Get(t.Context(), rec.Recipient, rec.ID)
+	if err != nil {
+		t.Fatalf("Get(%s) after concurrent conflicting Records: %v", rec.ID, err)
+	}
+	if d := diffRecord(got, results[winner]); d != "" {
+		t.Errorf("the stored record is not the one the successful Record %d returned: %s", winner, d)
+	}
+	checkCount(t, in, "", 1, "after concurrent conflicting Records")
+	checkCiphertext(t, in, got, data)
 }
 
 func testConcurrentDifferentIDs(t *testing.T, open func(*testing.T) store.Inbox) {
