@@ -512,20 +512,35 @@ func (q *Queue) Receipts(ctx context.Context, senderNode string, after uint64, l
 	if err != nil {
 		return nil, fmt.Errorf("queue: read receipts: %w", err)
 	}
-	batch, err := oc.Fetch(limit, jetstream.FetchMaxWait(wait))
+	// Wait for the first receipt only, then take what else is there: a
+	// sender should not wait for a full batch.
+	var out []StoredReceipt
+	take := func(batch jetstream.MessageBatch) error {
+		for msg := range batch.Messages() {
+			md, err := msg.Metadata()
+			if err != nil {
+				return fmt.Errorf("queue: read receipts: %w", err)
+			}
+			out = append(out, StoredReceipt{Seq: md.Sequence.Stream, Receipt: msg.Data()})
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("queue: read receipts: %w", err)
+		}
+		return nil
+	}
+	first, err := oc.Fetch(1, jetstream.FetchMaxWait(wait))
 	if err != nil {
 		return nil, fmt.Errorf("queue: read receipts: %w", err)
 	}
-	var out []StoredReceipt
-	for msg := range batch.Messages() {
-		md, err := msg.Metadata()
-		if err != nil {
-			return nil, fmt.Errorf("queue: read receipts: %w", err)
-		}
-		out = append(out, StoredReceipt{Seq: md.Sequence.Stream, Receipt: msg.Data()})
+	if err := take(first); err != nil || len(out) == 0 || limit == 1 {
+		return out, err
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+	rest, err := oc.FetchNoWait(limit - 1)
+	if err != nil {
 		return out, fmt.Errorf("queue: read receipts: %w", err)
+	}
+	if err := take(rest); err != nil {
+		return out, err
 	}
 	return out, nil
 }

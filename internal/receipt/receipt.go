@@ -313,7 +313,7 @@ func (r *Receipt) Verify(pub *ecdsa.PublicKey) error {
 	}
 	d := SignatureDigest(sb)
 	if !ecdsa.VerifyASN1(pub, d[:], r.Signature) {
-		return fmt.Errorf("%w: %s receipt %d for envelope %s does not verify with the given key", ErrBadSignature, r.Kind, r.Seq, r.EnvelopeID)
+		return fmt.Errorf("%w: %s receipt seq %d for envelope %s does not verify with the given key", ErrBadSignature, r.Kind, r.Seq, r.EnvelopeID)
 	}
 	return nil
 }
