@@ -42,6 +42,8 @@ const (
 // Record implements [store.Inbox.Record]. The ciphertext is staged (in
 // memory below one chunk, in an unlinked spool file otherwise) before the
 // write transaction begins; at most CiphertextSize+1 bytes are read from r.
+// ctx is not consulted while r is read: a reader that may block must end
+// on cancellation itself.
 func (s *Store) Record(ctx context.Context, rec store.Record, r io.Reader) (store.Record, bool, error) {
 	if err := s.live(); err != nil {
 		return store.Record{}, false, err

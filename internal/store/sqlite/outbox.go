@@ -24,8 +24,8 @@ type Outgoing struct {
 	EnvelopePath                string    // side file holding the whole wire envelope until the hub accepted it
 	Accepted                    []byte    // acceptance receipt JSON, nil until accepted
 	Recorded                    []byte    // recording receipt JSON, nil until recorded
-	AcceptedAt, RecordedAt      time.Time
-	LastError                   string // last submission error code (never payload data)
+	AcceptedAt, RecordedAt      time.Time // when Accepted and Recorded were set; zero while they are nil
+	LastError                   string    // last submission error code (never payload data)
 }
 
 const outgoingColumns = `id, type, sender, recipient, created_ns, envelope_path, accepted, accepted_ns, recorded, recorded_ns, last_error`

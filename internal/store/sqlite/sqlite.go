@@ -57,12 +57,12 @@ var (
 
 // Defaults and bounds of the options.
 const (
-	DefaultChunkSize   = 256 << 10
-	MinChunkSize       = 1 << 10
-	MaxChunkSize       = 4 << 20
-	DefaultBusyTimeout = 10 * time.Second
-	DefaultMaxConns    = 8
-	DefaultFileMode    = fs.FileMode(0o600)
+	DefaultChunkSize   = 256 << 10          // bytes per ciphertext chunk
+	MinChunkSize       = 1 << 10            // smallest WithChunkSize
+	MaxChunkSize       = 4 << 20            // largest WithChunkSize
+	DefaultBusyTimeout = 10 * time.Second   // wait for another process's lock
+	DefaultMaxConns    = 8                  // connection pool size
+	DefaultFileMode    = fs.FileMode(0o600) // permissions of a new database file
 )
 
 // Option configures Open.

@@ -1,0 +1,150 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"testing"
+	"time"
+)
+
+func open(t *testing.T, dir string) *Queue {
+	t.Helper()
+	q, err := Open(context.Background(), Options{StoreDir: dir, InlineMax: 1024})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return q
+}
+
+type failAfter struct {
+	r io.Reader
+	n int
+}
+
+func (f *failAfter) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, errors.New("digest mismatch (injected)")
+	}
+	if len(p) > f.n {
+		p = p[:f.n]
+	}
+	n, err := f.r.Read(p)
+	f.n -= n
+	return n, err
+}
+
+// TestEnqueueConsumeAcrossRestart stores an inline and a chunked envelope,
+// a duplicate and a failed one, restarts JetStream, and consumes.
+func TestEnqueueConsumeAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	q := open(t, dir)
+	small := bytes.Repeat([]byte("s"), 100)
+	big := make([]byte, 3*chunkSize+123)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	pre := []byte("PRE")
+	seq1, dup, err := q.Enqueue(ctx, "lg:011002", "ID1", pre, bytes.NewReader(small), int64(len(small)))
+	if err != nil || dup {
+		t.Fatalf("enqueue small: %v dup=%v", err, dup)
+	}
+	if _, _, err := q.Enqueue(ctx, "lg:011002", "ID2", pre, bytes.NewReader(big), int64(len(big))); err != nil {
+		t.Fatalf("enqueue big: %v", err)
+	}
+	seqDup, dup, err := q.Enqueue(ctx, "lg:011002", "ID1", pre, bytes.NewReader(small), int64(len(small)))
+	if err != nil || !dup || seqDup != seq1 {
+		t.Fatalf("repeat: seq %d dup %v err %v; want seq %d dup true", seqDup, dup, err, seq1)
+	}
+	if _, _, err := q.Enqueue(ctx, "lg:011002", "ID3", pre, &failAfter{bytes.NewReader(big), chunkSize + 10}, int64(len(big))); err == nil {
+		t.Fatal("a failing reader was enqueued")
+	}
+	if n, _ := q.Backlog(ctx, "lg:011002"); n != 2 {
+		t.Fatalf("backlog %d, want 2 (the failed one must leave nothing)", n)
+	}
+	if err := q.SetAccepted(ctx, "ID1", []byte("receipt-1")); err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+
+	q = open(t, dir)
+	defer q.Close()
+	if r, err := q.Accepted(ctx, "ID1"); err != nil || string(r) != "receipt-1" {
+		t.Fatalf("acceptance after restart: %q %v", r, err)
+	}
+	if _, err := q.Accepted(ctx, "ID9"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown acceptance: %v", err)
+	}
+	got := map[string][]byte{}
+	var mu sync.Mutex
+	cctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- q.Consume(cctx, "lg:011002", 2, func(ctx context.Context, it *Item) error {
+			body, err := it.Body(ctx)
+			if err != nil {
+				return err
+			}
+			b, err := io.ReadAll(body)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			got[it.ID] = b
+			mu.Unlock()
+			return nil
+		})
+	}()
+	for {
+		n, _ := q.Backlog(ctx, "lg:011002")
+		if n == 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("queue never drained")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	<-done
+	if !bytes.Equal(got["ID1"], append(pre, small...)) {
+		t.Errorf("inline envelope came back different")
+	}
+	if !bytes.Equal(got["ID2"], append(pre, big...)) {
+		t.Errorf("chunked envelope came back different (%d bytes, want %d)", len(got["ID2"]), len(pre)+len(big))
+	}
+	if _, ok := got["ID3"]; ok {
+		t.Errorf("the failed envelope was delivered")
+	}
+}
+
+// TestReceipts stores receipts for two nodes and reads them by cursor.
+func TestReceipts(t *testing.T) {
+	ctx := context.Background()
+	q := open(t, t.TempDir())
+	defer q.Close()
+	for _, r := range []struct{ node, id string }{{"nta:hq", "A"}, {"lg:130001", "B"}, {"nta:hq", "C"}, {"nta:hq", "A"}} {
+		if err := q.PublishReceipt(ctx, r.node, r.id, []byte(r.id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := q.Receipts(ctx, "nta:hq", 0, 10, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || string(all[0].Receipt) != "A" || string(all[1].Receipt) != "C" {
+		t.Fatalf("receipts for nta:hq = %v, want A and C once each", all)
+	}
+	rest, err := q.Receipts(ctx, "nta:hq", all[0].Seq, 10, 100*time.Millisecond)
+	if err != nil || len(rest) != 1 || string(rest[0].Receipt) != "C" {
+		t.Fatalf("after the cursor: %v %v", rest, err)
+	}
+	none, err := q.Receipts(ctx, "nta:hq", all[1].Seq, 10, 50*time.Millisecond)
+	if err != nil || len(none) != 0 {
+		t.Fatalf("past the end: %v %v", none, err)
+	}
+}
