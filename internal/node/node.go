@@ -175,9 +175,10 @@ func (n *Node) deliver(w http.ResponseWriter, r *http.Request) {
 		n.refuse(w, api.Errorf(400, api.CodeBadSignature, "signature does not verify with the key of %s", senderNode.ID))
 		return
 	}
+	now := n.cfg.Now().UTC().Truncate(time.Millisecond)
 	rc := &receipt.Receipt{
 		Kind: receipt.Recorded, EnvelopeID: hdr.ID, Type: hdr.Type, Sender: hdr.Sender, Recipient: hdr.Recipient,
-		HeaderDigest: receipt.HeaderDigest(hb), Issuer: n.cfg.ID, Time: n.cfg.Now().UTC().Truncate(time.Millisecond),
+		HeaderDigest: receipt.HeaderDigest(hb), Issuer: n.cfg.ID, Time: now,
 	}
 	if err := rc.Sign(n.cfg.Signer); err != nil {
 		n.log.Error("sign receipt failed", "err", err)
@@ -191,7 +192,7 @@ func (n *Node) deliver(w http.ResponseWriter, r *http.Request) {
 	}
 	stored, existed, err := n.cfg.Store.Record(r.Context(), store.Record{
 		ID: hdr.ID, Type: hdr.Type, Sender: hdr.Sender, Recipient: hdr.Recipient,
-		Created: hdr.Created, RecordedAt: n.cfg.Now().UTC(), Header: hb, Signature: sig,
+		Created: hdr.Created, RecordedAt: now, Header: hb, Signature: sig,
 		CiphertextSize: int64(hdr.CiphertextSize), Receipt: rj,
 	}, envelope.VerifyingReader(hdr, body))
 	switch {
@@ -201,6 +202,9 @@ func (n *Node) deliver(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, store.ErrSizeMismatch), errors.Is(err, envelope.ErrSizeMismatch):
 		n.refuse(w, api.Errorf(400, api.CodeMalformed, "ciphertext length does not match the header"))
+		return
+	case errors.Is(err, store.ErrInvalid):
+		n.refuse(w, api.Errorf(400, api.CodeMalformed, "envelope cannot be recorded: %v", err))
 		return
 	case errors.Is(err, store.ErrConflict):
 		n.refuse(w, api.Errorf(409, api.CodeIDConflict, "envelope id %s was recorded with a different header", hdr.ID))
