@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"taxlink/internal/daemon"
 	"taxlink/internal/devnet"
+	"taxlink/internal/synth"
 )
 
 func run(t *testing.T, ctx context.Context, args ...string) (int, string, string) {
@@ -36,7 +38,7 @@ func lastJSON(t *testing.T, out string) map[string]any {
 // checks its report and exit status.
 func TestDevNotificationsExit(t *testing.T) {
 	keep := filepath.Join(t.TempDir(), "net")
-	code, out, errw := run(t, context.Background(), "dev", "--notifications", "40", "--exit", "--keep", keep, "--timeout", "2m")
+	code, out, errw := run(t, context.Background(), "dev", "--notifications", "40", "--exit", "--keep", keep, "--timeout", "2m", "--verbose")
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errw)
 	}
@@ -62,6 +64,21 @@ func TestDevNotificationsExit(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(keep, "nodes", "lg-011002", "data", "node.db")); err != nil {
 		t.Errorf("--keep did not keep the data: %v", err)
+	}
+	// The synthetic returns carry My Numbers, names and addresses; none may
+	// reach the logs (every process logged at info level here).
+	if !strings.Contains(errw, `"level":"INFO"`) {
+		t.Fatalf("no info logs captured; the check below would prove nothing")
+	}
+	for _, m := range regexp.MustCompile(`\b\d{12}\b`).FindAllString(out+errw, -1) {
+		if synth.ValidMyNumber(m) == nil {
+			t.Errorf("output contains %s, a valid My Number", m)
+		}
+	}
+	for _, pii := range []string{"<氏名>", "住所", "SYNTHETIC", "<?xml", "%PDF"} {
+		if strings.Contains(out+errw, pii) {
+			t.Errorf("output contains payload text %q", pii)
+		}
 	}
 }
 

@@ -271,6 +271,7 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.accepted.Add(1)
+	h.log.Info("envelope accepted", "id", hdr.ID, "seq", seq, "sender", hdr.Sender, "recipient", hdr.Recipient, "type", hdr.Type, "bytes", hdr.CiphertextSize)
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(out)
 }
@@ -396,6 +397,7 @@ func (h *Hub) deliver(ctx context.Context, it *queue.Item) error {
 		err := h.deliverOnce(ctx, it)
 		if err == nil {
 			h.delivered.Add(1)
+			h.log.Info("envelope delivered", "id", it.ID, "attempts", attempt)
 			return nil
 		}
 		if ctx.Err() != nil {

@@ -216,8 +216,10 @@ func (n *Node) deliver(w http.ResponseWriter, r *http.Request) {
 	}
 	if existed {
 		n.duplicates.Add(1)
+		n.log.Info("repeated delivery answered with the stored receipt", "id", hdr.ID, "recipient", hdr.Recipient)
 	} else {
 		n.recorded.Add(1)
+		n.log.Info("envelope recorded", "id", hdr.ID, "recipient", hdr.Recipient, "sender", hdr.Sender, "type", hdr.Type, "bytes", hdr.CiphertextSize)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(stored.Receipt)
