@@ -247,7 +247,7 @@ func crashRun(t *testing.T, victim string, total int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if a, r := node.VerifyBoth(nta.Directory, devnet.HubID, o); a != nil || r != nil {
+		if a, r := node.VerifyBoth(nta.Directory(), devnet.HubID, o); a != nil || r != nil {
 			t.Errorf("%s: receipts do not verify: acceptance %v, recording %v", id, a, r)
 		}
 	}

@@ -29,6 +29,9 @@ const (
 	PathReceipts = "/v1/receipts"
 	// PathDeliver is where the hub delivers an envelope to a node (POST).
 	PathDeliver = "/v1/deliver"
+	// PathDirectory is where a node fetches the signed directory in force
+	// (GET).
+	PathDirectory = "/v1/directory"
 )
 
 // Code names why a request was refused.
@@ -50,6 +53,7 @@ const (
 	CodeDigestMismatch   Code = "digest-mismatch"
 	CodeIDConflict       Code = "id-conflict"
 	CodeNotHosted        Code = "not-hosted"
+	CodeSuspended        Code = "suspended"
 	CodeForbidden        Code = "forbidden"
 	CodeBadRequest       Code = "bad-request"
 	CodeUnavailable      Code = "unavailable"

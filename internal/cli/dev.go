@@ -137,7 +137,7 @@ func printEndpoints(out io.Writer, nw *devnet.Network) {
 		fmt.Fprintf(tw, "node\t%s\thttps://%s\t%s\n", n.ID, nw.Nodes[n.ID].Addr, n.Name)
 		if len(n.Tenants) > 1 || n.Tenants[0] != n.ID {
 			for _, t := range n.Tenants {
-				p, _ := nw.Hub.Directory.Participant(t)
+				p, _ := nw.Hub.Directory().Participant(t)
 				fmt.Fprintf(tw, "  tenant\t%s\t\t%s\n", t, p.Name)
 			}
 		}

@@ -47,7 +47,7 @@ func receiptsCmd() *cobra.Command {
 				for _, o := range page {
 					after = o.ID
 					total++
-					accErr, recErr := node.VerifyBoth(l.Directory, l.Config.HubID, o)
+					accErr, recErr := node.VerifyBoth(l.Directory(), l.Config.HubID, o)
 					status := "verified"
 					switch {
 					case o.Accepted == nil && o.LastError != "":

@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"taxlink/internal/api"
 	"taxlink/internal/config"
@@ -39,8 +40,8 @@ type Service struct {
 	Node  *node.Node // set for a node
 	// Store is a node's store.
 	Store *sqlite.Store
-	// Directory is the verified directory the service runs with.
-	Directory *directory.Directory
+	// Dir holds the directory in force.
+	Dir *directory.Holder
 
 	cancel context.CancelFunc
 	done   chan error
@@ -59,8 +60,11 @@ func (s *Service) Stop() error {
 // the error is returned by Stop.
 func (s *Service) Wait() error { return <-s.done }
 
+// Directory returns the directory in force.
+func (s *Service) Directory() *directory.Directory { return s.Dir.Get() }
+
 type common struct {
-	dir   *directory.Directory
+	dir   *directory.Holder
 	cert  tls.Certificate
 	roots *x509.CertPool
 }
@@ -74,13 +78,9 @@ func loadCommon(c *config.Common) (*common, error) {
 	if err != nil {
 		return nil, fmt.Errorf("directory_key %s: %w", c.DirectoryKey, err)
 	}
-	doc, err := os.ReadFile(c.Directory)
+	dir, err := directory.NewHolder(c.Directory, dk, c.Environment)
 	if err != nil {
 		return nil, fmt.Errorf("directory: %w", err)
-	}
-	dir, err := directory.Verify(doc, dk, c.Environment)
-	if err != nil {
-		return nil, fmt.Errorf("directory %s: %w", c.Directory, err)
 	}
 	cert, err := pki.LoadKeyPair(c.TLS.Cert, c.TLS.Key)
 	if err != nil {
@@ -123,7 +123,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if _, err := checkSigner(c.SigningKey, cm.dir.HubKey()); err != nil {
+	if _, err := checkSigner(c.SigningKey, cm.dir.Get().HubKey()); err != nil {
 		return nil, fmt.Errorf("%s: signing_key: %w", path, err)
 	}
 	signer, _ := pki.ReadKeyFile(c.SigningKey)
@@ -142,7 +142,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		q.Close()
 		return nil, err
 	}
-	svc := &Service{Hub: h, Queue: q, Directory: cm.dir, close: q.Close}
+	svc := &Service{Hub: h, Queue: q, Dir: cm.dir, close: q.Close}
 	tc, err := pki.ServerConfig(cm.cert, cm.roots, c.Environment)
 	if err != nil {
 		q.Close()
@@ -150,6 +150,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 	}
 	err = serve(ctx, c.Listen, svc, func(ctx context.Context, ln net.Listener) error {
 		go h.Run(ctx)
+		go watchDirectory(ctx, c.Directory, h, log)
 		return api.Serve(ctx, ln, tc, h.Handler(), log)
 	})
 	if err != nil {
@@ -176,12 +177,15 @@ func checkSigner(path string, want *ecdsa.PublicKey) (*ecdsa.PublicKey, error) {
 // LoadedNode is a node's configuration with its keys and stores opened, not
 // yet serving: what `taxlink send` and `taxlink receipts` work with.
 type LoadedNode struct {
-	Config    *config.Node
-	Node      *node.Node
-	Store     *sqlite.Store
-	Directory *directory.Directory
-	cm        *common
+	Config *config.Node
+	Node   *node.Node
+	Store  *sqlite.Store
+	Dir    *directory.Holder
+	cm     *common
 }
+
+// Directory returns the directory in force.
+func (l *LoadedNode) Directory() *directory.Directory { return l.Dir.Get() }
 
 // Close closes the node's store.
 func (l *LoadedNode) Close() error { return l.Store.Close() }
@@ -196,7 +200,7 @@ func LoadNode(path string, log *slog.Logger) (*LoadedNode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	me, err := cm.dir.Node(c.ID)
+	me, err := cm.dir.Get().Node(c.ID)
 	if err != nil {
 		return nil, fmt.Errorf("%s: id: %w", path, err)
 	}
@@ -232,7 +236,7 @@ func LoadNode(path string, log *slog.Logger) (*LoadedNode, error) {
 		st.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &LoadedNode{Config: c, Node: n, Store: st, Directory: cm.dir, cm: cm}, nil
+	return &LoadedNode{Config: c, Node: n, Store: st, Dir: cm.dir, cm: cm}, nil
 }
 
 // StartNode starts the node described by the configuration at path: its
@@ -242,7 +246,7 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 	if err != nil {
 		return nil, err
 	}
-	svc := &Service{Node: l.Node, Store: l.Store, Directory: l.Directory, close: func() { l.Store.Close() }}
+	svc := &Service{Node: l.Node, Store: l.Store, Dir: l.Dir, close: func() { l.Store.Close() }}
 	tc, err := pki.ServerConfig(l.cm.cert, l.cm.roots, l.Config.Environment)
 	if err != nil {
 		l.Close()
@@ -270,4 +274,33 @@ func ReadSecretFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: mode %04o lets others read or write a private key; expected 0600", path, st.Mode().Perm())
 	}
 	return os.ReadFile(path)
+}
+
+// watchDirectory puts in force a newer directory written to the hub's
+// directory file (by `taxlink directory publish`).
+func watchDirectory(ctx context.Context, path string, h *hub.Hub, log *slog.Logger) {
+	var last time.Time
+	if st, err := os.Stat(path); err == nil {
+		last = st.ModTime()
+	}
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := os.Stat(path)
+		if err != nil || st.ModTime().Equal(last) {
+			continue
+		}
+		last = st.ModTime()
+		doc, err := os.ReadFile(path)
+		if err != nil {
+			log.Error("reading the directory file failed", "err", err)
+			continue
+		}
+		_, _ = h.UpdateDirectory(doc)
+	}
 }

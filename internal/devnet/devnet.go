@@ -148,7 +148,9 @@ func Init(dir string, opts Options) (*Layout, error) {
 		{ID: NTAID, Name: "国税庁", Kind: "nta"},
 		{ID: TokyoID, Name: name("130001"), Kind: "prefecture"},
 		{ID: SapporoID, Name: name("011002"), Kind: "municipality"},
-		{ID: OutsourcerID, Name: specs[3].name, Kind: "outsourcer"},
+		{ID: OutsourcerID, Name: specs[3].name, Kind: "outsourcer", Certification: &directory.Certification{
+			From: day(opts.Now.AddDate(0, -1, 0)), Until: day(opts.Now.AddDate(1, 0, 0)), LastAudit: day(opts.Now.AddDate(0, -2, 0)),
+		}},
 	}
 	for _, c := range outsourcedTowns {
 		participants = append(participants, directory.Participant{ID: "lg:" + c, Name: name(c), Kind: "municipality"})
@@ -309,7 +311,11 @@ func Init(dir string, opts Options) (*Layout, error) {
 		if err := writeJSON(cfgPath, nc); err != nil {
 			return nil, err
 		}
-		d.Nodes = append(d.Nodes, directory.Node{ID: s.id, Name: s.name, Endpoint: "https://" + listen, SigningKey: pem, Tenants: s.tenants})
+		dn := directory.Node{ID: s.id, Name: s.name, Endpoint: "https://" + listen, SigningKey: pem, Tenants: s.tenants}
+		if s.id == OutsourcerID {
+			dn.Operator = OutsourcerID
+		}
+		d.Nodes = append(d.Nodes, dn)
 		lay.Nodes = append(lay.Nodes, NodeInfo{ID: s.id, Name: s.name, Config: cfgPath, Listen: listen, Tenants: s.tenants})
 		if s.id != NTAID {
 			lay.Recipients = append(lay.Recipients, s.tenants...)
@@ -341,6 +347,12 @@ func ReadLayout(dir string) (*Layout, error) {
 		return nil, fmt.Errorf("devnet: %s: %w", layoutFile, err)
 	}
 	return &lay, nil
+}
+
+// day truncates t to its UTC date.
+func day(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
 func fileToken(id string) string {

@@ -147,7 +147,7 @@ func RunWorkload(ctx context.Context, nw *Network, n int, seed uint64, timeout t
 	close(stopTicker)
 
 	// Verify both receipts of everything sent.
-	dir := nta.Directory
+	dir := nta.Directory()
 	after := ""
 	for {
 		page, err := nta.Store.ListOutgoing(ctx, after, 500)

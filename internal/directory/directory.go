@@ -83,6 +83,10 @@ type Node struct {
 	Endpoint   string   `json:"endpoint"` // https URL of its inbox
 	SigningKey string   `json:"signing_key"`
 	Tenants    []string `json:"tenants"`
+	// Operator is the outsourcer (認定委託先事業者) that runs the node for
+	// its tenants, if any; the hub routes to the node only while the
+	// operator's certification is valid.
+	Operator string `json:"operator,omitempty"`
 
 	signingKey *ecdsa.PublicKey
 }
@@ -94,13 +98,34 @@ type Participant struct {
 	// Kind is one of "nta", "prefecture", "municipality", "outsourcer".
 	Kind        string       `json:"kind"`
 	SealingKeys []SealingKey `json:"sealing_keys,omitempty"`
+	// Suspended stops new notifications from and to the participant and
+	// holds what is queued for it (第2 4(2)).
+	Suspended bool `json:"suspended,omitempty"`
+	// Certification is an outsourcer's certification by the 機構
+	// (第4 10(1)); required for kind "outsourcer".
+	Certification *Certification `json:"certification,omitempty"`
 }
 
-// SealingKey is a tenant's public key for end-to-end sealing.
+// Certification is the period for which an outsourcer is certified and the
+// date of its last audit.
+type Certification struct {
+	From      time.Time `json:"from"`
+	Until     time.Time `json:"until"`
+	LastAudit time.Time `json:"last_audit"`
+}
+
+// SealingKey is a tenant's public key for end-to-end sealing. A tenant
+// rotating keys lists the old and the new key; senders seal to the newest
+// key valid at the time, and the tenant keeps the old private key to open
+// what was sealed to it.
 type SealingKey struct {
 	ID     string `json:"id"`
 	KEM    uint16 `json:"kem"`
 	Public string `json:"public"` // base64 of the KEM's serialized public key
+	// NotBefore and NotAfter bound when senders may seal to the key; zero
+	// means unbounded.
+	NotBefore time.Time `json:"not_before,omitzero"`
+	NotAfter  time.Time `json:"not_after,omitzero"`
 }
 
 // Type is a notification type and its limits.
@@ -223,7 +248,23 @@ func (d *Directory) index() error {
 		if !slices.Contains(kinds, p.Kind) {
 			return invalid("participants[%d].kind %q: expected one of %v", i, p.Kind, kinds)
 		}
+		if p.Kind == "outsourcer" {
+			c := p.Certification
+			if c == nil || c.From.IsZero() || c.Until.IsZero() || !c.Until.After(c.From) {
+				return invalid("participants[%d] (%s): an outsourcer needs a certification with from < until", i, p.ID)
+			}
+		} else if p.Certification != nil {
+			return invalid("participants[%d] (%s): only outsourcers are certified", i, p.ID)
+		}
+		keyIDs := map[string]bool{}
 		for j, sk := range p.SealingKeys {
+			if keyIDs[sk.ID] {
+				return invalid("participants[%d].sealing_keys[%d].id %q: listed twice", i, j, sk.ID)
+			}
+			keyIDs[sk.ID] = true
+			if !sk.NotAfter.IsZero() && !sk.NotAfter.After(sk.NotBefore) {
+				return invalid("participants[%d].sealing_keys[%d]: not_after must follow not_before", i, j)
+			}
 			raw, err := base64.StdEncoding.DecodeString(sk.Public)
 			if err != nil {
 				return invalid("participants[%d].sealing_keys[%d].public: not base64", i, j)
@@ -258,6 +299,12 @@ func (d *Directory) index() error {
 		n.signingKey = k
 		if len(n.Tenants) == 0 {
 			return invalid("nodes[%d] (%s): hosts no tenant", i, n.ID)
+		}
+		if n.Operator != "" {
+			op, ok := d.participants[n.Operator]
+			if !ok || op.Kind != "outsourcer" {
+				return invalid("nodes[%d].operator %q: expected an outsourcer participant", i, n.Operator)
+			}
 		}
 		for _, t := range n.Tenants {
 			if _, ok := d.participants[t]; !ok {
@@ -370,13 +417,33 @@ func (d *Directory) Allowed(from, to *Participant, typ string) bool {
 // Key returns the key with which node n signs envelopes and receipts.
 func (n *Node) Key() *ecdsa.PublicKey { return n.signingKey }
 
-// CurrentSealingKey returns the participant's newest sealing key: the last
-// one listed.
-func (p *Participant) CurrentSealingKey() (SealingKey, error) {
-	if len(p.SealingKeys) == 0 {
-		return SealingKey{}, fmt.Errorf("%w sealing key for %s", ErrUnknown, p.ID)
+// SealingKeyAt returns the key senders must seal to at time now: the last
+// listed key whose validity covers now.
+func (p *Participant) SealingKeyAt(now time.Time) (SealingKey, error) {
+	for i := len(p.SealingKeys) - 1; i >= 0; i-- {
+		k := p.SealingKeys[i]
+		if (k.NotBefore.IsZero() || !now.Before(k.NotBefore)) && (k.NotAfter.IsZero() || now.Before(k.NotAfter)) {
+			return k, nil
+		}
 	}
-	return p.SealingKeys[len(p.SealingKeys)-1], nil
+	return SealingKey{}, fmt.Errorf("%w: %s has no sealing key valid at %s", ErrUnknown, p.ID, now.UTC().Format(time.RFC3339))
+}
+
+// Certified reports whether node n may receive at time now: it is run by
+// its tenants themselves, or by an outsourcer whose certification covers now.
+func (d *Directory) Certified(n *Node, now time.Time) error {
+	if n.Operator == "" {
+		return nil
+	}
+	op := d.participants[n.Operator]
+	c := op.Certification
+	switch {
+	case now.Before(c.From):
+		return fmt.Errorf("certification of %s starts %s", op.ID, c.From.Format(time.DateOnly))
+	case !now.Before(c.Until):
+		return fmt.Errorf("certification of %s lapsed %s", op.ID, c.Until.Format(time.DateOnly))
+	}
+	return nil
 }
 
 // Recipients returns the IDs of every participant hosted by some node, in
@@ -388,3 +455,6 @@ func (d *Directory) Recipients() []string {
 	}
 	return ids
 }
+
+// Identity returns the hub's expected TLS identity in environment env.
+func (h Hub) Identity(env string) pki.Identity { return pki.Identity{Env: env, ID: h.ID} }

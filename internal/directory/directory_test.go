@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,13 +31,15 @@ func sample(t *testing.T) *directory.Directory {
 		Hub: directory.Hub{ID: "hub:kiko", Endpoint: "https://127.0.0.1:7000", SigningKey: k.pem},
 		Nodes: []directory.Node{
 			{ID: "nta:hq", Name: "国税庁", Endpoint: "https://127.0.0.1:7001", SigningKey: k.pem, Tenants: []string{"nta:hq"}},
-			{ID: "corp:8700150012345", Name: "委託先", Endpoint: "https://127.0.0.1:7002", SigningKey: k.pem, Tenants: []string{"lg:013030", "lg:013315"}},
+			{ID: "corp:8700150012345", Name: "委託先", Endpoint: "https://127.0.0.1:7002", SigningKey: k.pem, Tenants: []string{"lg:013030", "lg:013315"}, Operator: "corp:8700150012345"},
 		},
 		Participants: []directory.Participant{
 			{ID: "nta:hq", Name: "国税庁", Kind: "nta"},
 			{ID: "lg:013030", Name: "当別町", Kind: "municipality", SealingKeys: sk},
 			{ID: "lg:013315", Name: "松前町", Kind: "municipality", SealingKeys: sk},
-			{ID: "corp:8700150012345", Name: "委託先", Kind: "outsourcer"},
+			{ID: "corp:8700150012345", Name: "委託先", Kind: "outsourcer", Certification: &directory.Certification{
+				From: time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2027, 4, 1, 0, 0, 0, 0, time.UTC), LastAudit: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC),
+			}},
 		},
 		Types:  []directory.Type{{Name: "income-tax-return", ContentTypes: []string{"application/xml"}, MaxSize: 1 << 20}},
 		Policy: []directory.Rule{{From: "nta", To: []string{"municipality"}, Types: []string{"income-tax-return"}}},
@@ -135,6 +139,11 @@ func TestSignRefusesInvalid(t *testing.T) {
 		{"policy names undefined type", "not defined", func(d *directory.Directory) { d.Policy[0].Types = []string{"x"} }},
 		{"bad sealing key", "sealing_keys", func(d *directory.Directory) { d.Participants[1].SealingKeys[0].Public = "AAAA" }},
 		{"bad signing key", "signing_key", func(d *directory.Directory) { d.Nodes[0].SigningKey = "nope" }},
+		{"outsourcer without certification", "certification", func(d *directory.Directory) { d.Participants[3].Certification = nil }},
+		{"operator not an outsourcer", "operator", func(d *directory.Directory) { d.Nodes[1].Operator = "nta:hq" }},
+		{"sealing key id twice", "listed twice", func(d *directory.Directory) {
+			d.Participants[1].SealingKeys = append(d.Participants[1].SealingKeys, d.Participants[1].SealingKeys[0])
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -145,5 +154,94 @@ func TestSignRefusesInvalid(t *testing.T) {
 				t.Errorf("got %v, want ErrInvalid mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestCertifiedAndKeyRotation(t *testing.T) {
+	d := sample(t)
+	key, _ := pki.NewKey()
+	doc, _ := directory.Sign(d, key)
+	got, err := directory.Verify(doc, &key.PublicKey, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := got.Node("corp:8700150012345")
+	for _, c := range []struct {
+		at time.Time
+		ok bool
+	}{
+		{time.Date(2026, 3, 31, 23, 0, 0, 0, time.UTC), false},
+		{time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC), true},
+		{time.Date(2027, 4, 1, 0, 0, 0, 0, time.UTC), false},
+	} {
+		if err := got.Certified(n, c.at); (err == nil) != c.ok {
+			t.Errorf("Certified at %s = %v, want ok=%v", c.at, err, c.ok)
+		}
+	}
+	nta, _ := got.Node("nta:hq")
+	if err := got.Certified(nta, time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Errorf("a self-run node needs no certification: %v", err)
+	}
+
+	p := &directory.Participant{ID: "lg:013030", SealingKeys: []directory.SealingKey{
+		{ID: "old", NotAfter: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)},
+		{ID: "new", NotBefore: time.Date(2026, 11, 15, 0, 0, 0, 0, time.UTC)},
+	}}
+	for at, want := range map[time.Time]string{
+		time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC):  "old",
+		time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC): "new",
+		time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC):   "new",
+	} {
+		k, err := p.SealingKeyAt(at)
+		if err != nil || k.ID != want {
+			t.Errorf("SealingKeyAt(%s) = %q, %v; want %q", at, k.ID, err, want)
+		}
+	}
+}
+
+func TestHolder(t *testing.T) {
+	key, _ := pki.NewKey()
+	d := sample(t)
+	sign := func(version uint64, env string) []byte {
+		d.Version, d.Environment = version, env
+		doc, err := directory.Sign(d, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return doc
+	}
+	path := filepath.Join(t.TempDir(), "directory.json")
+	v3 := sign(3, "test")
+	if err := os.WriteFile(path, v3, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := directory.NewHolder(path, &key.PublicKey, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := h.Update(v3); changed || err != nil {
+		t.Errorf("same version: changed=%v err=%v", changed, err)
+	}
+	if _, err := h.Update(sign(2, "test")); !errors.Is(err, directory.ErrRollback) {
+		t.Errorf("older version: %v, want ErrRollback", err)
+	}
+	if _, err := h.Update(sign(4, "production")); !errors.Is(err, directory.ErrInvalid) {
+		t.Errorf("other environment: %v, want ErrInvalid", err)
+	}
+	d.Types[0].MaxSize++
+	if _, err := h.Update(sign(3, "test")); !errors.Is(err, directory.ErrInvalid) {
+		t.Errorf("same version, other content: %v", err)
+	}
+	v5 := sign(5, "test")
+	if changed, err := h.Update(v5); !changed || err != nil || h.Get().Version != 5 {
+		t.Fatalf("newer version: changed=%v err=%v version %d", changed, err, h.Get().Version)
+	}
+	onDisk, _ := os.ReadFile(path)
+	if !bytes.Equal(onDisk, v5) {
+		t.Errorf("the last good copy on disk is not version 5")
+	}
+	h2, err := directory.NewHolder(path, &key.PublicKey, "test")
+	if err != nil || h2.Get().Version != 5 {
+		t.Errorf("restart from the last good copy: %v", err)
 	}
 }

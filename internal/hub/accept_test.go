@@ -46,11 +46,11 @@ func newBuilder(t *testing.T, nw *devnet.Network) *builder {
 // returns header, header bytes, signature and ciphertext.
 func (b *builder) envelope(recipient, typ, contentType string, payload []byte) (*envelope.Header, []byte, []byte, []byte) {
 	b.t.Helper()
-	p, err := b.nw.Hub.Directory.Participant(devnet.SapporoID)
+	p, err := b.nw.Hub.Directory().Participant(devnet.SapporoID)
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	sk, _ := p.CurrentSealingKey()
+	sk, _ := p.SealingKeyAt(time.Now())
 	raw, _ := base64.StdEncoding.DecodeString(sk.Public)
 	pub, err := envelope.ParsePublicKey(sk.KEM, raw)
 	if err != nil {
@@ -250,7 +250,7 @@ func TestDuplicateAndConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rc.Verify(nw.Hub.Directory.HubKey()); err != nil {
+	if err := rc.Verify(nw.Hub.Directory().HubKey()); err != nil {
 		t.Errorf("acceptance receipt does not verify: %v", err)
 	}
 	if rc.HeaderDigest != sha256.Sum256(hb) || rc.EnvelopeID != h.ID || rc.Kind != receipt.Accepted {

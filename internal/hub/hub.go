@@ -50,7 +50,7 @@ type Config struct {
 	ID          string // hub:NAME, as in its certificate
 	Environment string
 	Signer      crypto.Signer // signs acceptance receipts
-	Directory   *directory.Directory
+	Directory   *directory.Holder
 	Queue       *queue.Queue
 	// TLSCert and Roots are used to reach nodes; each node's identity is
 	// checked against the directory.
@@ -68,10 +68,12 @@ type Config struct {
 // Hub is a running hub.
 type Hub struct {
 	cfg     Config
-	dir     atomic.Pointer[directory.Directory]
 	log     *slog.Logger
 	mu      sync.Mutex
 	clients map[string]*http.Client
+	runCtx  context.Context
+	running map[string]bool
+	loops   sync.WaitGroup
 
 	// Counters for operators and tests.
 	accepted, duplicates, refused, delivered, retries atomic.Int64
@@ -92,7 +94,7 @@ func New(cfg Config) (*Hub, error) {
 		cfg.RetryBase = 200 * time.Millisecond
 	}
 	if cfg.RetryMax <= 0 {
-		cfg.RetryMax = time.Minute
+		cfg.RetryMax = 30 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -100,8 +102,7 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	h := &Hub{cfg: cfg, log: cfg.Logger, clients: map[string]*http.Client{}}
-	h.dir.Store(cfg.Directory)
+	h := &Hub{cfg: cfg, log: cfg.Logger, clients: map[string]*http.Client{}, running: map[string]bool{}}
 	return h, nil
 }
 
@@ -121,6 +122,7 @@ func (h *Hub) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+api.PathSubmit, h.submit)
 	mux.HandleFunc("GET "+api.PathReceipts, h.receipts)
+	mux.HandleFunc("GET "+api.PathDirectory, h.serveDirectory)
 	return mux
 }
 
@@ -162,6 +164,12 @@ func check(dir *directory.Directory, peer string, h *envelope.Header, hb, sig []
 	if _, err := dir.HostOf(h.Recipient); err != nil {
 		return api.Errorf(404, api.CodeUnknownRecipient, "recipient %s is not hosted by any node", h.Recipient)
 	}
+	if sender.Suspended {
+		return api.Errorf(403, api.CodeSuspended, "sender %s is suspended", h.Sender)
+	}
+	if recipient.Suspended {
+		return api.Errorf(403, api.CodeSuspended, "recipient %s is suspended", h.Recipient)
+	}
 	typ, err := dir.Type(h.Type)
 	if err != nil {
 		return api.Errorf(400, api.CodeUnknownType, "notification type %q is not defined", h.Type)
@@ -195,7 +203,7 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, api.Errorf(403, api.CodeForbidden, "no verified client certificate"))
 		return
 	}
-	dir := h.dir.Load()
+	dir := h.cfg.Directory.Get()
 	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxEnvelope+maxPreamble)
 	hdr, hb, sig, err := envelope.ReadPreamble(body)
 	if err != nil {
@@ -282,7 +290,7 @@ func (h *Hub) receipts(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, api.Errorf(403, api.CodeForbidden, "no verified client certificate"))
 		return
 	}
-	if _, err := h.dir.Load().Node(peer.ID); err != nil {
+	if _, err := h.cfg.Directory.Get().Node(peer.ID); err != nil {
 		api.WriteError(w, api.Errorf(403, api.CodeForbidden, "%s is not a node", peer.ID))
 		return
 	}
@@ -326,13 +334,34 @@ func (h *Hub) receipts(w http.ResponseWriter, r *http.Request) {
 }
 
 // Run delivers queued envelopes to every recipient in the directory until
-// ctx ends. Each recipient has its own loop.
+// ctx ends. Each recipient has its own loop; recipients added by a new
+// directory get theirs when it takes effect (UpdateDirectory).
 func (h *Hub) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	for _, rcpt := range h.dir.Load().Recipients() {
-		wg.Add(1)
+	h.mu.Lock()
+	h.runCtx = ctx
+	h.mu.Unlock()
+	h.startLoops()
+	<-ctx.Done()
+	h.loops.Wait()
+	return nil
+}
+
+// startLoops starts a delivery loop for each recipient that has none.
+func (h *Hub) startLoops() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ctx := h.runCtx
+	if ctx == nil {
+		return
+	}
+	for _, rcpt := range h.cfg.Directory.Get().Recipients() {
+		if h.running[rcpt] {
+			continue
+		}
+		h.running[rcpt] = true
+		h.loops.Add(1)
 		go func() {
-			defer wg.Done()
+			defer h.loops.Done()
 			for ctx.Err() == nil {
 				err := h.cfg.Queue.Consume(ctx, rcpt, h.cfg.Parallel, h.deliver)
 				if ctx.Err() == nil {
@@ -342,8 +371,35 @@ func (h *Hub) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	wg.Wait()
-	return nil
+}
+
+// UpdateDirectory puts a newer signed directory in force (see
+// directory.Holder.Update) and starts delivery to recipients it adds.
+func (h *Hub) UpdateDirectory(doc []byte) (bool, error) {
+	changed, err := h.cfg.Directory.Update(doc)
+	if err != nil {
+		h.log.Error("directory update refused", "err", err)
+		return false, err
+	}
+	if changed {
+		h.log.Info("directory in force", "version", h.cfg.Directory.Get().Version)
+		h.startLoops()
+	}
+	return changed, nil
+}
+
+func (h *Hub) serveDirectory(w http.ResponseWriter, r *http.Request) {
+	peer, err := pki.PeerIdentity(r.TLS)
+	if err != nil {
+		api.WriteError(w, api.Errorf(403, api.CodeForbidden, "no verified client certificate"))
+		return
+	}
+	if _, err := h.cfg.Directory.Get().Node(peer.ID); err != nil {
+		api.WriteError(w, api.Errorf(403, api.CodeForbidden, "%s is not a node", peer.ID))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(h.cfg.Directory.Signed())
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -429,7 +485,7 @@ func (h *Hub) deliverOnce(ctx context.Context, it *queue.Item) error {
 	if err != nil {
 		return fmt.Errorf("stored envelope unreadable: %w", err)
 	}
-	dir := h.dir.Load()
+	dir := h.cfg.Directory.Get()
 	node, err := dir.HostOf(hdr.Recipient)
 	if err != nil {
 		return err
@@ -437,6 +493,14 @@ func (h *Hub) deliverOnce(ctx context.Context, it *queue.Item) error {
 	senderNode, err := dir.HostOf(hdr.Sender)
 	if err != nil {
 		return err
+	}
+	// Held, not dropped: the queue keeps it until the recipient is
+	// reinstated or its outsourcer's certification is renewed.
+	if p, err := dir.Participant(hdr.Recipient); err == nil && p.Suspended {
+		return fmt.Errorf("held: recipient %s is suspended", hdr.Recipient)
+	}
+	if err := dir.Certified(node, h.cfg.Now()); err != nil {
+		return fmt.Errorf("held: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, node.Endpoint+api.PathDeliver, io.MultiReader(&head, body))
 	if err != nil {

@@ -44,7 +44,7 @@ func TestDeadRecipientDoesNotBlockOthers(t *testing.T) {
 	}
 
 	recorded := func(rcpt string) int64 {
-		host, _ := nw.Hub.Directory.HostOf(rcpt)
+		host, _ := nw.Hub.Directory().HostOf(rcpt)
 		svc, ok := nw.Nodes[host.ID]
 		if !ok {
 			return 0

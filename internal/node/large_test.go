@@ -97,7 +97,7 @@ func sendLarge(t *testing.T, nw *devnet.Network, size int, checkHeap bool) {
 			t.Fatal(err)
 		}
 		if o.Recorded != nil {
-			if a, r := node.VerifyBoth(nta.Directory, devnet.HubID, o); a != nil || r != nil {
+			if a, r := node.VerifyBoth(nta.Directory(), devnet.HubID, o); a != nil || r != nil {
 				t.Fatalf("receipts do not verify: %v, %v", a, r)
 			}
 			break

@@ -56,7 +56,7 @@ type Config struct {
 	ID          string // the participant ID in the node's certificate
 	Environment string
 	Signer      crypto.Signer // signs envelopes and recording receipts
-	Directory   *directory.Directory
+	Directory   *directory.Holder
 	Store       *sqlite.Store
 	SealingKeys []SealingKey
 	OutboxDir   string // side files of envelopes not yet accepted
@@ -69,12 +69,14 @@ type Config struct {
 	// ChunkSize is the plaintext size of a sealed chunk (0: the envelope
 	// package's default).
 	ChunkSize uint32
+	// DirectoryRefresh is how often the node fetches the directory from
+	// the hub (default 30s).
+	DirectoryRefresh time.Duration
 }
 
 // Node is a running node.
 type Node struct {
 	cfg  Config
-	dir  atomic.Pointer[directory.Directory]
 	keys map[string]hpke.PrivateKey // tenant + "\x00" + key id
 	hub  *http.Client
 	log  *slog.Logger
@@ -87,7 +89,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Signer == nil || cfg.Directory == nil || cfg.Store == nil {
 		return nil, errors.New("node: signer, directory and store are required")
 	}
-	if _, err := cfg.Directory.Node(cfg.ID); err != nil {
+	if _, err := cfg.Directory.Get().Node(cfg.ID); err != nil {
 		return nil, fmt.Errorf("node: %s is not a node in the directory: %w", cfg.ID, err)
 	}
 	if cfg.Logger == nil {
@@ -96,13 +98,15 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.DirectoryRefresh <= 0 {
+		cfg.DirectoryRefresh = 30 * time.Second
+	}
 	if err := os.MkdirAll(cfg.OutboxDir, 0o700); err != nil {
 		return nil, fmt.Errorf("node: outbox: %w", err)
 	}
 	n := &Node{cfg: cfg, keys: map[string]hpke.PrivateKey{}, log: cfg.Logger}
-	n.dir.Store(cfg.Directory)
 	for _, k := range cfg.SealingKeys {
-		if !cfg.Directory.Hosts(cfg.ID, k.Tenant) {
+		if !cfg.Directory.Get().Hosts(cfg.ID, k.Tenant) {
 			return nil, fmt.Errorf("node: sealing key for %s, which this node does not host", k.Tenant)
 		}
 		n.keys[k.Tenant+"\x00"+k.KeyID] = k.Key
@@ -151,7 +155,7 @@ func (n *Node) deliver(w http.ResponseWriter, r *http.Request) {
 		n.refuse(w, api.Errorf(403, api.CodeForbidden, "only the hub delivers to this node"))
 		return
 	}
-	dir := n.dir.Load()
+	dir := n.cfg.Directory.Get()
 	body := http.MaxBytesReader(w, r.Body, 1<<40)
 	hdr, hb, sig, err := envelope.ReadPreamble(body)
 	if err != nil {
@@ -284,7 +288,7 @@ func (n *Node) Submit(ctx context.Context, s Submission) (string, *receipt.Recei
 // Prepare seals, signs and durably enqueues s in the outbox without
 // submitting it, and returns the envelope ID.
 func (n *Node) Prepare(ctx context.Context, s Submission) (string, error) {
-	dir := n.dir.Load()
+	dir := n.cfg.Directory.Get()
 	if s.Sender == "" {
 		node, _ := dir.Node(n.cfg.ID)
 		if len(node.Tenants) != 1 {
@@ -302,7 +306,8 @@ func (n *Node) Prepare(ctx context.Context, s Submission) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("node: recipient: %w", err)
 	}
-	sk, err := rp.CurrentSealingKey()
+	now := n.cfg.Now().UTC().Truncate(time.Millisecond)
+	sk, err := rp.SealingKeyAt(now)
 	if err != nil {
 		return "", fmt.Errorf("node: %w", err)
 	}
@@ -314,7 +319,6 @@ func (n *Node) Prepare(ctx context.Context, s Submission) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("node: sealing key of %s: %w", s.Recipient, err)
 	}
-	now := n.cfg.Now().UTC().Truncate(time.Millisecond)
 	id := ulid.MustNew(ulid.Timestamp(now), ulid.DefaultEntropy()).String()
 	hdr := &envelope.Header{
 		ID: id, Type: s.Type, Sender: s.Sender, Recipient: s.Recipient, Created: now,
@@ -457,7 +461,7 @@ func (n *Node) checkAcceptance(rc *receipt.Receipt, hdr *envelope.Header, hb []b
 	case rc.Issuer != n.cfg.HubID:
 		return fmt.Errorf("issued by %s, expected %s", rc.Issuer, n.cfg.HubID)
 	}
-	return rc.Verify(n.dir.Load().HubKey())
+	return rc.Verify(n.cfg.Directory.Get().HubKey())
 }
 
 // VerifyBoth checks an outbox entry's two receipts against the directory:
@@ -526,7 +530,7 @@ func (n *Node) PollReceipts(ctx context.Context, wait time.Duration) (int, error
 	if err := strictJSON(io.LimitReader(resp.Body, 16<<20), &body); err != nil {
 		return 0, fmt.Errorf("node: receipts: %w", err)
 	}
-	dir := n.dir.Load()
+	dir := n.cfg.Directory.Get()
 	got := 0
 	for _, it := range body.Receipts {
 		if err := n.takeReceipt(ctx, dir, it.Receipt); err != nil {
@@ -565,9 +569,21 @@ func (n *Node) takeReceipt(ctx context.Context, dir *directory.Directory, raw []
 	return n.cfg.Store.MarkRecorded(ctx, rc.EnvelopeID, raw, rc.Time)
 }
 
-// Run submits what is pending in the outbox and collects receipts until ctx
-// ends.
+// Run submits what is pending in the outbox, collects receipts and keeps
+// the directory current until ctx ends.
 func (n *Node) Run(ctx context.Context) error {
+	go func() {
+		for ctx.Err() == nil {
+			if _, err := n.FetchDirectory(ctx); err != nil && ctx.Err() == nil {
+				if errors.Is(err, directory.ErrRollback) || errors.Is(err, directory.ErrBadSignature) || errors.Is(err, directory.ErrInvalid) {
+					n.log.Error("ALERT: the hub offered a directory this node refuses; keeping the one in force", "err", err)
+				} else {
+					n.log.Warn("fetching the directory failed; keeping the one in force", "err", err)
+				}
+			}
+			sleep(ctx, n.cfg.DirectoryRefresh)
+		}
+	}()
 	go func() {
 		for ctx.Err() == nil {
 			if _, err := n.PollReceipts(ctx, 5*time.Second); err != nil && ctx.Err() == nil {
@@ -611,6 +627,36 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// FetchDirectory fetches the signed directory from the hub and puts it in
+// force if it verifies and is newer (see directory.Holder.Update). An older
+// or foreign directory is refused and the one in force is kept.
+func (n *Node) FetchDirectory(ctx context.Context) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.cfg.HubURL+api.PathDirectory, nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := n.hub.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("node: directory: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("node: directory: %w", api.ReadError(resp))
+	}
+	doc, err := io.ReadAll(io.LimitReader(resp.Body, directory.MaxSize+1))
+	if err != nil {
+		return false, fmt.Errorf("node: directory: %w", err)
+	}
+	changed, err := n.cfg.Directory.Update(doc)
+	if err != nil {
+		return false, fmt.Errorf("node: directory from the hub: %w", err)
+	}
+	if changed {
+		n.log.Info("directory in force", "version", n.cfg.Directory.Get().Version)
+	}
+	return changed, nil
 }
 
 func strictJSON(r io.Reader, v any) error {

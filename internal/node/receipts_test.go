@@ -43,7 +43,7 @@ func TestReceiptsVerifyAndForgeriesFail(t *testing.T) {
 			break
 		}
 	}
-	dir := nta.Directory
+	dir := nta.Directory()
 	if a, r := node.VerifyBoth(dir, devnet.HubID, o); a != nil || r != nil {
 		t.Fatalf("genuine receipts refused: %v, %v", a, r)
 	}

@@ -5,6 +5,7 @@ package devtest
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"taxlink/internal/devnet"
+	"taxlink/internal/directory"
 	"taxlink/internal/pki"
 )
 
@@ -79,4 +81,29 @@ func Cert(t testing.TB, nw *devnet.Network, id string) tls.Certificate {
 		t.Fatal(err)
 	}
 	return cert
+}
+
+// NextDirectory returns the directory in force at the hub, with its version
+// increased and mutate applied, signed with the dev directory key.
+func NextDirectory(t testing.TB, nw *devnet.Network, mutate func(d *directory.Directory)) []byte {
+	t.Helper()
+	var s directory.Signed
+	if err := json.Unmarshal(nw.Hub.Dir.Signed(), &s); err != nil {
+		t.Fatal(err)
+	}
+	var d directory.Directory
+	if err := json.Unmarshal(s.Body, &d); err != nil {
+		t.Fatal(err)
+	}
+	d.Version++
+	mutate(&d)
+	key, err := pki.ReadKeyFile(filepath.Join(filepath.Dir(nw.Layout.HubConfig), "directory-signing.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := directory.Sign(&d, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
 }

@@ -1,0 +1,116 @@
+package directory
+
+import (
+	"crypto/ecdsa"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+)
+
+// ErrRollback: a directory older than the one in force was offered.
+var ErrRollback = errors.New("directory: older than the version in force")
+
+// Holder keeps the directory in force for a process and its last good copy
+// on disk. Every update is verified with the directory key, must be for the
+// holder's environment and must not be older than the version in force; a
+// newer one is written to disk (atomically, fsync'd) before it takes
+// effect, so that a restart while the hub is unreachable starts from it.
+type Holder struct {
+	path string
+	key  *ecdsa.PublicKey
+	env  string
+
+	mu  sync.Mutex // serializes updates
+	cur atomic.Pointer[held]
+}
+
+type held struct {
+	dir *Directory
+	doc []byte
+}
+
+// NewHolder loads the signed directory at path.
+func NewHolder(path string, key *ecdsa.PublicKey, env string) (*Holder, error) {
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("directory: %w", err)
+	}
+	d, err := Verify(doc, key, env)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	h := &Holder{path: path, key: key, env: env}
+	h.cur.Store(&held{d, doc})
+	return h, nil
+}
+
+// Get returns the directory in force.
+func (h *Holder) Get() *Directory { return h.cur.Load().dir }
+
+// Signed returns the signed document of the directory in force.
+func (h *Holder) Signed() []byte { return h.cur.Load().doc }
+
+// Update verifies doc and puts it in force if it is newer. It returns true
+// when the version changed, false when doc is the version in force, and
+// ErrRollback for an older one; a document with the same version but other
+// content is refused too.
+func (h *Holder) Update(doc []byte) (bool, error) {
+	d, err := Verify(doc, h.key, h.env)
+	if err != nil {
+		return false, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cur := h.cur.Load()
+	switch {
+	case d.Version < cur.dir.Version:
+		return false, fmt.Errorf("%w: offered version %d, in force %d", ErrRollback, d.Version, cur.dir.Version)
+	case d.Version == cur.dir.Version:
+		if string(doc) != string(cur.doc) {
+			return false, fmt.Errorf("%w: version %d offered with other content than the one in force", ErrInvalid, d.Version)
+		}
+		return false, nil
+	}
+	if err := writeAtomic(h.path, doc); err != nil {
+		return false, fmt.Errorf("directory: keep last good copy: %w", err)
+	}
+	h.cur.Store(&held{d, doc})
+	return true, nil
+}
+
+func writeAtomic(path string, b []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".directory-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
