@@ -60,6 +60,30 @@ const (
 	CodeInternal         Code = "internal"
 )
 
+// Timeouts that bound what a slow or stalled peer can hold.
+const (
+	// ReadHeaderTimeout bounds the TLS handshake and the request headers.
+	ReadHeaderTimeout = 10 * time.Second
+	// BodyIdleTimeout bounds a pause in a request body: a big upload may
+	// take minutes, a stalled one is cut off.
+	BodyIdleTimeout = 15 * time.Second
+)
+
+// IdleTimeoutBody returns r's body with its read deadline renewed before
+// each read, so that a peer that stops sending for longer than idle is cut
+// off however long the whole upload takes (slow-body attacks).
+func IdleTimeoutBody(w http.ResponseWriter, r *http.Request, idle time.Duration) io.Reader {
+	rc := http.NewResponseController(w)
+	return readerFunc(func(p []byte) (int, error) {
+		_ = rc.SetReadDeadline(time.Now().Add(idle))
+		return r.Body.Read(p)
+	})
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
 // MaxErrorBody bounds an error body read from a peer.
 const MaxErrorBody = 16 << 10
 
@@ -137,7 +161,7 @@ func Serve(ctx context.Context, ln net.Listener, tlsConf *tls.Config, handler ht
 	srv := &http.Server{
 		Handler:           handler,
 		TLSConfig:         tlsConf,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),

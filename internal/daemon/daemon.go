@@ -148,6 +148,12 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		q.Close()
 		return nil, err
 	}
+	admit(tc, func(id string) error {
+		if _, err := cm.dir.Get().Node(id); err != nil {
+			return fmt.Errorf("%s is not a node in the directory", id)
+		}
+		return nil
+	})
 	err = serve(ctx, c.Listen, svc, func(ctx context.Context, ln net.Listener) error {
 		go h.Run(ctx)
 		go watchDirectory(ctx, c.Directory, h, log)
@@ -252,6 +258,13 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 		l.Close()
 		return nil, err
 	}
+	hubID := l.Config.HubID
+	admit(tc, func(id string) error {
+		if id != hubID {
+			return fmt.Errorf("only the hub %s may connect, not %s", hubID, id)
+		}
+		return nil
+	})
 	err = serve(ctx, l.Config.Listen, svc, func(ctx context.Context, ln net.Listener) error {
 		go l.Node.Run(ctx)
 		return api.Serve(ctx, ln, tc, l.Node.Handler(), log)
@@ -302,5 +315,25 @@ func watchDirectory(ctx context.Context, path string, h *hub.Hub, log *slog.Logg
 			continue
 		}
 		_, _ = h.UpdateDirectory(doc)
+	}
+}
+
+// admit adds to tc's peer verification a check of the peer's identity
+// against who may call this service at all, so that a certificate from the
+// right CA but unknown to the directory fails the handshake (deny by
+// default), before any HTTP is spoken.
+func admit(tc *tls.Config, allowed func(id string) error) {
+	base := tc.VerifyConnection
+	tc.VerifyConnection = func(cs tls.ConnectionState) error {
+		if base != nil {
+			if err := base(cs); err != nil {
+				return err
+			}
+		}
+		id, err := pki.PeerIdentity(&cs)
+		if err != nil {
+			return err
+		}
+		return allowed(id.ID)
 	}
 }

@@ -11,6 +11,7 @@
 package devnet
 
 import (
+	"crypto/tls"
 	"crypto/ecdsa"
 	"encoding/base64"
 	"encoding/json"
@@ -394,4 +395,29 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// IssueCert issues a TLS client certificate from lay's dev CA for id, valid
+// from notBefore for validity, with a fresh key. The drills and tests use it
+// to present certificates the network must refuse (expired, unknown, from
+// another environment).
+func IssueCert(lay *Layout, id pki.Identity, notBefore time.Time, validity time.Duration) (tls.Certificate, error) {
+	caCerts, err := pki.ReadCertFile(filepath.Join(lay.Dir, "pki", "ca.pem"))
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	caKey, err := pki.ReadKeyFile(filepath.Join(lay.Dir, "pki", "ca.key"))
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	ca := &pki.CA{Cert: caCerts[0], Key: caKey}
+	k, err := pki.NewKey()
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	c, err := ca.Issue(pki.IssueRequest{Identity: id, Public: &k.PublicKey, Client: true, NotBefore: notBefore, Validity: validity})
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: k, Leaf: c}, nil
 }

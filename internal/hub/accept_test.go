@@ -271,19 +271,43 @@ func TestDuplicateAndConflict(t *testing.T) {
 	}
 }
 
-// TestNodeAcceptsOnlyHub delivers straight to a node with another node's
-// certificate.
-func TestNodeAcceptsOnlyHub(t *testing.T) {
+// TestHandshakeAdmission checks that who may connect at all is decided in
+// the TLS handshake: only the hub reaches a node's inbox, only nodes in the
+// directory reach the hub; expired, not-yet-valid and other-environment
+// certificates from the right CA fail too.
+func TestHandshakeAdmission(t *testing.T) {
 	nw := devtest.Start(t)
-	b := newBuilder(t, nw)
-	_, hb, sig, ct := b.envelope(devnet.SapporoID, "income-tax-return", "application/xml", []byte(xml))
+	now := time.Now()
 	sapporo := nw.Nodes[devnet.SapporoID]
-	c := devtest.Client(t, nw, devnet.NTAID, pki.Identity{Env: devnet.Environment, ID: devnet.SapporoID})
-	resp, body := post(t, c, "https://"+sapporo.Addr+api.PathDeliver, wire(t, hb, sig, ct))
-	if resp.StatusCode != 403 || errorCode(t, body) != api.CodeForbidden {
-		t.Errorf("delivery by the NTA's certificate: status %d body %s, want 403 forbidden", resp.StatusCode, body)
+	sapporoID := pki.Identity{Env: devnet.Environment, ID: devnet.SapporoID}
+	cases := []struct {
+		name   string
+		client *http.Client
+		url    string
+	}{
+		{"NTA's node delivering straight to a node", devtest.Client(t, nw, devnet.NTAID, sapporoID), "https://" + sapporo.Addr + api.PathDeliver},
+		{"unknown participant at the hub", devtest.ClientWith(t, nw, devtest.IssueCert(t, nw, pki.Identity{Env: devnet.Environment, ID: "lg:012025"}, now.Add(-time.Hour), 24*time.Hour)), "https://" + nw.Hub.Addr + api.PathSubmit},
+		{"expired certificate", devtest.ClientWith(t, nw, devtest.IssueCert(t, nw, pki.Identity{Env: devnet.Environment, ID: devnet.NTAID}, now.Add(-48*time.Hour), 24*time.Hour)), "https://" + nw.Hub.Addr + api.PathSubmit},
+		{"not yet valid certificate", devtest.ClientWith(t, nw, devtest.IssueCert(t, nw, pki.Identity{Env: devnet.Environment, ID: devnet.NTAID}, now.Add(24*time.Hour), 24*time.Hour)), "https://" + nw.Hub.Addr + api.PathSubmit},
+		{"test-environment certificate", devtest.ClientWith(t, nw, devtest.IssueCert(t, nw, pki.Identity{Env: "test", ID: devnet.NTAID}, now.Add(-time.Hour), 24*time.Hour)), "https://" + nw.Hub.Addr + api.PathSubmit},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, hb, sig, ct := newBuilder(t, nw).envelope(devnet.SapporoID, "income-tax-return", "application/xml", []byte(xml))
+			refused := nw.Hub.Hub.Stats().Refused
+			resp, err := tc.client.Post(tc.url, "application/octet-stream", bytes.NewReader(wire(t, hb, sig, ct)))
+			// In TLS 1.3 the client learns of the refusal of its
+			// certificate after its Finished, as an alert or a broken pipe.
+			if err == nil {
+				resp.Body.Close()
+				t.Fatalf("handshake succeeded (HTTP %d); want it refused", resp.StatusCode)
+			}
+			if nw.Hub.Hub.Stats().Refused != refused {
+				t.Errorf("the request reached HTTP; want it stopped in the handshake (%v)", err)
+			}
+		})
 	}
 	if n, _ := sapporo.Store.Count(context.Background(), ""); n != 0 {
-		t.Errorf("the node stored %d records from a non-hub peer", n)
+		t.Errorf("the node stored %d records from non-hub peers", n)
 	}
 }

@@ -204,7 +204,8 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dir := h.cfg.Directory.Get()
-	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxEnvelope+maxPreamble)
+	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxEnvelope+maxPreamble)
+	body := api.IdleTimeoutBody(w, r, api.BodyIdleTimeout)
 	hdr, hb, sig, err := envelope.ReadPreamble(body)
 	if err != nil {
 		h.refuse(w, parseError(err))

@@ -156,7 +156,7 @@ func (n *Node) deliver(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dir := n.cfg.Directory.Get()
-	body := http.MaxBytesReader(w, r.Body, 1<<40)
+	body := api.IdleTimeoutBody(w, r, api.BodyIdleTimeout)
 	hdr, hb, sig, err := envelope.ReadPreamble(body)
 	if err != nil {
 		n.refuse(w, api.Errorf(400, api.CodeMalformed, "%v", err))

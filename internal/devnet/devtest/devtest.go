@@ -107,3 +107,27 @@ func NextDirectory(t testing.TB, nw *devnet.Network, mutate func(d *directory.Di
 	}
 	return doc
 }
+
+// IssueCert issues a client certificate from the dev network's CA for id,
+// valid from notBefore for validity: for testing what the network refuses.
+func IssueCert(t testing.TB, nw *devnet.Network, id pki.Identity, notBefore time.Time, validity time.Duration) tls.Certificate {
+	t.Helper()
+	cert, err := devnet.IssueCert(nw.Layout, id, notBefore, validity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// ClientWith returns an HTTP client presenting cert with a plain TLS 1.3
+// configuration, as an attacker would (taxlink's own client configuration
+// refuses to present a certificate of the wrong environment).
+func ClientWith(t testing.TB, nw *devnet.Network, cert tls.Certificate) *http.Client {
+	t.Helper()
+	cas, err := pki.ReadCertFile(filepath.Join(nw.Layout.Dir, "pki", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}, RootCAs: pki.CertPool(cas...)}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}, Timeout: time.Minute}
+}
