@@ -11,8 +11,8 @@
 package devnet
 
 import (
-	"crypto/tls"
 	"crypto/ecdsa"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
