@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"bytes"
 	"crypto/ecdh"
 	"crypto/hpke"
 	"fmt"
@@ -100,7 +101,9 @@ func MarshalPrivateKey(priv hpke.PrivateKey) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: serialize private key: %w", ErrBadKey, err)
 	}
-	return b, nil
+	// Go 1.26's hybrid keys return their own seed; a caller that wipes the
+	// result must not wipe the key.
+	return bytes.Clone(b), nil
 }
 
 // ParsePrivateKey parses the output of MarshalPrivateKey for the given KEM

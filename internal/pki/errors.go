@@ -54,7 +54,52 @@ var (
 	// produce a valid certificate.
 	ErrInvalidIssueRequest = errors.New("pki: invalid certificate request")
 
-	// ErrInvalidTLSConfig reports arguments from which ServerConfig or
-	// ClientConfig cannot build a safe configuration.
+	// ErrInvalidTLSConfig reports arguments (or options) from which
+	// ServerConfig, ClientConfig, ServerConfigWith or ClientConfigWith
+	// cannot build a safe configuration.
 	ErrInvalidTLSConfig = errors.New("pki: invalid TLS configuration")
+
+	// ErrRevoked reports a certificate listed in its issuer's CRL. The
+	// wrapping error names the serial number and the issuer, nothing more.
+	ErrRevoked = errors.New("pki: certificate revoked")
+
+	// ErrRevocationUnknown reports a certificate whose revocation status
+	// cannot be established: no CRL is loaded for its issuer, or that CRL
+	// is out of date (then the error also wraps ErrCRLExpired). Revocation
+	// checking fails closed: such a certificate is refused.
+	ErrRevocationUnknown = errors.New("pki: revocation status unknown")
+
+	// ErrCRLExpired reports a CRL whose NextUpdate (plus the configured
+	// grace period) has passed.
+	ErrCRLExpired = errors.New("pki: CRL expired")
+
+	// ErrInvalidCRL reports a CRL that cannot be used: malformed, not
+	// signed by a configured issuer, without NextUpdate, issued in the
+	// future, older than the CRL already loaded, or with a critical
+	// extension this package does not process.
+	ErrInvalidCRL = errors.New("pki: invalid CRL")
+
+	// ErrInvalidRevocationConfig reports RevocationOptions from which
+	// NewRevocation cannot build a revocation checker.
+	ErrInvalidRevocationConfig = errors.New("pki: invalid revocation configuration")
+
+	// ErrInvalidMappingRule reports an identity mapping rule (or rules
+	// document) that is malformed or unsafe.
+	ErrInvalidMappingRule = errors.New("pki: invalid identity mapping rule")
+
+	// ErrUnmappedCertificate reports a certificate that no identity mapping
+	// rule maps to a participant.
+	ErrUnmappedCertificate = errors.New("pki: certificate maps to no participant")
+
+	// ErrCertificateExpired reports a certificate whose NotAfter has passed.
+	ErrCertificateExpired = errors.New("pki: certificate expired")
+
+	// ErrCertificateNotYetValid reports a certificate whose NotBefore has
+	// not been reached.
+	ErrCertificateNotYetValid = errors.New("pki: certificate not yet valid")
+
+	// ErrIdentityChanged reports a replacement certificate (see Reloader)
+	// whose identity or extended key usages differ from the certificate
+	// it would replace.
+	ErrIdentityChanged = errors.New("pki: replacement certificate changes the identity")
 )

@@ -246,12 +246,17 @@ func CertPool(certs ...*x509.Certificate) *x509.CertPool {
 
 // readLimited reads all of r, failing if it exceeds maxPEMFileSize.
 func readLimited(r io.Reader, path string) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, maxPEMFileSize+1))
+	return readLimitedN(r, path, maxPEMFileSize)
+}
+
+// readLimitedN reads all of r, failing if it exceeds limit bytes.
+func readLimitedN(r io.Reader, path string, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if len(data) > maxPEMFileSize {
-		return nil, fmt.Errorf("%w: %s: larger than %d bytes", ErrMalformedPEM, path, maxPEMFileSize)
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%w: %s: larger than %d bytes", ErrMalformedPEM, path, limit)
 	}
 	return data, nil
 }

@@ -168,11 +168,13 @@ func IdentityFromCert(c *x509.Certificate) (Identity, error) {
 			n++
 		}
 	}
+	// Errors name the serial number and issuer, not the subject: a
+	// certificate from an external CA may carry a person's name there.
 	switch {
 	case n == 0:
-		return Identity{}, fmt.Errorf("%w (subject %q)", ErrNoIdentity, c.Subject.String())
+		return Identity{}, fmt.Errorf("%w (certificate serial %s, issuer %q)", ErrNoIdentity, serialText(c), issuerText(c))
 	case n > 1:
-		return Identity{}, fmt.Errorf("%w: %d taxlink URI SANs (subject %q)", ErrAmbiguousIdentity, n, c.Subject.String())
+		return Identity{}, fmt.Errorf("%w: %d taxlink URI SANs (certificate serial %s, issuer %q)", ErrAmbiguousIdentity, n, serialText(c), issuerText(c))
 	}
 	id, err := ParseIdentityURI(found.String())
 	if err != nil {

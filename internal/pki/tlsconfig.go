@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // baseConfig returns the settings shared by every taxlink TLS
@@ -18,6 +19,110 @@ func baseConfig() *tls.Config {
 		MaxVersion:       tls.VersionTLS13,
 		CurvePreferences: []tls.CurveID{tls.SecP256r1MLKEM768, tls.CurveP256},
 	}
+}
+
+// Option adds a check or a behaviour to a configuration built by
+// ServerConfigWith or ClientConfigWith. Options are made by the With
+// functions of this package; each kind may be given at most once, and the
+// zero Option or an Option made from a nil argument makes the
+// configuration fail with ErrInvalidTLSConfig.
+type Option struct {
+	apply func(*tlsOptions) error
+}
+
+// tlsOptions is the set of options of one configuration.
+type tlsOptions struct {
+	revocation *Revocation
+	mapper     Mapper
+	clock      func() time.Time
+	source     *Reloader
+}
+
+// WithRevocation makes the configuration check every verified chain of the
+// peer against r (see Revocation.Check) during the handshake, including
+// resumed sessions. A revoked peer is refused with ErrRevoked, a peer
+// whose status is unknown with ErrRevocationUnknown (fail closed).
+func WithRevocation(r *Revocation) Option {
+	return Option{func(o *tlsOptions) error {
+		switch {
+		case r == nil:
+			return errors.New("WithRevocation: nil *Revocation")
+		case o.revocation != nil:
+			return errors.New("WithRevocation given more than once")
+		}
+		o.revocation = r
+		return nil
+	}}
+}
+
+// WithIdentityMapper makes the configuration derive the peer's identity
+// with m instead of the default URIMapper (for example a RuleMapper for
+// certificates from an external CA). The mapped identity is then checked
+// like the default one: environment on the server, exact identity on the
+// client. Handlers must then obtain the peer identity with
+// PeerIdentityWith(r.TLS, m) rather than PeerIdentity.
+func WithIdentityMapper(m Mapper) Option {
+	return Option{func(o *tlsOptions) error {
+		switch {
+		case m == nil:
+			return errors.New("WithIdentityMapper: nil Mapper")
+		case o.mapper != nil:
+			return errors.New("WithIdentityMapper given more than once")
+		}
+		o.mapper = m
+		return nil
+	}}
+}
+
+// WithClock sets the clock against which the peer's certificate chain is
+// verified (the returned config's Time field). Without it, Time is left
+// nil (crypto/tls then uses the wall clock) and callers may set it. A
+// Revocation uses its own clock (RevocationOptions.Now).
+func WithClock(now func() time.Time) Option {
+	return Option{func(o *tlsOptions) error {
+		switch {
+		case now == nil:
+			return errors.New("WithClock: nil clock")
+		case o.clock != nil:
+			return errors.New("WithClock given more than once")
+		}
+		o.clock = now
+		return nil
+	}}
+}
+
+// WithCertificateSource makes the configuration present the certificate
+// currently held by r (GetCertificate on a server, GetClientCertificate on
+// a client) instead of a fixed certificate, so that r.Reload rotates it
+// without a restart. The cert argument of ServerConfigWith or
+// ClientConfigWith must then be the zero tls.Certificate; r's current
+// certificate is checked like a fixed one when the configuration is
+// built, and Reload keeps its identity and extended key usages unchanged.
+func WithCertificateSource(r *Reloader) Option {
+	return Option{func(o *tlsOptions) error {
+		switch {
+		case r == nil:
+			return errors.New("WithCertificateSource: nil *Reloader")
+		case o.source != nil:
+			return errors.New("WithCertificateSource given more than once")
+		}
+		o.source = r
+		return nil
+	}}
+}
+
+// newTLSOptions applies opts.
+func newTLSOptions(opts []Option) (*tlsOptions, error) {
+	o := &tlsOptions{}
+	for i, opt := range opts {
+		if opt.apply == nil {
+			return nil, fmt.Errorf("option %d is the zero Option", i)
+		}
+		if err := opt.apply(o); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
 }
 
 // ServerConfig returns a TLS server configuration for a taxlink node in
@@ -38,24 +143,39 @@ func baseConfig() *tls.Config {
 // arguments yield an error wrapping ErrInvalidTLSConfig (and the specific
 // cause). The verification clock is the returned config's Time field, which
 // callers may set.
+//
+// ServerConfig is ServerConfigWith without options.
 func ServerConfig(cert tls.Certificate, clientCAs *x509.CertPool, wantEnv string) (*tls.Config, error) {
+	return ServerConfigWith(cert, clientCAs, wantEnv)
+}
+
+// ServerConfigWith is ServerConfig with options: WithRevocation,
+// WithIdentityMapper, WithClock and WithCertificateSource. The checks the
+// options add run in VerifyConnection, in this order: TLS version,
+// revocation of every verified chain, identity (mapped), key type,
+// environment. Invalid options yield an error wrapping
+// ErrInvalidTLSConfig.
+func ServerConfigWith(cert tls.Certificate, clientCAs *x509.CertPool, wantEnv string, opts ...Option) (*tls.Config, error) {
 	if err := ValidateEnvironment(wantEnv); err != nil {
 		return nil, fmt.Errorf("%w: server environment: %w", ErrInvalidTLSConfig, err)
 	}
 	if clientCAs == nil {
 		return nil, fmt.Errorf("%w: server: nil client CA pool (system roots are never trusted for clients)", ErrInvalidTLSConfig)
 	}
-	cert, err := checkOwnCert(cert, wantEnv, x509.ExtKeyUsageServerAuth)
+	o, err := newTLSOptions(opts)
 	if err != nil {
-		return nil, fmt.Errorf("%w: server certificate: %w", ErrInvalidTLSConfig, err)
+		return nil, fmt.Errorf("%w: server: %w", ErrInvalidTLSConfig, err)
 	}
 	cfg := baseConfig()
-	cfg.Certificates = []tls.Certificate{cert}
+	if err := o.setOwnCert(cfg, cert, wantEnv, x509.ExtKeyUsageServerAuth); err != nil {
+		return nil, fmt.Errorf("%w: server certificate: %w", ErrInvalidTLSConfig, err)
+	}
 	cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	cfg.ClientCAs = clientCAs
 	cfg.NextProtos = []string{"h2", "http/1.1"}
+	cfg.Time = o.clock
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		id, err := verifiedPeer(&cs)
+		id, err := o.verifyPeer(&cs)
 		if err != nil {
 			return fmt.Errorf("pki: rejecting client: %w", err)
 		}
@@ -88,22 +208,35 @@ func ServerConfig(cert tls.Certificate, clientCAs *x509.CertPool, wantEnv string
 // Invalid arguments yield an error wrapping ErrInvalidTLSConfig. The
 // verification clock is the returned config's Time field, which callers may
 // set.
+//
+// ClientConfig is ClientConfigWith without options.
 func ClientConfig(cert tls.Certificate, roots *x509.CertPool, want Identity) (*tls.Config, error) {
+	return ClientConfigWith(cert, roots, want)
+}
+
+// ClientConfigWith is ClientConfig with options: WithRevocation,
+// WithIdentityMapper, WithClock and WithCertificateSource. With an
+// identity mapper, the server's mapped identity must equal want. Invalid
+// options yield an error wrapping ErrInvalidTLSConfig.
+func ClientConfigWith(cert tls.Certificate, roots *x509.CertPool, want Identity, opts ...Option) (*tls.Config, error) {
 	if err := want.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: wanted server identity: %w", ErrInvalidTLSConfig, err)
 	}
 	if roots == nil {
 		return nil, fmt.Errorf("%w: client: nil root pool (system roots are never trusted for servers)", ErrInvalidTLSConfig)
 	}
-	cert, err := checkOwnCert(cert, want.Env, x509.ExtKeyUsageClientAuth)
+	o, err := newTLSOptions(opts)
 	if err != nil {
-		return nil, fmt.Errorf("%w: client certificate: %w", ErrInvalidTLSConfig, err)
+		return nil, fmt.Errorf("%w: client: %w", ErrInvalidTLSConfig, err)
 	}
 	cfg := baseConfig()
-	cfg.Certificates = []tls.Certificate{cert}
+	if err := o.setOwnCert(cfg, cert, want.Env, x509.ExtKeyUsageClientAuth); err != nil {
+		return nil, fmt.Errorf("%w: client certificate: %w", ErrInvalidTLSConfig, err)
+	}
 	cfg.RootCAs = roots
+	cfg.Time = o.clock
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		id, err := verifiedPeer(&cs)
+		id, err := o.verifyPeer(&cs)
 		if err != nil {
 			return fmt.Errorf("pki: rejecting server: %w", err)
 		}
@@ -118,15 +251,50 @@ func ClientConfig(cert tls.Certificate, roots *x509.CertPool, want Identity) (*t
 	return cfg, nil
 }
 
-// verifiedPeer returns the identity of the verified peer of cs, checking
-// the TLS version and the peer's key type as well.
-func verifiedPeer(cs *tls.ConnectionState) (Identity, error) {
+// setOwnCert checks the certificate this side presents (cert, or the
+// certificate source's current one) and installs it in cfg.
+func (o *tlsOptions) setOwnCert(cfg *tls.Config, cert tls.Certificate, env string, usage x509.ExtKeyUsage) error {
+	if o.source == nil {
+		c, err := checkOwnCert(cert, env, usage)
+		if err != nil {
+			return err
+		}
+		cfg.Certificates = []tls.Certificate{c}
+		return nil
+	}
+	if len(cert.Certificate) != 0 || cert.PrivateKey != nil || cert.Leaf != nil {
+		return errors.New("both a certificate and a certificate source given (pass the zero tls.Certificate with WithCertificateSource)")
+	}
+	if _, err := checkOwnCert(*o.source.current(), env, usage); err != nil {
+		return fmt.Errorf("certificate source %s: %w", o.source.certPath, err)
+	}
+	if usage == x509.ExtKeyUsageServerAuth {
+		cfg.GetCertificate = o.source.GetCertificate
+	} else {
+		cfg.GetClientCertificate = o.source.GetClientCertificate
+	}
+	return nil
+}
+
+// verifyPeer returns the identity of the verified peer of cs, checking the
+// TLS version, revocation (if configured) and the peer's key type as well.
+func (o *tlsOptions) verifyPeer(cs *tls.ConnectionState) (Identity, error) {
 	if cs.Version != tls.VersionTLS13 {
 		return Identity{}, fmt.Errorf("negotiated TLS version %#04x, want TLS 1.3", cs.Version)
 	}
-	id, err := PeerIdentity(cs)
+	if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
+		return Identity{}, fmt.Errorf("%w: no verified certificate chain", ErrUnverifiedPeer)
+	}
+	if o.revocation != nil {
+		for _, chain := range cs.VerifiedChains {
+			if err := o.revocation.Check(chain); err != nil {
+				return Identity{}, err
+			}
+		}
+	}
+	id, err := mapChain(o.mapper, cs.VerifiedChains[0])
 	if err != nil {
-		return Identity{}, err
+		return Identity{}, fmt.Errorf("peer certificate: %w", err)
 	}
 	if err := checkP256Public(cs.VerifiedChains[0][0].PublicKey); err != nil {
 		return Identity{}, fmt.Errorf("peer %s: %w", id, err)
@@ -162,10 +330,19 @@ func checkOwnCert(cert tls.Certificate, env string, usage x509.ExtKeyUsage) (tls
 	if !ok || !leaf.PublicKey.(*ecdsa.PublicKey).Equal(signer.Public()) {
 		return cert, fmt.Errorf("%s: %w", id, ErrKeyMismatch)
 	}
-	for _, u := range leaf.ExtKeyUsage {
+	if !hasExtKeyUsage(leaf, usage) {
+		return cert, fmt.Errorf("%s: certificate lacks the required extended key usage %v", id, usage)
+	}
+	return cert, nil
+}
+
+// hasExtKeyUsage reports whether c lists usage among its extended key
+// usages.
+func hasExtKeyUsage(c *x509.Certificate, usage x509.ExtKeyUsage) bool {
+	for _, u := range c.ExtKeyUsage {
 		if u == usage {
-			return cert, nil
+			return true
 		}
 	}
-	return cert, fmt.Errorf("%s: certificate lacks the required extended key usage %v", id, usage)
+	return false
 }
