@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"time"
 
 	"taxlink/internal/envelope"
 )
@@ -35,6 +36,22 @@ type TLS struct {
 	Cert string `json:"cert"` // PEM certificate chain, leaf first
 	Key  string `json:"key"`  // PEM private key (mode 0600)
 	CA   string `json:"ca"`   // PEM certificates of the CAs that issue peers' certificates
+	// CRL lists the revocation lists of those CAs (DER or PEM), one per
+	// CA. When set, every peer chain is checked against them, failing
+	// closed when a CRL has expired.
+	CRL []string `json:"crl,omitempty"`
+	// CRLRefresh is how often the CRL files are reread, e.g. "5m"
+	// (default 5m).
+	CRLRefresh string `json:"crl_refresh,omitempty"`
+}
+
+// CRLRefreshPeriod returns the parsed CRL refresh period.
+func (t TLS) CRLRefreshPeriod() time.Duration {
+	d, err := time.ParseDuration(t.CRLRefresh)
+	if err != nil || t.CRLRefresh == "" {
+		return 5 * time.Minute
+	}
+	return d
 }
 
 // Common holds what hubs and nodes share.
@@ -147,6 +164,9 @@ func (c *Common) resolve(base string) {
 	c.TLS.Cert = abs(base, c.TLS.Cert)
 	c.TLS.Key = abs(base, c.TLS.Key)
 	c.TLS.CA = abs(base, c.TLS.CA)
+	for i := range c.TLS.CRL {
+		c.TLS.CRL[i] = abs(base, c.TLS.CRL[i])
+	}
 	c.SigningKey = abs(base, c.SigningKey)
 	c.Directory = abs(base, c.Directory)
 	c.DirectoryKey = abs(base, c.DirectoryKey)
@@ -174,6 +194,16 @@ func (c *Common) validate(role string) error {
 	} {
 		if err := fileExists(f.path); err != nil {
 			return bad(f.key, "%v", err)
+		}
+	}
+	for i, p := range c.TLS.CRL {
+		if err := fileExists(p); err != nil {
+			return bad(fmt.Sprintf("tls.crl[%d]", i), "%v", err)
+		}
+	}
+	if c.TLS.CRLRefresh != "" {
+		if d, err := time.ParseDuration(c.TLS.CRLRefresh); err != nil || d < time.Second {
+			return bad("tls.crl_refresh", "%q: expected a duration of at least 1s, e.g. \"5m\"", c.TLS.CRLRefresh)
 		}
 	}
 	return nil

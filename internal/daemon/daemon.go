@@ -67,9 +67,20 @@ type common struct {
 	dir   *directory.Holder
 	cert  tls.Certificate
 	roots *x509.CertPool
+	// opts carry revocation checking into every TLS configuration.
+	opts []pki.Option
+	// rev is nil when no CRL is configured.
+	rev *pki.Revocation
 }
 
-func loadCommon(c *config.Common) (*common, error) {
+// runRevocation rereads the CRLs until ctx ends.
+func (c *common) runRevocation(ctx context.Context) {
+	if c.rev != nil {
+		go func() { _ = c.rev.Run(ctx) }()
+	}
+}
+
+func loadCommon(c *config.Common, log *slog.Logger) (*common, error) {
 	pem, err := os.ReadFile(c.DirectoryKey)
 	if err != nil {
 		return nil, fmt.Errorf("directory_key: %w", err)
@@ -97,7 +108,18 @@ func loadCommon(c *config.Common) (*common, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tls.ca: %w", err)
 	}
-	return &common{dir: dir, cert: cert, roots: pki.CertPool(cas...)}, nil
+	cm := &common{dir: dir, cert: cert, roots: pki.CertPool(cas...)}
+	if len(c.TLS.CRL) > 0 {
+		rev, err := pki.NewRevocation(pki.RevocationOptions{
+			Files: c.TLS.CRL, Issuers: cas, Now: time.Now, Refresh: c.TLS.CRLRefreshPeriod(), Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("tls.crl: %w", err)
+		}
+		cm.rev = rev
+		cm.opts = append(cm.opts, pki.WithRevocation(rev))
+	}
+	return cm, nil
 }
 
 func serve(ctx context.Context, listen string, svc *Service, handlerStart func(context.Context, net.Listener) error) error {
@@ -119,7 +141,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 	if err != nil {
 		return nil, err
 	}
-	cm, err := loadCommon(&c.Common)
+	cm, err := loadCommon(&c.Common, log)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -136,14 +158,14 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 	}
 	h, err := hub.New(hub.Config{
 		ID: c.ID, Environment: c.Environment, Signer: signer, Directory: cm.dir, Queue: q,
-		TLSCert: cm.cert, Roots: cm.roots, MaxEnvelope: c.MaxEnvelope, Logger: log,
+		TLSCert: cm.cert, Roots: cm.roots, TLSOptions: cm.opts, MaxEnvelope: c.MaxEnvelope, Logger: log,
 	})
 	if err != nil {
 		q.Close()
 		return nil, err
 	}
 	svc := &Service{Hub: h, Queue: q, Dir: cm.dir, close: q.Close}
-	tc, err := pki.ServerConfig(cm.cert, cm.roots, c.Environment)
+	tc, err := pki.ServerConfigWith(cm.cert, cm.roots, c.Environment, cm.opts...)
 	if err != nil {
 		q.Close()
 		return nil, err
@@ -156,6 +178,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 	})
 	err = serve(ctx, c.Listen, svc, func(ctx context.Context, ln net.Listener) error {
 		go h.Run(ctx)
+		cm.runRevocation(ctx)
 		go watchDirectory(ctx, c.Directory, h, log)
 		return api.Serve(ctx, ln, tc, h.Handler(), log)
 	})
@@ -202,7 +225,7 @@ func LoadNode(path string, log *slog.Logger) (*LoadedNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	cm, err := loadCommon(&c.Common)
+	cm, err := loadCommon(&c.Common, log)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -236,7 +259,7 @@ func LoadNode(path string, log *slog.Logger) (*LoadedNode, error) {
 	n, err := node.New(node.Config{
 		ID: c.ID, Environment: c.Environment, Signer: signer, Directory: cm.dir, Store: st,
 		SealingKeys: keys, OutboxDir: filepath.Join(c.DataDir, "outbox"), HubID: c.HubID, HubURL: c.HubURL,
-		TLSCert: cm.cert, Roots: cm.roots, Logger: log,
+		TLSCert: cm.cert, Roots: cm.roots, TLSOptions: cm.opts, Logger: log,
 	})
 	if err != nil {
 		st.Close()
@@ -253,7 +276,7 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 		return nil, err
 	}
 	svc := &Service{Node: l.Node, Store: l.Store, Dir: l.Dir, close: func() { l.Store.Close() }}
-	tc, err := pki.ServerConfig(l.cm.cert, l.cm.roots, l.Config.Environment)
+	tc, err := pki.ServerConfigWith(l.cm.cert, l.cm.roots, l.Config.Environment, l.cm.opts...)
 	if err != nil {
 		l.Close()
 		return nil, err
@@ -267,6 +290,7 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 	})
 	err = serve(ctx, l.Config.Listen, svc, func(ctx context.Context, ln net.Listener) error {
 		go l.Node.Run(ctx)
+		l.cm.runRevocation(ctx)
 		return api.Serve(ctx, ln, tc, l.Node.Handler(), log)
 	})
 	if err != nil {

@@ -13,6 +13,7 @@ package devnet
 import (
 	"crypto/ecdsa"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -183,6 +184,14 @@ func Init(dir string, opts Options) (*Layout, error) {
 	if err := pki.WriteKeyFile(filepath.Join(pkiDir, "ca.key"), ca.Key); err != nil {
 		return nil, err
 	}
+	crl, err := ca.CRL(nil, opts.Now.Add(-time.Hour), 30*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	crlPath := filepath.Join(pkiDir, "ca.crl")
+	if err := pki.WriteCRLFile(crlPath, crl); err != nil {
+		return nil, err
+	}
 	dirKey, err := pki.NewKey()
 	if err != nil {
 		return nil, err
@@ -242,7 +251,7 @@ func Init(dir string, opts Options) (*Layout, error) {
 		}
 		return config.Common{
 			Role: role, ID: id, Environment: Environment, Listen: listen, DataDir: "data",
-			TLS:        config.TLS{Cert: "tls.pem", Key: "tls.key", CA: rel(caPath)},
+			TLS:        config.TLS{Cert: "tls.pem", Key: "tls.key", CA: rel(caPath), CRL: []string{rel(crlPath)}, CRLRefresh: "2s"},
 			SigningKey: "signing.key", Directory: rel(filepath.Join(dirDir, "directory.json")),
 			DirectoryKey: rel(filepath.Join(dirDir, "directory-key.pem")),
 		}
@@ -402,15 +411,10 @@ func freePorts(n int) ([]int, error) {
 // to present certificates the network must refuse (expired, unknown, from
 // another environment).
 func IssueCert(lay *Layout, id pki.Identity, notBefore time.Time, validity time.Duration) (tls.Certificate, error) {
-	caCerts, err := pki.ReadCertFile(filepath.Join(lay.Dir, "pki", "ca.pem"))
+	ca, err := loadCA(lay)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	caKey, err := pki.ReadKeyFile(filepath.Join(lay.Dir, "pki", "ca.key"))
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	ca := &pki.CA{Cert: caCerts[0], Key: caKey}
 	k, err := pki.NewKey()
 	if err != nil {
 		return tls.Certificate{}, err
@@ -420,4 +424,39 @@ func IssueCert(lay *Layout, id pki.Identity, notBefore time.Time, validity time.
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{c.Raw}, PrivateKey: k, Leaf: c}, nil
+}
+
+// Revoke rewrites lay's CRL so that it lists certs as revoked; processes
+// pick it up at their next CRL refresh.
+func Revoke(lay *Layout, now time.Time, certs ...*x509.Certificate) error {
+	ca, err := loadCA(lay)
+	if err != nil {
+		return err
+	}
+	crlPath := filepath.Join(lay.Dir, "pki", "ca.crl")
+	old, err := pki.ReadCRLFile(crlPath)
+	if err != nil {
+		return err
+	}
+	entries := old.RevokedCertificateEntries
+	for _, c := range certs {
+		entries = append(entries, x509.RevocationListEntry{SerialNumber: c.SerialNumber, RevocationTime: now})
+	}
+	crl, err := ca.CRL(entries, now, 30*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	return pki.WriteCRLFile(crlPath, crl)
+}
+
+func loadCA(lay *Layout) (*pki.CA, error) {
+	caCerts, err := pki.ReadCertFile(filepath.Join(lay.Dir, "pki", "ca.pem"))
+	if err != nil {
+		return nil, err
+	}
+	caKey, err := pki.ReadKeyFile(filepath.Join(lay.Dir, "pki", "ca.key"))
+	if err != nil {
+		return nil, err
+	}
+	return &pki.CA{Cert: caCerts[0], Key: caKey}, nil
 }

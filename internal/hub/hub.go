@@ -54,8 +54,11 @@ type Config struct {
 	Queue       *queue.Queue
 	// TLSCert and Roots are used to reach nodes; each node's identity is
 	// checked against the directory.
-	TLSCert     tls.Certificate
-	Roots       *x509.CertPool
+	TLSCert tls.Certificate
+	Roots   *x509.CertPool
+	// TLSOptions add checks to the hub's client connections to nodes
+	// (revocation, identity mapping).
+	TLSOptions  []pki.Option
 	MaxEnvelope int64
 	// Parallel is how many deliveries run at once for one recipient.
 	Parallel int
@@ -428,7 +431,7 @@ func (h *Hub) client(node *directory.Node) (*http.Client, error) {
 	if c, ok := h.clients[node.ID]; ok {
 		return c, nil
 	}
-	tc, err := pki.ClientConfig(h.cfg.TLSCert, h.cfg.Roots, pki.Identity{Env: h.cfg.Environment, ID: node.ID})
+	tc, err := pki.ClientConfigWith(h.cfg.TLSCert, h.cfg.Roots, pki.Identity{Env: h.cfg.Environment, ID: node.ID}, h.cfg.TLSOptions...)
 	if err != nil {
 		return nil, err
 	}

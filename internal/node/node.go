@@ -64,8 +64,11 @@ type Config struct {
 	HubURL      string
 	TLSCert     tls.Certificate
 	Roots       *x509.CertPool
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// TLSOptions add checks to the connection to the hub (revocation,
+	// identity mapping).
+	TLSOptions []pki.Option
+	Logger     *slog.Logger
+	Now        func() time.Time
 	// ChunkSize is the plaintext size of a sealed chunk (0: the envelope
 	// package's default).
 	ChunkSize uint32
@@ -111,7 +114,7 @@ func New(cfg Config) (*Node, error) {
 		}
 		n.keys[k.Tenant+"\x00"+k.KeyID] = k.Key
 	}
-	tc, err := pki.ClientConfig(cfg.TLSCert, cfg.Roots, pki.Identity{Env: cfg.Environment, ID: cfg.HubID})
+	tc, err := pki.ClientConfigWith(cfg.TLSCert, cfg.Roots, pki.Identity{Env: cfg.Environment, ID: cfg.HubID}, cfg.TLSOptions...)
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}

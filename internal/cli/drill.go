@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"taxlink/internal/devnet"
+	"taxlink/internal/drill"
+)
+
+func drillCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "drill",
+		Short: "Run drills against a network and report (模擬攻撃 …)",
+	}
+	c.AddCommand(drillAttackCmd())
+	return c
+}
+
+func drillAttackCmd() *cobra.Command {
+	var dev bool
+	c := &cobra.Command{
+		Use:   "attack --dev",
+		Short: "Attack a fresh dev network while legitimate traffic flows; exit 0 only if every attack was blocked and nothing was lost",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !dev {
+				return errors.New("only --dev is supported: the drill needs the dev network's keys to forge its attacks")
+			}
+			out, errw := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			dir, err := os.MkdirTemp("", "taxlink-drill-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+			fmt.Fprint(errw, devBanner)
+			lay, err := devnet.Init(dir, devnet.Options{})
+			if err != nil {
+				return err
+			}
+			// The processes' own refusals are expected here; keep them quiet.
+			nw, err := devnet.Start(cmd.Context(), lay, jsonLogger(io.Discard, slog.LevelError))
+			if err != nil {
+				return err
+			}
+			defer nw.Stop()
+			n := 0
+			results, sum, err := drill.Attack(cmd.Context(), nw, func(r drill.Result) {
+				n++
+				mark := "blocked"
+				if !r.Blocked {
+					mark = "NOT BLOCKED"
+				}
+				fmt.Fprintf(errw, "attack %2d: %-60s %s\n", n, r.Attack, mark)
+			})
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "#\tATTACK\tEXPECTED DEFENCE\tRESULT\tDETAIL")
+			for i, r := range results {
+				res := "blocked"
+				if !r.Blocked {
+					res = "NOT BLOCKED"
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i+1, r.Attack, r.Defence, res, r.Detail)
+			}
+			tw.Flush()
+			fmt.Fprintf(out, "\nlegitimate notifications during the drill: %d sent, %d recorded with both receipts verified, %d lost\n", sum.LegitSent, sum.LegitDone, sum.Lost)
+			j, _ := json.Marshal(sum)
+			fmt.Fprintln(out, string(j))
+			if !sum.Passed {
+				return errFailed
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&dev, "dev", false, "attack a fresh dev network started in this process")
+	return c
+}
