@@ -14,6 +14,7 @@ import (
 
 	"taxlink/internal/config"
 	"taxlink/internal/directory"
+	"taxlink/internal/keystore"
 	"taxlink/internal/pki"
 )
 
@@ -182,16 +183,26 @@ func dirDiffCmd() *cobra.Command {
 }
 
 func dirSignCmd() *cobra.Command {
-	var keyPath, in, out string
+	var keyRef, passFile, module, in, out string
 	c := &cobra.Command{
-		Use:   "sign --key DIRECTORY-SIGNING-KEY --in BODY.json --out SIGNED.json",
+		Use:   "sign --key KEYREF --in BODY.json --out SIGNED.json",
 		Short: "Validate a directory body and sign it with the directory key",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			key, err := pki.ReadKeyFile(keyPath)
+			ref, err := keystore.ParseRef(keyRef)
 			if err != nil {
 				return err
 			}
+			env := keystore.DefaultEnv()
+			if passFile != "" {
+				env.Passphrase = keystore.PassphraseFromFile(passFile)
+			}
+			env.Token.Module = module
+			key, closer, err := keystore.LoadSigner(ref, env)
+			if err != nil {
+				return err
+			}
+			defer closer.Close()
 			b, err := readLimited(in, directory.MaxSize)
 			if err != nil {
 				return err
@@ -213,7 +224,9 @@ func dirSignCmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&keyPath, "key", "", "the directory signing key")
+	c.Flags().StringVar(&keyRef, "key", "", "the directory signing key: enc:PATH, pkcs11:token=…;object=… or (dev) file:PATH")
+	c.Flags().StringVar(&passFile, "passphrase-file", "", "file holding the passphrase of an enc: key (default: $TAXLINK_KEY_PASSPHRASE)")
+	c.Flags().StringVar(&module, "pkcs11-module", "", "PKCS#11 module for a pkcs11: key (PIN from $TAXLINK_PKCS11_PIN)")
 	c.Flags().StringVar(&in, "in", "", "the directory body (JSON)")
 	c.Flags().StringVar(&out, "out", "", "where to write the signed directory")
 	for _, f := range []string{"key", "in", "out"} {

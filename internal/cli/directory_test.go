@@ -55,7 +55,7 @@ func TestDirectoryCommands(t *testing.T) {
 	}
 	v2 := filepath.Join(t.TempDir(), "v2.json")
 	key := filepath.Join(filepath.Dir(hubCfg), "directory-signing.key")
-	if code, out, errw := run(t, ctx, "directory", "sign", "--key", key, "--in", bodyPath, "--out", v2); code != 0 {
+	if code, out, errw := run(t, ctx, "directory", "sign", "--key", "enc:"+key, "--passphrase-file", filepath.Join(dir, "pki", "dev-passphrase"), "--in", bodyPath, "--out", v2); code != 0 {
 		t.Fatalf("sign: %s %s", out, errw)
 	}
 

@@ -20,9 +20,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"taxlink/internal/envelope"
+	"taxlink/internal/keystore"
 )
 
 // MaxFileSize bounds a configuration file.
@@ -34,7 +36,7 @@ var ErrInvalid = errors.New("config: invalid")
 // TLS names the files of a process's TLS identity.
 type TLS struct {
 	Cert string `json:"cert"` // PEM certificate chain, leaf first
-	Key  string `json:"key"`  // PEM private key (mode 0600)
+	Key  string `json:"key"`  // key reference (see KeySources)
 	CA   string `json:"ca"`   // PEM certificates of the CAs that issue peers' certificates
 	// CRL lists the revocation lists of those CAs (DER or PEM), one per
 	// CA. When set, every peer chain is checked against them, failing
@@ -62,9 +64,69 @@ type Common struct {
 	Listen       string `json:"listen"`      // host:port of the service listener
 	DataDir      string `json:"data_dir"`
 	TLS          TLS    `json:"tls"`
-	SigningKey   string `json:"signing_key"`   // PEM key signing receipts (hub) or envelopes and receipts (node)
+	SigningKey   string `json:"signing_key"`   // key reference: signs receipts (hub) or envelopes and receipts (node)
 	Directory    string `json:"directory"`     // signed directory file
 	DirectoryKey string `json:"directory_key"` // PEM public key that signs the directory
+	// Keys says where the secrets that open the private keys come from.
+	Keys KeySources `json:"keys,omitzero"`
+}
+
+// KeySources says how to open the private keys. Every private key in a
+// configuration (tls.key, signing_key, sealing_keys[].file) is a key
+// reference: "enc:PATH" (a passphrase-encrypted key file),
+// "pkcs11:token=LABEL;object=LABEL" (a key on a PKCS#11 token), or
+// "file:PATH" (an unencrypted key file, refused outside the dev
+// environment); a bare path means "file:PATH". Relative paths are relative
+// to the configuration file.
+type KeySources struct {
+	// PassphraseFile holds the passphrase of enc: keys (mode 0600); when
+	// empty it comes from the environment variable TAXLINK_KEY_PASSPHRASE.
+	PassphraseFile string `json:"passphrase_file,omitempty"`
+	// PKCS11Module is the token's PKCS#11 module, e.g.
+	// /usr/lib/softhsm/libsofthsm2.so.
+	PKCS11Module string `json:"pkcs11_module,omitempty"`
+	// PINFile holds the token PIN; when empty it comes from
+	// TAXLINK_PKCS11_PIN.
+	PINFile string `json:"pin_file,omitempty"`
+}
+
+// resolveRef makes the path of a file: or enc: key reference absolute.
+func resolveRef(base, ref string) string {
+	for _, scheme := range []string{"file:", "enc:"} {
+		if strings.HasPrefix(ref, scheme) {
+			return scheme + abs(base, strings.TrimPrefix(ref, scheme))
+		}
+	}
+	if ref == "" || strings.HasPrefix(ref, "pkcs11:") {
+		return ref
+	}
+	return "file:" + abs(base, ref)
+}
+
+// checkKeyRef validates a key reference for environment env.
+func checkKeyRef(key, ref, env string, ks KeySources) error {
+	r, err := keystore.ParseRef(ref)
+	if err != nil {
+		return bad(key, "%v", err)
+	}
+	switch r.Scheme {
+	case keystore.SchemeFile:
+		if env != "dev" {
+			return bad(key, "%s holds a private key in the clear, which is allowed only in the dev environment: use enc:PATH or pkcs11:token=…;object=…", r.Path)
+		}
+		if err := fileExists(r.Path); err != nil {
+			return bad(key, "%v", err)
+		}
+	case keystore.SchemeEnc:
+		if err := fileExists(r.Path); err != nil {
+			return bad(key, "%v", err)
+		}
+	case keystore.SchemePKCS11:
+		if ks.PKCS11Module == "" {
+			return bad("keys.pkcs11_module", "missing: %s names a PKCS#11 key", key)
+		}
+	}
+	return nil
 }
 
 // Hub is a hub's configuration.
@@ -144,7 +206,7 @@ func LoadNode(path string) (*Node, error) {
 	}
 	c.resolve(filepath.Dir(path))
 	for i := range c.SealingKeys {
-		c.SealingKeys[i].File = abs(filepath.Dir(path), c.SealingKeys[i].File)
+		c.SealingKeys[i].File = resolveRef(filepath.Dir(path), c.SealingKeys[i].File)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -162,12 +224,14 @@ func abs(base, p string) string {
 func (c *Common) resolve(base string) {
 	c.DataDir = abs(base, c.DataDir)
 	c.TLS.Cert = abs(base, c.TLS.Cert)
-	c.TLS.Key = abs(base, c.TLS.Key)
+	c.TLS.Key = resolveRef(base, c.TLS.Key)
+	c.Keys.PassphraseFile = abs(base, c.Keys.PassphraseFile)
+	c.Keys.PINFile = abs(base, c.Keys.PINFile)
 	c.TLS.CA = abs(base, c.TLS.CA)
 	for i := range c.TLS.CRL {
 		c.TLS.CRL[i] = abs(base, c.TLS.CRL[i])
 	}
-	c.SigningKey = abs(base, c.SigningKey)
+	c.SigningKey = resolveRef(base, c.SigningKey)
 	c.Directory = abs(base, c.Directory)
 	c.DirectoryKey = abs(base, c.DirectoryKey)
 }
@@ -189,11 +253,22 @@ func (c *Common) validate(role string) error {
 		return bad("data_dir", "missing: expected a directory path")
 	}
 	for _, f := range []struct{ key, path string }{
-		{"tls.cert", c.TLS.Cert}, {"tls.key", c.TLS.Key}, {"tls.ca", c.TLS.CA},
-		{"signing_key", c.SigningKey}, {"directory", c.Directory}, {"directory_key", c.DirectoryKey},
+		{"tls.cert", c.TLS.Cert}, {"tls.ca", c.TLS.CA}, {"directory", c.Directory}, {"directory_key", c.DirectoryKey},
 	} {
 		if err := fileExists(f.path); err != nil {
 			return bad(f.key, "%v", err)
+		}
+	}
+	for _, f := range []struct{ key, ref string }{{"tls.key", c.TLS.Key}, {"signing_key", c.SigningKey}} {
+		if err := checkKeyRef(f.key, f.ref, c.Environment, c.Keys); err != nil {
+			return err
+		}
+	}
+	for key, p := range map[string]string{"keys.passphrase_file": c.Keys.PassphraseFile, "keys.pin_file": c.Keys.PINFile} {
+		if p != "" {
+			if err := fileExists(p); err != nil {
+				return bad(key, "%v", err)
+			}
 		}
 	}
 	for i, p := range c.TLS.CRL {
@@ -263,8 +338,11 @@ func (c *Node) Validate() error {
 		if k.KeyID == "" {
 			return bad(key+".key_id", "missing")
 		}
-		if err := fileExists(k.File); err != nil {
-			return bad(key+".file", "%v", err)
+		if err := checkKeyRef(key+".file", k.File, c.Environment, c.Keys); err != nil {
+			return err
+		}
+		if strings.HasPrefix(k.File, "pkcs11:") {
+			return bad(key+".file", "sealing keys cannot live on a PKCS#11 token (see package keystore): use enc:PATH")
 		}
 	}
 	return nil

@@ -42,7 +42,7 @@ func TestLoadNodeValid(t *testing.T) {
 	if err != nil {
 		t.Fatalf("valid configuration refused: %v", err)
 	}
-	if !filepath.IsAbs(c.DataDir) || !filepath.IsAbs(c.SealingKeys[0].File) {
+	if !filepath.IsAbs(c.DataDir) || !strings.HasPrefix(c.SealingKeys[0].File, "file:/") || !strings.HasPrefix(c.TLS.Key, "file:/") {
 		t.Errorf("relative paths not resolved: data_dir %q, sealing key %q", c.DataDir, c.SealingKeys[0].File)
 	}
 }
@@ -67,6 +67,14 @@ func TestLoadNodeRefuses(t *testing.T) {
 			m["sealing_keys"].([]any)[0].(map[string]any)["tenant"] = "lg:1"
 		}},
 		{"unknown key", "listn", func(m map[string]any) { m["listn"] = "x" }},
+		{"clear key outside dev", "in the clear", func(m map[string]any) { m["environment"] = "production" }},
+		{"encrypted key missing", "tls.key", func(m map[string]any) { m["tls"].(map[string]any)["key"] = "enc:missing.key" }},
+		{"pkcs11 without module", "keys.pkcs11_module", func(m map[string]any) { m["signing_key"] = "pkcs11:token=t;object=o" }},
+		{"sealing key on a token", "sealing_keys[0].file", func(m map[string]any) {
+			m["keys"] = map[string]any{"pkcs11_module": "/usr/lib/softhsm/libsofthsm2.so"}
+			m["sealing_keys"].([]any)[0].(map[string]any)["file"] = "pkcs11:token=t;object=o"
+		}},
+		{"bad key reference", "signing_key", func(m map[string]any) { m["signing_key"] = "pkcs11:token=t;pin-value=1234" }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

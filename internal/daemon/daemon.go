@@ -8,11 +8,10 @@ package daemon
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -22,8 +21,8 @@ import (
 	"taxlink/internal/api"
 	"taxlink/internal/config"
 	"taxlink/internal/directory"
-	"taxlink/internal/envelope"
 	"taxlink/internal/hub"
+	"taxlink/internal/keystore"
 	"taxlink/internal/node"
 	"taxlink/internal/pki"
 	"taxlink/internal/queue"
@@ -71,6 +70,15 @@ type common struct {
 	opts []pki.Option
 	// rev is nil when no CRL is configured.
 	rev *pki.Revocation
+	env keystore.Env
+	// closers release key storage (PKCS#11 sessions).
+	closers []io.Closer
+}
+
+func (c *common) close() {
+	for _, cl := range c.closers {
+		cl.Close()
+	}
 }
 
 // runRevocation rereads the CRLs until ctx ends.
@@ -93,27 +101,32 @@ func loadCommon(c *config.Common, log *slog.Logger) (*common, error) {
 	if err != nil {
 		return nil, fmt.Errorf("directory: %w", err)
 	}
-	cert, err := pki.LoadKeyPair(c.TLS.Cert, c.TLS.Key)
+	env := keyEnv(c.Keys)
+	cert, closer, err := loadTLS(c.TLS.Cert, c.TLS.Key, env)
 	if err != nil {
-		return nil, fmt.Errorf("tls: %w", err)
+		return nil, fmt.Errorf("tls.key: %w", err)
 	}
 	id, err := pki.IdentityFromCert(cert.Leaf)
 	if err != nil {
+		closer.Close()
 		return nil, fmt.Errorf("tls.cert %s: %w", c.TLS.Cert, err)
 	}
 	if id.ID != c.ID || id.Env != c.Environment {
+		closer.Close()
 		return nil, fmt.Errorf("tls.cert %s names %s, but the configuration is for %s in %s", c.TLS.Cert, id, c.ID, c.Environment)
 	}
 	cas, err := pki.ReadCertFile(c.TLS.CA)
 	if err != nil {
+		closer.Close()
 		return nil, fmt.Errorf("tls.ca: %w", err)
 	}
-	cm := &common{dir: dir, cert: cert, roots: pki.CertPool(cas...)}
+	cm := &common{dir: dir, cert: cert, roots: pki.CertPool(cas...), env: env, closers: []io.Closer{closer}}
 	if len(c.TLS.CRL) > 0 {
 		rev, err := pki.NewRevocation(pki.RevocationOptions{
 			Files: c.TLS.CRL, Issuers: cas, Now: time.Now, Refresh: c.TLS.CRLRefreshPeriod(), Logger: log,
 		})
 		if err != nil {
+			cm.close()
 			return nil, fmt.Errorf("tls.crl: %w", err)
 		}
 		cm.rev = rev
@@ -145,29 +158,37 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if _, err := checkSigner(c.SigningKey, cm.dir.Get().HubKey()); err != nil {
+	signer, sc, err := loadMatchingSigner(c.SigningKey, cm.env, cm.dir.Get().HubKey())
+	if err != nil {
+		cm.close()
 		return nil, fmt.Errorf("%s: signing_key: %w", path, err)
 	}
-	signer, _ := pki.ReadKeyFile(c.SigningKey)
+	cm.closers = append(cm.closers, sc)
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		cm.close()
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
 	q, err := queue.Open(ctx, queue.Options{StoreDir: filepath.Join(c.DataDir, "jetstream"), InlineMax: c.InlineMax, Logger: log})
 	if err != nil {
+		cm.close()
 		return nil, err
+	}
+	closeAll := func() {
+		q.Close()
+		cm.close()
 	}
 	h, err := hub.New(hub.Config{
 		ID: c.ID, Environment: c.Environment, Signer: signer, Directory: cm.dir, Queue: q,
 		TLSCert: cm.cert, Roots: cm.roots, TLSOptions: cm.opts, MaxEnvelope: c.MaxEnvelope, Logger: log,
 	})
 	if err != nil {
-		q.Close()
+		closeAll()
 		return nil, err
 	}
-	svc := &Service{Hub: h, Queue: q, Dir: cm.dir, close: q.Close}
+	svc := &Service{Hub: h, Queue: q, Dir: cm.dir, close: closeAll}
 	tc, err := pki.ServerConfigWith(cm.cert, cm.roots, c.Environment, cm.opts...)
 	if err != nil {
-		q.Close()
+		closeAll()
 		return nil, err
 	}
 	admit(tc, func(id string) error {
@@ -183,24 +204,10 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		return api.Serve(ctx, ln, tc, h.Handler(), log)
 	})
 	if err != nil {
-		q.Close()
+		closeAll()
 		return nil, err
 	}
 	return svc, nil
-}
-
-// checkSigner reads the key file at path and checks that its public key is
-// want, the key the directory publishes for this process.
-func checkSigner(path string, want *ecdsa.PublicKey) (*ecdsa.PublicKey, error) {
-	s, err := pki.ReadKeyFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pub, ok := s.Public().(*ecdsa.PublicKey)
-	if !ok || !pub.Equal(want) {
-		return nil, errors.New("the key does not match the signing key the directory publishes for this participant")
-	}
-	return pub, nil
 }
 
 // LoadedNode is a node's configuration with its keys and stores opened, not
@@ -216,8 +223,12 @@ type LoadedNode struct {
 // Directory returns the directory in force.
 func (l *LoadedNode) Directory() *directory.Directory { return l.Dir.Get() }
 
-// Close closes the node's store.
-func (l *LoadedNode) Close() error { return l.Store.Close() }
+// Close closes the node's store and releases its keys.
+func (l *LoadedNode) Close() error {
+	err := l.Store.Close()
+	l.cm.close()
+	return err
+}
 
 // LoadNode opens the node described by the configuration at path.
 func LoadNode(path string, log *slog.Logger) (*LoadedNode, error) {
@@ -233,27 +244,35 @@ func LoadNode(path string, log *slog.Logger) (*LoadedNode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: id: %w", path, err)
 	}
-	if _, err := checkSigner(c.SigningKey, me.Key()); err != nil {
+	signer, sc, err := loadMatchingSigner(c.SigningKey, cm.env, me.Key())
+	if err != nil {
+		cm.close()
 		return nil, fmt.Errorf("%s: signing_key: %w", path, err)
 	}
-	signer, _ := pki.ReadKeyFile(c.SigningKey)
+	cm.closers = append(cm.closers, sc)
 	var keys []node.SealingKey
 	for i, k := range c.SealingKeys {
-		raw, err := ReadSecretFile(k.File)
+		ref, err := keystore.ParseRef(k.File)
 		if err != nil {
+			cm.close()
 			return nil, fmt.Errorf("%s: sealing_keys[%d]: %w", path, i, err)
 		}
-		priv, err := envelope.ParsePrivateKey(k.KEM, raw)
+		env := cm.env
+		env.SealingKEM = k.KEM
+		priv, err := keystore.LoadSealingKey(ref, env)
 		if err != nil {
+			cm.close()
 			return nil, fmt.Errorf("%s: sealing_keys[%d]: %w", path, i, err)
 		}
 		keys = append(keys, node.SealingKey{Tenant: k.Tenant, KeyID: k.KeyID, Key: priv})
 	}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		cm.close()
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
 	st, err := sqlite.Open(filepath.Join(c.DataDir, "node.db"))
 	if err != nil {
+		cm.close()
 		return nil, err
 	}
 	n, err := node.New(node.Config{
@@ -263,6 +282,7 @@ func LoadNode(path string, log *slog.Logger) (*LoadedNode, error) {
 	})
 	if err != nil {
 		st.Close()
+		cm.close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &LoadedNode{Config: c, Node: n, Store: st, Dir: cm.dir, cm: cm}, nil
@@ -275,7 +295,7 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 	if err != nil {
 		return nil, err
 	}
-	svc := &Service{Node: l.Node, Store: l.Store, Dir: l.Dir, close: func() { l.Store.Close() }}
+	svc := &Service{Node: l.Node, Store: l.Store, Dir: l.Dir, close: func() { l.Close() }}
 	tc, err := pki.ServerConfigWith(l.cm.cert, l.cm.roots, l.Config.Environment, l.cm.opts...)
 	if err != nil {
 		l.Close()
@@ -298,19 +318,6 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 		return nil, err
 	}
 	return svc, nil
-}
-
-// ReadSecretFile reads a private key file, refusing one that others can
-// read or write.
-func ReadSecretFile(path string) ([]byte, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s: mode %04o lets others read or write a private key; expected 0600", path, st.Mode().Perm())
-	}
-	return os.ReadFile(path)
 }
 
 // watchDirectory puts in force a newer directory written to the hub's

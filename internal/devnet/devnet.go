@@ -11,6 +11,9 @@
 package devnet
 
 import (
+	"crypto"
+	"crypto/rand"
+	"encoding/hex"
 	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
@@ -25,6 +28,7 @@ import (
 	"taxlink/internal/config"
 	"taxlink/internal/directory"
 	"taxlink/internal/envelope"
+	"taxlink/internal/keystore"
 	"taxlink/internal/lgdata"
 	"taxlink/internal/pki"
 )
@@ -177,11 +181,23 @@ func Init(dir string, opts Options) (*Layout, error) {
 	if err := os.MkdirAll(pkiDir, 0o700); err != nil {
 		return nil, err
 	}
+	// Every private key is written encrypted, as in production; the dev
+	// passphrase sits beside them, which only a throwaway network may do.
+	pass := make([]byte, 24)
+	if _, err := rand.Read(pass); err != nil {
+		return nil, err
+	}
+	passphrase := []byte(hex.EncodeToString(pass))
+	passPath := filepath.Join(pkiDir, "dev-passphrase")
+	if err := os.WriteFile(passPath, passphrase, 0o600); err != nil {
+		return nil, err
+	}
+	writeKey := func(path string, key any) error { return keystore.WriteEncrypted(path, key, passphrase, devKeyParams) }
 	caPath := filepath.Join(pkiDir, "ca.pem")
 	if err := pki.WriteCertFile(caPath, ca.Cert); err != nil {
 		return nil, err
 	}
-	if err := pki.WriteKeyFile(filepath.Join(pkiDir, "ca.key"), ca.Key); err != nil {
+	if err := writeKey(filepath.Join(pkiDir, "ca.key"), ca.Key); err != nil {
 		return nil, err
 	}
 	crl, err := ca.CRL(nil, opts.Now.Add(-time.Hour), 30*24*time.Hour)
@@ -228,14 +244,14 @@ func Init(dir string, opts Options) (*Layout, error) {
 		if err := pki.WriteCertFile(filepath.Join(d, "tls.pem"), cert); err != nil {
 			return nil, err
 		}
-		if err := pki.WriteKeyFile(filepath.Join(d, "tls.key"), k); err != nil {
+		if err := writeKey(filepath.Join(d, "tls.key"), k); err != nil {
 			return nil, err
 		}
 		sk, err := pki.NewKey()
 		if err != nil {
 			return nil, err
 		}
-		if err := pki.WriteKeyFile(filepath.Join(d, "signing.key"), sk); err != nil {
+		if err := writeKey(filepath.Join(d, "signing.key"), sk); err != nil {
 			return nil, err
 		}
 		return &sk.PublicKey, nil
@@ -251,8 +267,9 @@ func Init(dir string, opts Options) (*Layout, error) {
 		}
 		return config.Common{
 			Role: role, ID: id, Environment: Environment, Listen: listen, DataDir: "data",
-			TLS:        config.TLS{Cert: "tls.pem", Key: "tls.key", CA: rel(caPath), CRL: []string{rel(crlPath)}, CRLRefresh: "2s"},
-			SigningKey: "signing.key", Directory: rel(filepath.Join(dirDir, "directory.json")),
+			TLS:        config.TLS{Cert: "tls.pem", Key: "enc:tls.key", CA: rel(caPath), CRL: []string{rel(crlPath)}, CRLRefresh: "2s"},
+			SigningKey: "enc:signing.key",
+			Keys:       config.KeySources{PassphraseFile: rel(passPath)}, Directory: rel(filepath.Join(dirDir, "directory.json")),
 			DirectoryKey: rel(filepath.Join(dirDir, "directory-key.pem")),
 		}
 	}
@@ -263,7 +280,7 @@ func Init(dir string, opts Options) (*Layout, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := pki.WriteKeyFile(filepath.Join(hubDir, "directory-signing.key"), dirKey); err != nil {
+	if err := writeKey(filepath.Join(hubDir, "directory-signing.key"), dirKey); err != nil {
 		return nil, err
 	}
 	hubPEM, err := pki.MarshalPublicKeyPEM(hubPub)
@@ -301,20 +318,16 @@ func Init(dir string, opts Options) (*Layout, error) {
 			if err != nil {
 				return nil, err
 			}
-			raw, err := envelope.MarshalPrivateKey(priv)
-			if err != nil {
-				return nil, err
-			}
 			pubRaw, err := envelope.MarshalPublicKey(priv.PublicKey())
 			if err != nil {
 				return nil, err
 			}
 			keyID := fileToken(t) + "-1"
 			file := "sealing-" + fileToken(t) + ".key"
-			if err := writeSecret(filepath.Join(nd, file), raw); err != nil {
+			if err := writeKey(filepath.Join(nd, file), priv); err != nil {
 				return nil, err
 			}
-			nc.SealingKeys = append(nc.SealingKeys, config.SealingKeyFile{Tenant: t, KeyID: keyID, KEM: envelope.DefaultKEM, File: file})
+			nc.SealingKeys = append(nc.SealingKeys, config.SealingKeyFile{Tenant: t, KeyID: keyID, KEM: envelope.DefaultKEM, File: "enc:" + file})
 			pidx[t].SealingKeys = append(pidx[t].SealingKeys, directory.SealingKey{ID: keyID, KEM: envelope.DefaultKEM, Public: base64.StdEncoding.EncodeToString(pubRaw)})
 		}
 		cfgPath := filepath.Join(nd, "node.json")
@@ -383,8 +396,40 @@ func writeJSON(path string, v any) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-func writeSecret(path string, b []byte) error {
-	return os.WriteFile(path, b, 0o600)
+// devKeyParams are light Argon2id parameters for dev keys: a dev network
+// loads some twenty keys at start.
+var devKeyParams = keystore.Params{Time: 1, MemoryKiB: 8 << 10, Threads: 1}
+
+// ReadKey opens an encrypted key file of lay (the dev passphrase is in the
+// layout).
+func ReadKey(lay *Layout, path string) (crypto.Signer, error) {
+	pass, err := os.ReadFile(filepath.Join(lay.Dir, "pki", "dev-passphrase"))
+	if err != nil {
+		return nil, err
+	}
+	k, err := keystore.ReadEncrypted(path, pass)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("devnet: %s is not a signing key", path)
+	}
+	return s, nil
+}
+
+// TLSCert returns the TLS certificate and key of the hub's or a node's
+// directory d in lay.
+func TLSCert(lay *Layout, d string) (tls.Certificate, error) {
+	certs, err := pki.ReadCertFile(filepath.Join(d, "tls.pem"))
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	k, err := ReadKey(lay, filepath.Join(d, "tls.key"))
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{certs[0].Raw}, PrivateKey: k, Leaf: certs[0]}, nil
 }
 
 func freePorts(n int) ([]int, error) {
@@ -454,7 +499,7 @@ func loadCA(lay *Layout) (*pki.CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	caKey, err := pki.ReadKeyFile(filepath.Join(lay.Dir, "pki", "ca.key"))
+	caKey, err := ReadKey(lay, filepath.Join(lay.Dir, "pki", "ca.key"))
 	if err != nil {
 		return nil, err
 	}

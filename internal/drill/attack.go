@@ -36,6 +36,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"taxlink/internal/api"
+	"taxlink/internal/config"
 	"taxlink/internal/daemon"
 	"taxlink/internal/devnet"
 	"taxlink/internal/directory"
@@ -90,7 +91,7 @@ func (a *attacker) nodeDir(id string) string {
 }
 
 func (a *attacker) cert(id string) tls.Certificate {
-	c, err := pki.LoadKeyPair(filepath.Join(a.nodeDir(id), "tls.pem"), filepath.Join(a.nodeDir(id), "tls.key"))
+	c, err := devnet.TLSCert(a.lay, a.nodeDir(id))
 	if err != nil {
 		panic(fmt.Sprintf("drill: dev network files: %v", err))
 	}
@@ -98,7 +99,7 @@ func (a *attacker) cert(id string) tls.Certificate {
 }
 
 func (a *attacker) signer(id string) crypto.Signer {
-	k, err := pki.ReadKeyFile(filepath.Join(a.nodeDir(id), "signing.key"))
+	k, err := devnet.ReadKey(a.lay, filepath.Join(a.nodeDir(id), "signing.key"))
 	if err != nil {
 		panic(fmt.Sprintf("drill: dev network files: %v", err))
 	}
@@ -268,43 +269,28 @@ func (a *attacker) fakeHub(ctx context.Context, doc []byte) (string, func(), err
 // hubURL and keeps its own data and directory copy.
 func (a *attacker) nodeAgainst(hubURL string) (*daemon.LoadedNode, error) {
 	src, _ := a.lay.Node(devnet.NTAID)
-	b, err := os.ReadFile(src.Config)
+	c, err := config.LoadNode(src.Config) // every path made absolute
 	if err != nil {
-		return nil, err
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "taxlink-drill-node-")
 	if err != nil {
 		return nil, err
 	}
-	abs := func(p string) string { return filepath.Join(filepath.Dir(src.Config), p) }
-	tlsm := m["tls"].(map[string]any)
-	for _, k := range []string{"cert", "key", "ca"} {
-		tlsm[k] = abs(tlsm[k].(string))
-	}
-	if crls, ok := tlsm["crl"].([]any); ok {
-		for i := range crls {
-			crls[i] = abs(crls[i].(string))
-		}
-	}
-	for _, k := range []string{"signing_key", "directory_key"} {
-		m[k] = abs(m[k].(string))
-	}
-	for _, sk := range m["sealing_keys"].([]any) {
-		skm := sk.(map[string]any)
-		skm["file"] = abs(skm["file"].(string))
-	}
-	cur, _ := os.ReadFile(abs(m["directory"].(string)))
-	if err := os.WriteFile(filepath.Join(dir, "directory.json"), cur, 0o644); err != nil {
+	cur, err := os.ReadFile(c.Directory)
+	if err != nil {
 		return nil, err
 	}
-	m["directory"] = filepath.Join(dir, "directory.json")
-	m["data_dir"] = filepath.Join(dir, "data")
-	m["hub_url"] = hubURL
-	nb, _ := json.Marshal(m)
+	c.Directory = filepath.Join(dir, "directory.json")
+	if err := os.WriteFile(c.Directory, cur, 0o644); err != nil {
+		return nil, err
+	}
+	c.DataDir = filepath.Join(dir, "data")
+	c.HubURL = hubURL
+	nb, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
 	cfg := filepath.Join(dir, "node.json")
 	if err := os.WriteFile(cfg, nb, 0o644); err != nil {
 		return nil, err
@@ -325,7 +311,7 @@ func (a *attacker) nextDirectory(mutate func(d *directory.Directory)) ([]byte, e
 	}
 	d.Version++
 	mutate(&d)
-	key, err := pki.ReadKeyFile(filepath.Join(filepath.Dir(a.lay.HubConfig), "directory-signing.key"))
+	key, err := devnet.ReadKey(a.lay, filepath.Join(filepath.Dir(a.lay.HubConfig), "directory-signing.key"))
 	if err != nil {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ type builder struct {
 
 func newBuilder(t *testing.T, nw *devnet.Network) *builder {
 	n, _ := nw.Layout.Node(devnet.NTAID)
-	k, err := pki.ReadKeyFile(filepath.Join(filepath.Dir(n.Config), "signing.key"))
+	k, err := devnet.ReadKey(nw.Layout, filepath.Join(filepath.Dir(n.Config), "signing.key"))
 	if err != nil {
 		t.Fatal(err)
 	}

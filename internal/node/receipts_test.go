@@ -11,7 +11,6 @@ import (
 	"taxlink/internal/devnet"
 	"taxlink/internal/devnet/devtest"
 	"taxlink/internal/node"
-	"taxlink/internal/pki"
 	"taxlink/internal/receipt"
 	"taxlink/internal/store/sqlite"
 )
@@ -51,7 +50,7 @@ func TestReceiptsVerifyAndForgeriesFail(t *testing.T) {
 	// A recording receipt signed by a node that does not host the
 	// recipient, with a valid signature of its own.
 	tokyoNode, _ := nw.Layout.Node(devnet.TokyoID)
-	tokyoKey, err := pki.ReadKeyFile(filepath.Join(filepath.Dir(tokyoNode.Config), "signing.key"))
+	tokyoKey, err := devnet.ReadKey(nw.Layout, filepath.Join(filepath.Dir(tokyoNode.Config), "signing.key"))
 	if err != nil {
 		t.Fatal(err)
 	}

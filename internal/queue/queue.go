@@ -354,6 +354,14 @@ type Handler func(ctx context.Context, it *Item) error
 // consumer, so a recipient that does not answer holds up only itself.
 func (q *Queue) Consume(ctx context.Context, recipient string, parallel int, h Handler) error {
 	tok := Token(recipient)
+	// Start from a fresh consumer: deliveries a previous process fetched
+	// and never acknowledged (it was killed) would otherwise wait out the
+	// ack timeout. The stream keeps every unacknowledged envelope, and a
+	// new consumer of a work queue starts from the oldest, so nothing is
+	// skipped; the node's idempotent recording absorbs the repeat.
+	if err := q.js.DeleteConsumer(ctx, queueStream, "d_"+tok); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("queue: reset consumer for %s: %w", recipient, err)
+	}
 	cons, err := q.js.CreateOrUpdateConsumer(ctx, queueStream, jetstream.ConsumerConfig{
 		Durable:       "d_" + tok,
 		FilterSubject: "q." + tok,

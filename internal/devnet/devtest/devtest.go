@@ -76,7 +76,7 @@ func Cert(t testing.TB, nw *devnet.Network, id string) tls.Certificate {
 		}
 		cfgDir = filepath.Dir(n.Config)
 	}
-	cert, err := pki.LoadKeyPair(filepath.Join(cfgDir, "tls.pem"), filepath.Join(cfgDir, "tls.key"))
+	cert, err := devnet.TLSCert(nw.Layout, cfgDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func NextDirectory(t testing.TB, nw *devnet.Network, mutate func(d *directory.Di
 	}
 	d.Version++
 	mutate(&d)
-	key, err := pki.ReadKeyFile(filepath.Join(filepath.Dir(nw.Layout.HubConfig), "directory-signing.key"))
+	key, err := devnet.ReadKey(nw.Layout, filepath.Join(filepath.Dir(nw.Layout.HubConfig), "directory-signing.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
