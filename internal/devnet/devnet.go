@@ -12,12 +12,12 @@ package devnet
 
 import (
 	"crypto"
-	"crypto/rand"
-	"encoding/hex"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
