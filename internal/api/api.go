@@ -14,9 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -32,6 +34,15 @@ const (
 	// PathDirectory is where a node fetches the signed directory in force
 	// (GET).
 	PathDirectory = "/v1/directory"
+	// PathCheckpoint answers the hub ledger's latest signed checkpoint
+	// (GET, a C2SP signed note).
+	PathCheckpoint = "/v1/ledger/checkpoint"
+	// PathBundle answers an inclusion proof bundle for a ledger entry
+	// against the latest checkpoint (GET ?index=N).
+	PathBundle = "/v1/ledger/bundle"
+	// PathConsistency answers a consistency proof between two tree sizes
+	// (GET ?old=A&new=B, JSON list of base64 hashes).
+	PathConsistency = "/v1/ledger/consistency"
 )
 
 // Code names why a request was refused.
@@ -154,17 +165,30 @@ type ReceiptsResponse struct {
 type ReceiptItem struct {
 	Seq     uint64          `json:"seq"`
 	Receipt json.RawMessage `json:"receipt"`
+	// LedgerIndex is the receipt's entry in the hub's ledger.
+	LedgerIndex int64 `json:"ledger_index"`
 }
 
 // Serve answers the service API on ln with tlsConf until ctx ends.
 func Serve(ctx context.Context, ln net.Listener, tlsConf *tls.Config, handler http.Handler, log *slog.Logger) error {
+	return ServeWith(ctx, ln, tlsConf, handler, log, nil)
+}
+
+// ServeWith is Serve that also reports each failed TLS handshake (a peer
+// refused before HTTP: no certificate, a foreign CA, revoked, unknown to
+// the directory…) to onTLSError with the peer's address.
+func ServeWith(ctx context.Context, ln net.Listener, tlsConf *tls.Config, handler http.Handler, log *slog.Logger, onTLSError func(remote, reason string)) error {
+	errLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	if onTLSError != nil {
+		errLog = stdlog.New(handshakeWatcher{onTLSError, log}, "", 0)
+	}
 	srv := &http.Server{
 		Handler:           handler,
 		TLSConfig:         tlsConf,
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ErrorLog:          errLog,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
@@ -177,4 +201,23 @@ func Serve(ctx context.Context, ln net.Listener, tlsConf *tls.Config, handler ht
 		_ = srv.Shutdown(sctx)
 		return nil
 	}
+}
+
+// handshakeWatcher receives net/http's error log and picks out failed TLS
+// handshakes, whose only trace is that log line.
+type handshakeWatcher struct {
+	report func(remote, reason string)
+	log    *slog.Logger
+}
+
+func (h handshakeWatcher) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	const prefix = "http: TLS handshake error from "
+	if rest, ok := strings.CutPrefix(line, prefix); ok {
+		remote, reason, _ := strings.Cut(rest, ": ")
+		h.report(remote, reason)
+		return len(p), nil
+	}
+	h.log.Debug(line)
+	return len(p), nil
 }

@@ -8,6 +8,8 @@ package daemon
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -19,11 +21,14 @@ import (
 	"time"
 
 	"taxlink/internal/api"
+	"taxlink/internal/audit"
 	"taxlink/internal/config"
 	"taxlink/internal/directory"
 	"taxlink/internal/hub"
 	"taxlink/internal/keystore"
+	"taxlink/internal/ledger"
 	"taxlink/internal/node"
+	"taxlink/internal/notekey"
 	"taxlink/internal/pki"
 	"taxlink/internal/queue"
 	"taxlink/internal/store/sqlite"
@@ -173,13 +178,30 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		cm.close()
 		return nil, err
 	}
+	lg, err := openLedger(filepath.Join(c.DataDir, "ledger"), c.Environment, c.ID, "ledger", signer)
+	if err != nil {
+		q.Close()
+		cm.close()
+		return nil, err
+	}
+	al, err := openAudit(filepath.Join(c.DataDir, "audit"), c.Environment, c.ID, signer)
+	if err != nil {
+		lg.Close()
+		q.Close()
+		cm.close()
+		return nil, err
+	}
 	closeAll := func() {
 		q.Close()
+		recordLocal(al, "stop", c.ID)
+		al.Close()
+		lg.Close()
 		cm.close()
 	}
 	h, err := hub.New(hub.Config{
 		ID: c.ID, Environment: c.Environment, Signer: signer, Directory: cm.dir, Queue: q,
 		TLSCert: cm.cert, Roots: cm.roots, TLSOptions: cm.opts, MaxEnvelope: c.MaxEnvelope, Logger: log,
+		Ledger: lg, Audit: al,
 	})
 	if err != nil {
 		closeAll()
@@ -196,12 +218,13 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 			return fmt.Errorf("%s is not a node in the directory", id)
 		}
 		return nil
-	})
+	}, al)
 	err = serve(ctx, c.Listen, svc, func(ctx context.Context, ln net.Listener) error {
 		go h.Run(ctx)
 		cm.runRevocation(ctx)
 		go watchDirectory(ctx, c.Directory, h, log)
-		return api.Serve(ctx, ln, tc, h.Handler(), log)
+		recordLocal(al, "start", c.ID)
+		return api.ServeWith(ctx, ln, tc, h.Handler(), log, tlsFailures(al))
 	})
 	if err != nil {
 		closeAll()
@@ -218,6 +241,7 @@ type LoadedNode struct {
 	Store  *sqlite.Store
 	Dir    *directory.Holder
 	cm     *common
+	signer crypto.Signer
 }
 
 // Directory returns the directory in force.
@@ -270,6 +294,16 @@ func LoadNode(path string, log *slog.Logger) (*LoadedNode, error) {
 		cm.close()
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
+	verifiers, err := notekey.FromDirectory(cm.dir.Get())
+	if err != nil {
+		cm.close()
+		return nil, err
+	}
+	witness, err := ledger.NewWitness(filepath.Join(c.DataDir, "hub-checkpoint"), verifiers)
+	if err != nil {
+		cm.close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	st, err := sqlite.Open(filepath.Join(c.DataDir, "node.db"))
 	if err != nil {
 		cm.close()
@@ -278,14 +312,14 @@ func LoadNode(path string, log *slog.Logger) (*LoadedNode, error) {
 	n, err := node.New(node.Config{
 		ID: c.ID, Environment: c.Environment, Signer: signer, Directory: cm.dir, Store: st,
 		SealingKeys: keys, OutboxDir: filepath.Join(c.DataDir, "outbox"), HubID: c.HubID, HubURL: c.HubURL,
-		TLSCert: cm.cert, Roots: cm.roots, TLSOptions: cm.opts, Logger: log,
+		TLSCert: cm.cert, Roots: cm.roots, TLSOptions: cm.opts, Logger: log, Witness: witness,
 	})
 	if err != nil {
 		st.Close()
 		cm.close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &LoadedNode{Config: c, Node: n, Store: st, Dir: cm.dir, cm: cm}, nil
+	return &LoadedNode{Config: c, Node: n, Store: st, Dir: cm.dir, cm: cm, signer: signer}, nil
 }
 
 // StartNode starts the node described by the configuration at path: its
@@ -295,10 +329,21 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 	if err != nil {
 		return nil, err
 	}
-	svc := &Service{Node: l.Node, Store: l.Store, Dir: l.Dir, close: func() { l.Close() }}
-	tc, err := pki.ServerConfigWith(l.cm.cert, l.cm.roots, l.Config.Environment, l.cm.opts...)
+	al, err := openAudit(filepath.Join(l.Config.DataDir, "audit"), l.Config.Environment, l.Config.ID, l.signer)
 	if err != nil {
 		l.Close()
+		return nil, err
+	}
+	l.Node.SetAudit(al)
+	closeAll := func() {
+		recordLocal(al, "stop", l.Config.ID)
+		al.Close()
+		l.Close()
+	}
+	svc := &Service{Node: l.Node, Store: l.Store, Dir: l.Dir, close: closeAll}
+	tc, err := pki.ServerConfigWith(l.cm.cert, l.cm.roots, l.Config.Environment, l.cm.opts...)
+	if err != nil {
+		closeAll()
 		return nil, err
 	}
 	hubID := l.Config.HubID
@@ -307,14 +352,15 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 			return fmt.Errorf("only the hub %s may connect, not %s", hubID, id)
 		}
 		return nil
-	})
+	}, al)
 	err = serve(ctx, l.Config.Listen, svc, func(ctx context.Context, ln net.Listener) error {
 		go l.Node.Run(ctx)
 		l.cm.runRevocation(ctx)
-		return api.Serve(ctx, ln, tc, l.Node.Handler(), log)
+		recordLocal(al, "start", l.Config.ID)
+		return api.ServeWith(ctx, ln, tc, l.Node.Handler(), log, tlsFailures(al))
 	})
 	if err != nil {
-		l.Close()
+		closeAll()
 		return nil, err
 	}
 	return svc, nil
@@ -353,7 +399,7 @@ func watchDirectory(ctx context.Context, path string, h *hub.Hub, log *slog.Logg
 // against who may call this service at all, so that a certificate from the
 // right CA but unknown to the directory fails the handshake (deny by
 // default), before any HTTP is spoken.
-func admit(tc *tls.Config, allowed func(id string) error) {
+func admit(tc *tls.Config, allowed func(id string) error, al *audit.Log) {
 	base := tc.VerifyConnection
 	tc.VerifyConnection = func(cs tls.ConnectionState) error {
 		if base != nil {
@@ -365,6 +411,73 @@ func admit(tc *tls.Config, allowed func(id string) error) {
 		if err != nil {
 			return err
 		}
-		return allowed(id.ID)
+		if err := allowed(id.ID); err != nil {
+			return err
+		}
+		record(al, audit.Event{Actor: id.ID, Action: "auth.success", From: "tls", Result: audit.ResultOK})
+		return nil
+	}
+}
+
+// tlsFailures records each refused handshake in al.
+func tlsFailures(al *audit.Log) func(remote, reason string) {
+	return func(remote, reason string) {
+		if len(reason) > 200 {
+			reason = reason[:200]
+		}
+		record(al, audit.Event{Actor: "unknown", Action: "auth.failure", From: remote, Result: audit.ResultDenied, Detail: reason})
+	}
+}
+
+// openLedger opens (or creates) the tamper-evident log at dir, its
+// checkpoints signed by the process's signing key.
+func openLedger(dir, env, id, kind string, signer crypto.Signer) (*ledger.Log, error) {
+	opts, err := ledgerOptions(env, id, kind, signer)
+	if err != nil {
+		return nil, err
+	}
+	l, err := ledger.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", kind, err)
+	}
+	return l, nil
+}
+
+func ledgerOptions(env, id, kind string, signer crypto.Signer) (ledger.Options, error) {
+	s, err := notekey.NewSigner(id, signer)
+	if err != nil {
+		return ledger.Options{}, err
+	}
+	v, err := notekey.NewVerifier(id, signer.Public().(*ecdsa.PublicKey))
+	if err != nil {
+		return ledger.Options{}, err
+	}
+	return ledger.Options{Origin: "taxlink/" + env + "/" + id + "/" + kind, Signer: s, Verifier: v}, nil
+}
+
+func openAudit(dir, env, id string, signer crypto.Signer) (*audit.Log, error) {
+	opts, err := ledgerOptions(env, id, "audit", signer)
+	if err != nil {
+		return nil, err
+	}
+	l, err := audit.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	return l, nil
+}
+
+// record appends e to al; a failure to record is logged by the caller's
+// process log only (auditing never stops the service).
+func record(al *audit.Log, e audit.Event) {
+	if al != nil {
+		_, _ = al.Record(context.Background(), e)
+	}
+}
+
+func recordLocal(al *audit.Log, action, id string) {
+	record(al, audit.Event{Actor: "system", Action: action, Object: id, From: "local", Result: audit.ResultOK})
+	if al != nil {
+		_, _ = al.Checkpoint(context.Background())
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -30,8 +31,10 @@ import (
 	"time"
 
 	"taxlink/internal/api"
+	"taxlink/internal/audit"
 	"taxlink/internal/directory"
 	"taxlink/internal/envelope"
+	"taxlink/internal/ledger"
 	"taxlink/internal/pki"
 	"taxlink/internal/queue"
 	"taxlink/internal/receipt"
@@ -52,6 +55,11 @@ type Config struct {
 	Signer      crypto.Signer // signs acceptance receipts
 	Directory   *directory.Holder
 	Queue       *queue.Queue
+	// Ledger is the hub's tamper-evident log: every acceptance, recording
+	// receipt and directory change is an entry.
+	Ledger *ledger.Log
+	// Audit records security events (nil: none).
+	Audit *audit.Log
 	// TLSCert and Roots are used to reach nodes; each node's identity is
 	// checked against the directory.
 	TLSCert tls.Certificate
@@ -84,8 +92,8 @@ type Hub struct {
 
 // New checks cfg and returns a hub.
 func New(cfg Config) (*Hub, error) {
-	if cfg.Signer == nil || cfg.Directory == nil || cfg.Queue == nil {
-		return nil, errors.New("hub: signer, directory and queue are required")
+	if cfg.Signer == nil || cfg.Directory == nil || cfg.Queue == nil || cfg.Ledger == nil {
+		return nil, errors.New("hub: signer, directory, queue and ledger are required")
 	}
 	if cfg.MaxEnvelope <= 0 {
 		cfg.MaxEnvelope = DefaultMaxEnvelope
@@ -126,6 +134,9 @@ func (h *Hub) Handler() http.Handler {
 	mux.HandleFunc("POST "+api.PathSubmit, h.submit)
 	mux.HandleFunc("GET "+api.PathReceipts, h.receipts)
 	mux.HandleFunc("GET "+api.PathDirectory, h.serveDirectory)
+	mux.HandleFunc("GET "+api.PathCheckpoint, h.serveCheckpoint)
+	mux.HandleFunc("GET "+api.PathBundle, h.serveBundle)
+	mux.HandleFunc("GET "+api.PathConsistency, h.serveConsistency)
 	return mux
 }
 
@@ -264,8 +275,23 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	rc := &receipt.Receipt{
 		Kind: receipt.Accepted, EnvelopeID: hdr.ID, Type: hdr.Type, Sender: hdr.Sender, Recipient: hdr.Recipient,
-		HeaderDigest: digest, Issuer: h.cfg.ID, Time: h.cfg.Now().UTC().Truncate(time.Millisecond), Seq: seq,
+		HeaderDigest: digest, Issuer: h.cfg.ID, Time: h.cfg.Now().UTC().Truncate(time.Millisecond),
 	}
+	// The acceptance is an entry of the ledger before it is answered; the
+	// receipt carries the entry's index.
+	entry, err := rc.LedgerEntry()
+	if err != nil {
+		h.log.Error("ledger entry failed", "err", err)
+		h.refuse(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
+		return
+	}
+	index, err := h.cfg.Ledger.Append(ctx, entry)
+	if err != nil {
+		h.log.Error("ledger append failed", "id", hdr.ID, "err", err)
+		h.refuse(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
+		return
+	}
+	rc.Seq = uint64(index)
 	if err := rc.Sign(h.cfg.Signer); err != nil {
 		h.log.Error("sign receipt failed", "err", err)
 		h.refuse(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
@@ -283,7 +309,7 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.accepted.Add(1)
-	h.log.Info("envelope accepted", "id", hdr.ID, "seq", seq, "sender", hdr.Sender, "recipient", hdr.Recipient, "type", hdr.Type, "bytes", hdr.CiphertextSize)
+	h.log.Info("envelope accepted", "id", hdr.ID, "queue_seq", seq, "ledger_index", index, "sender", hdr.Sender, "recipient", hdr.Recipient, "type", hdr.Type, "bytes", hdr.CiphertextSize)
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(out)
 }
@@ -332,7 +358,7 @@ func (h *Hub) receipts(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := api.ReceiptsResponse{Receipts: []api.ReceiptItem{}}
 	for _, it := range items {
-		resp.Receipts = append(resp.Receipts, api.ReceiptItem{Seq: it.Seq, Receipt: it.Receipt})
+		resp.Receipts = append(resp.Receipts, api.ReceiptItem{Seq: it.Seq, Receipt: it.Receipt, LedgerIndex: it.LedgerIndex})
 	}
 	api.WriteJSON(w, resp)
 }
@@ -345,9 +371,113 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.runCtx = ctx
 	h.mu.Unlock()
 	h.startLoops()
-	<-ctx.Done()
+	// A checkpoint a second at most: nodes and auditors hold them.
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+			if _, err := h.cfg.Ledger.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+				h.log.Error("ledger checkpoint failed", "err", err)
+			}
+		}
+	}
 	h.loops.Wait()
 	return nil
+}
+
+// record appends e to the audit log, if there is one; a failure is logged
+// (it never stops the service it records).
+func (h *Hub) record(e audit.Event) {
+	if h.cfg.Audit == nil {
+		return
+	}
+	if _, err := h.cfg.Audit.Record(context.Background(), e); err != nil {
+		h.log.Error("audit record failed", "action", e.Action, "err", err)
+	}
+}
+
+// nodePeer returns the calling node's ID, or writes the refusal.
+func (h *Hub) nodePeer(w http.ResponseWriter, r *http.Request) (string, bool) {
+	peer, err := pki.PeerIdentity(r.TLS)
+	if err != nil {
+		api.WriteError(w, api.Errorf(403, api.CodeForbidden, "no verified client certificate"))
+		return "", false
+	}
+	if _, err := h.cfg.Directory.Get().Node(peer.ID); err != nil {
+		api.WriteError(w, api.Errorf(403, api.CodeForbidden, "%s is not a node", peer.ID))
+		return "", false
+	}
+	return peer.ID, true
+}
+
+func (h *Hub) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
+	if _, ok := h.nodePeer(w, r); !ok {
+		return
+	}
+	cp, err := h.cfg.Ledger.Checkpoint(r.Context())
+	if err != nil {
+		api.WriteError(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write(cp.Note)
+}
+
+// serveBundle proves that a ledger entry is in the latest checkpoint. A
+// node may ask only for entries about its own tenants.
+func (h *Hub) serveBundle(w http.ResponseWriter, r *http.Request) {
+	peer, ok := h.nodePeer(w, r)
+	if !ok {
+		return
+	}
+	index, err := strconv.ParseInt(r.URL.Query().Get("index"), 10, 64)
+	if err != nil || index < 0 {
+		api.WriteError(w, api.Errorf(400, api.CodeBadRequest, "index: expected a ledger index"))
+		return
+	}
+	if _, err := h.cfg.Ledger.Checkpoint(r.Context()); err != nil {
+		api.WriteError(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
+		return
+	}
+	b, err := h.cfg.Ledger.Bundle(index)
+	if err != nil {
+		api.WriteError(w, api.Errorf(404, api.CodeBadRequest, "no ledger entry %d in the latest checkpoint", index))
+		return
+	}
+	d := h.cfg.Directory.Get()
+	rc, err := receipt.ParseLedgerEntry(b.Entry)
+	if err != nil || !(d.Hosts(peer, rc.Sender) || d.Hosts(peer, rc.Recipient)) {
+		api.WriteError(w, api.Errorf(403, api.CodeForbidden, "ledger entry %d is not about a tenant of %s", index, peer))
+		return
+	}
+	out, err := b.Marshal()
+	if err != nil {
+		api.WriteError(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(out)
+}
+
+func (h *Hub) serveConsistency(w http.ResponseWriter, r *http.Request) {
+	if _, ok := h.nodePeer(w, r); !ok {
+		return
+	}
+	q := r.URL.Query()
+	oldSize, err1 := strconv.ParseInt(q.Get("old"), 10, 64)
+	newSize, err2 := strconv.ParseInt(q.Get("new"), 10, 64)
+	if err1 != nil || err2 != nil || oldSize < 0 || newSize < oldSize {
+		api.WriteError(w, api.Errorf(400, api.CodeBadRequest, "old and new: expected tree sizes, old <= new"))
+		return
+	}
+	proof, err := h.cfg.Ledger.ConsistencyProof(oldSize, newSize)
+	if err != nil {
+		api.WriteError(w, api.Errorf(404, api.CodeBadRequest, "no consistency proof from %d to %d", oldSize, newSize))
+		return
+	}
+	api.WriteJSON(w, proof)
 }
 
 // startLoops starts a delivery loop for each recipient that has none.
@@ -386,7 +516,14 @@ func (h *Hub) UpdateDirectory(doc []byte) (bool, error) {
 		return false, err
 	}
 	if changed {
-		h.log.Info("directory in force", "version", h.cfg.Directory.Get().Version)
+		d := h.cfg.Directory.Get()
+		h.log.Info("directory in force", "version", d.Version)
+		sum := sha256.Sum256(doc)
+		entry := fmt.Appendf([]byte("TLD1"), "directory %s version %d sha256 %x", d.Environment, d.Version, sum)
+		if _, err := h.cfg.Ledger.Append(context.Background(), entry); err != nil {
+			h.log.Error("ledger append of the directory change failed", "err", err)
+		}
+		h.record(audit.Event{Actor: "system", Action: "directory.update", Object: fmt.Sprintf("version %d", d.Version), From: "local", Result: audit.ResultOK})
 		h.startLoops()
 	}
 	return changed, nil
@@ -535,7 +672,15 @@ func (h *Hub) deliverOnce(ctx context.Context, it *queue.Item) error {
 	if err := CheckRecording(rc, hdr, hb, node); err != nil {
 		return fmt.Errorf("deliver to %s: %w", node.ID, err)
 	}
-	return h.cfg.Queue.PublishReceipt(ctx, senderNode.ID, hdr.ID, raw)
+	entry, err := rc.LedgerEntry()
+	if err != nil {
+		return err
+	}
+	index, err := h.cfg.Ledger.Append(ctx, entry)
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	return h.cfg.Queue.PublishReceipt(ctx, senderNode.ID, hdr.ID, raw, index)
 }
 
 // CheckRecording verifies that rc is node's signed recording receipt for the

@@ -35,10 +35,14 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"taxlink/internal/api"
+	"taxlink/internal/audit"
 	"taxlink/internal/directory"
 	"taxlink/internal/envelope"
+	"taxlink/internal/ledger"
+	"taxlink/internal/notekey"
 	"taxlink/internal/pki"
 	"taxlink/internal/receipt"
 	"taxlink/internal/store"
@@ -73,8 +77,13 @@ type Config struct {
 	// package's default).
 	ChunkSize uint32
 	// DirectoryRefresh is how often the node fetches the directory from
-	// the hub (default 30s).
+	// the hub and checks the hub's ledger (default 30s).
 	DirectoryRefresh time.Duration
+	// Witness keeps the last hub checkpoint this node saw (nil: the node
+	// does not check the hub's ledger).
+	Witness *ledger.Witness
+	// Audit records security events (nil: none).
+	Audit *audit.Log
 }
 
 // Node is a running node.
@@ -129,6 +138,10 @@ func New(cfg Config) (*Node, error) {
 	}
 	return n, nil
 }
+
+// SetAudit makes the node record security events in al. Call it before
+// serving.
+func (n *Node) SetAudit(al *audit.Log) { n.cfg.Audit = al }
 
 // Stats is a snapshot of the inbox counters since start.
 type Stats struct{ Recorded, Duplicates, Refused int64 }
@@ -251,6 +264,7 @@ func (n *Node) Open(ctx context.Context, tenant, id string) (io.ReadCloser, *env
 	if err != nil {
 		return nil, nil, err
 	}
+	n.record(audit.Event{Actor: "local", Action: "record.open", Object: tenant + " " + id, From: "local", Result: audit.ResultOK})
 	pt, err := envelope.Open(key, hdr, ct)
 	if err != nil {
 		ct.Close()
@@ -577,6 +591,14 @@ func (n *Node) takeReceipt(ctx context.Context, dir *directory.Directory, raw []
 func (n *Node) Run(ctx context.Context) error {
 	go func() {
 		for ctx.Err() == nil {
+			if err := n.CheckLedger(ctx); err != nil && ctx.Err() == nil {
+				if errors.Is(err, ledger.ErrRollback) || errors.Is(err, ledger.ErrFork) {
+					n.log.Error("ALERT: the hub's ledger does not extend the checkpoint this node holds", "err", err)
+					n.record(audit.Event{Actor: n.cfg.HubID, Action: "ledger.inconsistent", From: "hub", Result: audit.ResultDenied, Detail: trim(err.Error())})
+				} else {
+					n.log.Warn("checking the hub's ledger failed", "err", err)
+				}
+			}
 			if _, err := n.FetchDirectory(ctx); err != nil && ctx.Err() == nil {
 				if errors.Is(err, directory.ErrRollback) || errors.Is(err, directory.ErrBadSignature) || errors.Is(err, directory.ErrInvalid) {
 					n.log.Error("ALERT: the hub offered a directory this node refuses; keeping the one in force", "err", err)
@@ -660,6 +682,91 @@ func (n *Node) FetchDirectory(ctx context.Context) (bool, error) {
 		n.log.Info("directory in force", "version", n.cfg.Directory.Get().Version)
 	}
 	return changed, nil
+}
+
+// CheckLedger fetches the hub ledger's latest checkpoint and, with a
+// consistency proof from the last one this node saw, checks that the hub's
+// history only grew: a rollback or a fork is ledger.ErrRollback or
+// ledger.ErrFork, and the checkpoint held is kept.
+func (n *Node) CheckLedger(ctx context.Context) error {
+	if n.cfg.Witness == nil {
+		return nil
+	}
+	note, err := n.get(ctx, api.PathCheckpoint, 4096)
+	if err != nil {
+		return err
+	}
+	verifiers, err := notekey.FromDirectory(n.cfg.Directory.Get())
+	if err != nil {
+		return err
+	}
+	cp, err := ledger.ParseCheckpoint(note, verifiers)
+	if err != nil {
+		return fmt.Errorf("node: hub checkpoint: %w", err)
+	}
+	var proof tlog.TreeProof
+	if last, ok := n.cfg.Witness.Latest(); ok {
+		if cp.Size < last.Size {
+			return fmt.Errorf("%w: the hub shows a ledger of %d entries, this node saw %d", ledger.ErrRollback, cp.Size, last.Size)
+		}
+		if cp.Size > last.Size {
+			b, err := n.get(ctx, api.PathConsistency+"?old="+strconv.FormatInt(last.Size, 10)+"&new="+strconv.FormatInt(cp.Size, 10), 1<<16)
+			if err != nil {
+				return err
+			}
+			if err := json.Unmarshal(b, &proof); err != nil {
+				return fmt.Errorf("node: consistency proof: %w", err)
+			}
+		}
+	}
+	return n.cfg.Witness.Observe(cp, proof)
+}
+
+// get fetches path from the hub, at most limit bytes.
+func (n *Node) get(ctx context.Context, path string, limit int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.cfg.HubURL+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := n.hub.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("node: %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("node: %s: %w", path, api.ReadError(resp))
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("node: %s: answer larger than %d bytes", path, limit)
+	}
+	return b, nil
+}
+
+// Bundle fetches from the hub the proof that ledger entry index is in its
+// latest checkpoint, for offline verification (taxlink audit prove).
+func (n *Node) Bundle(ctx context.Context, index int64) ([]byte, error) {
+	return n.get(ctx, api.PathBundle+"?index="+strconv.FormatInt(index, 10), 1<<17)
+}
+
+// record appends e to the audit log, if there is one.
+func (n *Node) record(e audit.Event) {
+	if n.cfg.Audit == nil {
+		return
+	}
+	if _, err := n.cfg.Audit.Record(context.Background(), e); err != nil {
+		n.log.Error("audit record failed", "action", e.Action, "err", err)
+	}
+}
+
+func trim(s string) string {
+	if len(s) > 500 {
+		return s[:500]
+	}
+	return s
 }
 
 func strictJSON(r io.Reader, v any) error {

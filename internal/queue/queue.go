@@ -33,6 +33,7 @@ const (
 	receiptStream = "TL_RECEIPTS"
 	acceptedKV    = "TL_ACCEPTED"
 	chunksHeader  = "Tl-Chunks"
+	ledgerHeader  = "Tl-Ledger-Index"
 )
 
 // DefaultInlineMax is the largest ciphertext kept inside its queue entry.
@@ -490,11 +491,13 @@ func (q *Queue) Total(ctx context.Context) (uint64, error) {
 	return info.State.Msgs, nil
 }
 
-// PublishReceipt durably stores a recording receipt for the node that sent
-// envelope id; a repeat within the duplicate window is a no-op.
-func (q *Queue) PublishReceipt(ctx context.Context, senderNode, id string, receipt []byte) error {
+// PublishReceipt durably stores a recording receipt, with the index of its
+// entry in the hub's ledger, for the node that sent envelope id; a repeat
+// within the duplicate window is a no-op.
+func (q *Queue) PublishReceipt(ctx context.Context, senderNode, id string, receipt []byte, ledgerIndex int64) error {
 	msg := nats.NewMsg("r." + Token(senderNode))
 	msg.Header.Set(jetstream.MsgIDHeader, "r."+id)
+	msg.Header.Set(ledgerHeader, strconv.FormatInt(ledgerIndex, 10))
 	msg.Data = receipt
 	if _, err := q.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("queue: store receipt: %w", err)
@@ -505,8 +508,9 @@ func (q *Queue) PublishReceipt(ctx context.Context, senderNode, id string, recei
 // StoredReceipt is a recording receipt waiting for its sender, with its
 // position in the receipt stream.
 type StoredReceipt struct {
-	Seq     uint64
-	Receipt []byte
+	Seq         uint64
+	Receipt     []byte
+	LedgerIndex int64
 }
 
 // Receipts returns up to limit receipts for senderNode stored after
@@ -529,7 +533,11 @@ func (q *Queue) Receipts(ctx context.Context, senderNode string, after uint64, l
 			if err != nil {
 				return fmt.Errorf("queue: read receipts: %w", err)
 			}
-			out = append(out, StoredReceipt{Seq: md.Sequence.Stream, Receipt: msg.Data()})
+			li, err := strconv.ParseInt(msg.Headers().Get(ledgerHeader), 10, 64)
+			if err != nil {
+				return fmt.Errorf("queue: receipt %d: bad ledger index", md.Sequence.Stream)
+			}
+			out = append(out, StoredReceipt{Seq: md.Sequence.Stream, Receipt: msg.Data(), LedgerIndex: li})
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("queue: read receipts: %w", err)

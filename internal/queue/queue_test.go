@@ -128,7 +128,7 @@ func TestReceipts(t *testing.T) {
 	q := open(t, t.TempDir())
 	defer q.Close()
 	for _, r := range []struct{ node, id string }{{"nta:hq", "A"}, {"lg:130001", "B"}, {"nta:hq", "C"}, {"nta:hq", "A"}} {
-		if err := q.PublishReceipt(ctx, r.node, r.id, []byte(r.id)); err != nil {
+		if err := q.PublishReceipt(ctx, r.node, r.id, []byte(r.id), 7); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -136,7 +136,7 @@ func TestReceipts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 2 || string(all[0].Receipt) != "A" || string(all[1].Receipt) != "C" {
+	if len(all) != 2 || string(all[0].Receipt) != "A" || string(all[1].Receipt) != "C" || all[0].LedgerIndex != 7 {
 		t.Fatalf("receipts for nta:hq = %v, want A and C once each", all)
 	}
 	rest, err := q.Receipts(ctx, "nta:hq", all[0].Seq, 10, 100*time.Millisecond)

@@ -12,6 +12,7 @@
 package receipt
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -346,4 +347,56 @@ func checkP256(pub crypto.PublicKey) error {
 		return fmt.Errorf("%w: ECDSA key is on %s, want P-256", ErrBadKey, k.Curve.Params().Name)
 	}
 	return nil
+}
+
+// LedgerEntry returns the bytes the hub appends to its ledger for r: r's
+// signed bytes with Seq set to zero (an acceptance receipt's Seq is the
+// index of this very entry, so it cannot be part of it). To check that a
+// receipt is in the ledger, verify the inclusion of r.LedgerEntry() at
+// index r.Seq (acceptance) or at the index the hub reported with it
+// (recording).
+func (r *Receipt) LedgerEntry() ([]byte, error) {
+	c := *r
+	c.Seq = 0
+	c.Signature = nil
+	return c.SignedBytes()
+}
+
+// ParseLedgerEntry decodes an entry written by LedgerEntry, for
+// authorization and display; it checks the encoding strictly but verifies
+// no signature.
+func ParseLedgerEntry(b []byte) (*Receipt, error) {
+	bad := func(what string) (*Receipt, error) {
+		return nil, fmt.Errorf("%w: ledger entry: %s", ErrMalformed, what)
+	}
+	if len(b) < 5 || string(b[:4]) != signedMagic {
+		return bad("not a receipt entry")
+	}
+	r := &Receipt{Kind: Kind(b[4])}
+	p := b[5:]
+	str := func() (string, bool) {
+		if len(p) < 1 || len(p) < 1+int(p[0]) {
+			return "", false
+		}
+		s := string(p[1 : 1+int(p[0])])
+		p = p[1+int(p[0]):]
+		return s, true
+	}
+	var ok bool
+	for _, f := range []*string{&r.EnvelopeID, &r.Type, &r.Sender, &r.Recipient, &r.Issuer} {
+		if *f, ok = str(); !ok {
+			return bad("truncated")
+		}
+	}
+	if len(p) != 8+8+32 {
+		return bad("wrong length")
+	}
+	r.Time = time.UnixMilli(int64(binary.BigEndian.Uint64(p[:8]))).UTC()
+	r.Seq = binary.BigEndian.Uint64(p[8:16])
+	copy(r.HeaderDigest[:], p[16:])
+	again, err := r.SignedBytes()
+	if err != nil || !bytes.Equal(again, b) {
+		return bad("not canonical")
+	}
+	return r, nil
 }
