@@ -69,6 +69,24 @@ type Common struct {
 	DirectoryKey string `json:"directory_key"` // PEM public key that signs the directory
 	// Keys says where the secrets that open the private keys come from.
 	Keys KeySources `json:"keys,omitzero"`
+	// Backup copies the ledger and the audit log periodically.
+	Backup Backup `json:"backup,omitzero"`
+}
+
+// Backup configures the periodic copy of the tamper-evident logs to a
+// second directory, ideally on another medium (第4 5(3)).
+type Backup struct {
+	Dir   string `json:"dir,omitempty"`   // where the copies go; empty: no backup
+	Every string `json:"every,omitempty"` // e.g. "10m" (default 10m)
+}
+
+// Period returns the parsed backup period.
+func (b Backup) Period() time.Duration {
+	d, err := time.ParseDuration(b.Every)
+	if err != nil || b.Every == "" {
+		return 10 * time.Minute
+	}
+	return d
 }
 
 // KeySources says how to open the private keys. Every private key in a
@@ -227,6 +245,7 @@ func (c *Common) resolve(base string) {
 	c.TLS.Key = resolveRef(base, c.TLS.Key)
 	c.Keys.PassphraseFile = abs(base, c.Keys.PassphraseFile)
 	c.Keys.PINFile = abs(base, c.Keys.PINFile)
+	c.Backup.Dir = abs(base, c.Backup.Dir)
 	c.TLS.CA = abs(base, c.TLS.CA)
 	for i := range c.TLS.CRL {
 		c.TLS.CRL[i] = abs(base, c.TLS.CRL[i])
@@ -274,6 +293,11 @@ func (c *Common) validate(role string) error {
 	for i, p := range c.TLS.CRL {
 		if err := fileExists(p); err != nil {
 			return bad(fmt.Sprintf("tls.crl[%d]", i), "%v", err)
+		}
+	}
+	if c.Backup.Every != "" {
+		if d, err := time.ParseDuration(c.Backup.Every); err != nil || d < time.Second {
+			return bad("backup.every", "%q: expected a duration of at least 1s, e.g. \"10m\"", c.Backup.Every)
 		}
 	}
 	if c.TLS.CRLRefresh != "" {

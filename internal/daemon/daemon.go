@@ -223,6 +223,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		go h.Run(ctx)
 		cm.runRevocation(ctx)
 		go watchDirectory(ctx, c.Directory, h, log)
+		go backupLoop(ctx, c.Backup, log, map[string]*ledger.Log{"ledger": lg, "audit": al.Ledger()})
 		recordLocal(al, "start", c.ID)
 		return api.ServeWith(ctx, ln, tc, h.Handler(), log, tlsFailures(al))
 	})
@@ -356,6 +357,7 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 	err = serve(ctx, l.Config.Listen, svc, func(ctx context.Context, ln net.Listener) error {
 		go l.Node.Run(ctx)
 		l.cm.runRevocation(ctx)
+		go backupLoop(ctx, l.Config.Backup, log, map[string]*ledger.Log{"audit": al.Ledger()})
 		recordLocal(al, "start", l.Config.ID)
 		return api.ServeWith(ctx, ln, tc, l.Node.Handler(), log, tlsFailures(al))
 	})
@@ -479,5 +481,32 @@ func recordLocal(al *audit.Log, action, id string) {
 	record(al, audit.Event{Actor: "system", Action: action, Object: id, From: "local", Result: audit.ResultOK})
 	if al != nil {
 		_, _ = al.Checkpoint(context.Background())
+	}
+}
+
+// backupLoop copies each log to its subdirectory of b.Dir every period,
+// incrementally; a failed copy is an error in the process log and is
+// retried at the next period.
+func backupLoop(ctx context.Context, b config.Backup, log *slog.Logger, logs map[string]*ledger.Log) {
+	if b.Dir == "" {
+		return
+	}
+	t := time.NewTicker(b.Period())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for name, l := range logs {
+			if _, err := l.Checkpoint(ctx); err != nil {
+				log.Error("checkpoint before backup failed", "log", name, "err", err)
+				continue
+			}
+			if err := ledger.Backup(ctx, l, filepath.Join(b.Dir, name)); err != nil && ctx.Err() == nil {
+				log.Error("ALERT: log backup failed", "log", name, "err", err)
+			}
+		}
 	}
 }

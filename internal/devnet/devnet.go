@@ -269,7 +269,8 @@ func Init(dir string, opts Options) (*Layout, error) {
 			Role: role, ID: id, Environment: Environment, Listen: listen, DataDir: "data",
 			TLS:        config.TLS{Cert: "tls.pem", Key: "enc:tls.key", CA: rel(caPath), CRL: []string{rel(crlPath)}, CRLRefresh: "2s"},
 			SigningKey: "enc:signing.key",
-			Keys:       config.KeySources{PassphraseFile: rel(passPath)}, Directory: rel(filepath.Join(dirDir, "directory.json")),
+			Keys:       config.KeySources{PassphraseFile: rel(passPath)},
+			Backup:     config.Backup{Dir: "backup", Every: "5s"}, Directory: rel(filepath.Join(dirDir, "directory.json")),
 			DirectoryKey: rel(filepath.Join(dirDir, "directory-key.pem")),
 		}
 	}

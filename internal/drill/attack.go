@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -41,7 +42,9 @@ import (
 	"taxlink/internal/devnet"
 	"taxlink/internal/directory"
 	"taxlink/internal/envelope"
+	"taxlink/internal/ledger"
 	"taxlink/internal/node"
+	"taxlink/internal/notekey"
 	"taxlink/internal/pki"
 	"taxlink/internal/queue"
 )
@@ -250,6 +253,13 @@ func (a *attacker) issue(id pki.Identity, notBefore time.Time, validity time.Dur
 // fakeHub serves doc as the directory with the hub's own certificate: a
 // compromised or replaying hub.
 func (a *attacker) fakeHub(ctx context.Context, doc []byte) (string, func(), error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+api.PathDirectory, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(doc) })
+	return a.fakeHubWith(ctx, mux)
+}
+
+// fakeHubWith serves mux with the hub's own certificate.
+func (a *attacker) fakeHubWith(ctx context.Context, mux *http.ServeMux) (string, func(), error) {
 	cfg, err := pki.ServerConfig(a.cert(devnet.HubID), a.roots, devnet.Environment)
 	if err != nil {
 		return "", nil, err
@@ -258,8 +268,6 @@ func (a *attacker) fakeHub(ctx context.Context, doc []byte) (string, func(), err
 	if err != nil {
 		return "", nil, err
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+api.PathDirectory, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(doc) })
 	ctx, cancel := context.WithCancel(ctx)
 	go func() { _ = api.Serve(ctx, ln, cfg, mux, slog.New(slog.DiscardHandler)) }()
 	return "https://" + ln.Addr().String(), cancel, nil
@@ -285,7 +293,17 @@ func (a *attacker) nodeAgainst(hubURL string) (*daemon.LoadedNode, error) {
 	if err := os.WriteFile(c.Directory, cur, 0o644); err != nil {
 		return nil, err
 	}
+	// The copy starts from the checkpoint the real node holds.
 	c.DataDir = filepath.Join(dir, "data")
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	n, _ := a.lay.Node(devnet.NTAID)
+	if cp, err := os.ReadFile(filepath.Join(filepath.Dir(n.Config), "data", "hub-checkpoint")); err == nil {
+		if err := os.WriteFile(filepath.Join(c.DataDir, "hub-checkpoint"), cp, 0o600); err != nil {
+			return nil, err
+		}
+	}
 	c.HubURL = hubURL
 	nb, err := json.Marshal(c)
 	if err != nil {
@@ -561,6 +579,12 @@ func attacks() []attack {
 				return doc
 			}, directory.ErrInvalid)
 		}},
+		{"hub ledger rolled back (a shorter history)", "node's witness checkpoint", func(ctx context.Context, a *attacker) (bool, string) {
+			return a.ledgerAttack(ctx, func(witnessSize int64) int64 { return 1 }, ledger.ErrRollback)
+		}},
+		{"hub ledger forked (another history, longer)", "consistency proofs against the witness", func(ctx context.Context, a *attacker) (bool, string) {
+			return a.ledgerAttack(ctx, func(witnessSize int64) int64 { return witnessSize + 5 }, ledger.ErrFork)
+		}},
 		{"probing undeclared endpoints and methods", "explicit routes only", func(ctx context.Context, a *attacker) (bool, string) {
 			c := a.client([]tls.Certificate{a.cert(devnet.NTAID)}, nil)
 			for _, p := range []struct{ method, path string }{{"GET", api.PathSubmit}, {"GET", "/debug/pprof/"}, {"PUT", api.PathDirectory}, {"DELETE", api.PathReceipts}} {
@@ -763,4 +787,84 @@ func runGuarded(ctx context.Context, a *attacker, at attack) (blocked bool, deta
 	actx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	return at.run(actx, a)
+}
+
+// ledgerAttack shows a copy of the NTA node a hub ledger rewritten by
+// someone holding the hub's key: a log of size(witness) entries of other
+// content, with a valid signed checkpoint. The node must refuse it with
+// want and keep the checkpoint it holds.
+func (a *attacker) ledgerAttack(ctx context.Context, size func(witnessSize int64) int64, want error) (bool, string) {
+	nta := a.nw.Nodes[devnet.NTAID]
+	if err := nta.Node.CheckLedger(ctx); err != nil {
+		return false, "the real node could not take a checkpoint first: " + err.Error()
+	}
+	cpNote, err := os.ReadFile(filepath.Join(a.nodeDir(devnet.NTAID), "data", "hub-checkpoint"))
+	if err != nil {
+		return false, err.Error()
+	}
+	verifiers, err := notekey.FromDirectory(a.nw.Hub.Directory())
+	if err != nil {
+		return false, err.Error()
+	}
+	held, err := ledger.ParseCheckpoint(cpNote, verifiers)
+	if err != nil {
+		return false, err.Error()
+	}
+	hubKey := a.signer(devnet.HubID)
+	s, _ := notekey.NewSigner(devnet.HubID, hubKey)
+	v, _ := notekey.NewVerifier(devnet.HubID, hubKey.Public().(*ecdsa.PublicKey))
+	dir, err := os.MkdirTemp("", "taxlink-drill-ledger-")
+	if err != nil {
+		return false, err.Error()
+	}
+	defer os.RemoveAll(dir)
+	forged, err := ledger.Open(dir, ledger.Options{Origin: held.Origin, Signer: s, Verifier: v})
+	if err != nil {
+		return false, err.Error()
+	}
+	defer forged.Close()
+	n := size(held.Size)
+	for i := range n {
+		if _, err := forged.Append(ctx, fmt.Appendf(nil, "forged entry %d", i)); err != nil {
+			return false, err.Error()
+		}
+	}
+	cp, err := forged.Checkpoint(ctx)
+	if err != nil {
+		return false, err.Error()
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+api.PathCheckpoint, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(cp.Note) })
+	mux.HandleFunc("GET "+api.PathConsistency, func(w http.ResponseWriter, r *http.Request) {
+		var oldSize int64
+		fmt.Sscan(r.URL.Query().Get("old"), &oldSize)
+		proof, err := forged.ConsistencyProof(oldSize, cp.Size)
+		if err != nil {
+			http.Error(w, "no proof", 404)
+			return
+		}
+		api.WriteJSON(w, proof)
+	})
+	url, stop, err := a.fakeHubWith(ctx, mux)
+	if err != nil {
+		return false, err.Error()
+	}
+	defer stop()
+	ln, err := a.nodeAgainst(url)
+	if err != nil {
+		return false, err.Error()
+	}
+	defer func() {
+		ln.Close()
+		os.RemoveAll(filepath.Dir(ln.Config.DataDir))
+	}()
+	err = ln.Node.CheckLedger(ctx)
+	if !errors.Is(err, want) {
+		return false, fmt.Sprintf("node answered %v, want %v", err, want)
+	}
+	after, _ := os.ReadFile(filepath.Join(ln.Config.DataDir, "hub-checkpoint"))
+	if !bytes.Equal(after, cpNote) {
+		return false, "the node replaced the checkpoint it held"
+	}
+	return true, fmt.Sprintf("node held size %d and refused a signed checkpoint of size %d", held.Size, cp.Size)
 }
