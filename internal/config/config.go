@@ -25,6 +25,7 @@ import (
 
 	"taxlink/internal/envelope"
 	"taxlink/internal/keystore"
+	"taxlink/internal/pki"
 )
 
 // MaxFileSize bounds a configuration file.
@@ -45,6 +46,22 @@ type TLS struct {
 	// CRLRefresh is how often the CRL files are reread, e.g. "5m"
 	// (default 5m).
 	CRLRefresh string `json:"crl_refresh,omitempty"`
+	// IdentityMapping is a JSON file of rules mapping certificates of an
+	// external CA (LGPKI, GPKI) to participant IDs (see pki.MappingRule);
+	// that CA's certificate goes into the ca file.
+	IdentityMapping string `json:"identity_mapping,omitempty"`
+	// ReloadEvery is how often the certificate and key files are checked
+	// for a renewal, put in force without a restart (default "1m").
+	ReloadEvery string `json:"reload_every,omitempty"`
+}
+
+// ReloadPeriod returns the parsed reload period.
+func (t TLS) ReloadPeriod() time.Duration {
+	d, err := time.ParseDuration(t.ReloadEvery)
+	if err != nil || t.ReloadEvery == "" {
+		return time.Minute
+	}
+	return d
 }
 
 // CRLRefreshPeriod returns the parsed CRL refresh period.
@@ -247,6 +264,7 @@ func (c *Common) resolve(base string) {
 	c.Keys.PINFile = abs(base, c.Keys.PINFile)
 	c.Backup.Dir = abs(base, c.Backup.Dir)
 	c.TLS.CA = abs(base, c.TLS.CA)
+	c.TLS.IdentityMapping = abs(base, c.TLS.IdentityMapping)
 	for i := range c.TLS.CRL {
 		c.TLS.CRL[i] = abs(base, c.TLS.CRL[i])
 	}
@@ -293,6 +311,20 @@ func (c *Common) validate(role string) error {
 	for i, p := range c.TLS.CRL {
 		if err := fileExists(p); err != nil {
 			return bad(fmt.Sprintf("tls.crl[%d]", i), "%v", err)
+		}
+	}
+	if c.TLS.ReloadEvery != "" {
+		if d, err := time.ParseDuration(c.TLS.ReloadEvery); err != nil || d < time.Second {
+			return bad("tls.reload_every", "%q: expected a duration of at least 1s, e.g. \"1m\"", c.TLS.ReloadEvery)
+		}
+	}
+	if c.TLS.IdentityMapping != "" {
+		b, err := os.ReadFile(c.TLS.IdentityMapping)
+		if err != nil {
+			return bad("tls.identity_mapping", "%v", err)
+		}
+		if _, err := pki.ParseMappingRules(b); err != nil {
+			return bad("tls.identity_mapping", "%v", err)
 		}
 	}
 	if c.Backup.Every != "" {

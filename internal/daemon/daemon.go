@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"taxlink/internal/api"
@@ -75,21 +76,67 @@ type common struct {
 	opts []pki.Option
 	// rev is nil when no CRL is configured.
 	rev *pki.Revocation
-	env keystore.Env
-	// closers release key storage (PKCS#11 sessions).
+	// mapper maps peer certificates (nil: the taxlink URI SAN).
+	mapper pki.Mapper
+	// reloader presents the process's certificate and picks up a renewed
+	// one without a restart.
+	reloader    *pki.Reloader
+	cas         []*x509.Certificate
+	reloadEvery time.Duration
+	env         keystore.Env
+	// closers release key storage (PKCS#11 sessions); reloads add to it.
+	mu      sync.Mutex
 	closers []io.Closer
 }
 
+func (c *common) addCloser(cl io.Closer) {
+	c.mu.Lock()
+	c.closers = append(c.closers, cl)
+	c.mu.Unlock()
+}
+
 func (c *common) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, cl := range c.closers {
 		cl.Close()
 	}
+	c.closers = nil
 }
 
-// runRevocation rereads the CRLs until ctx ends.
-func (c *common) runRevocation(ctx context.Context) {
+// runBackground rereads the CRLs, watches the certificate files for a
+// renewal and warns of coming expiries until ctx ends.
+func (c *common) runBackground(ctx context.Context, log *slog.Logger) {
 	if c.rev != nil {
 		go func() { _ = c.rev.Run(ctx) }()
+	}
+	go func() { _ = c.reloader.Watch(ctx, c.reloadEvery) }()
+	go func() {
+		t := time.NewTicker(12 * time.Hour)
+		defer t.Stop()
+		for {
+			c.warnExpiry(log)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// expiryAhead is how early certificates and CRLs about to expire are
+// reported.
+const expiryAhead = 30 * 24 * time.Hour
+
+func (c *common) warnExpiry(log *slog.Logger) {
+	own := c.reloader.Certificate()
+	ws := pki.ExpiryWarnings(append([]*x509.Certificate{own.Leaf}, c.cas...), time.Now(), expiryAhead)
+	if c.rev != nil {
+		ws = append(ws, c.rev.ExpiryWarnings(expiryAhead)...)
+	}
+	for _, w := range ws {
+		log.Warn("ALERT: expiring soon", "kind", w.Kind, "subject", w.Subject, "identity", w.Identity, "not_after", w.NotAfter, "expired", w.Expired)
 	}
 }
 
@@ -125,7 +172,42 @@ func loadCommon(c *config.Common, log *slog.Logger) (*common, error) {
 		closer.Close()
 		return nil, fmt.Errorf("tls.ca: %w", err)
 	}
-	cm := &common{dir: dir, cert: cert, roots: pki.CertPool(cas...), env: env, closers: []io.Closer{closer}}
+	cm := &common{dir: dir, cert: cert, roots: pki.CertPool(cas...), env: env, closers: []io.Closer{closer}, cas: cas, reloadEvery: c.TLS.ReloadPeriod()}
+	watch := []string{c.TLS.Cert}
+	if r, err := keystore.ParseRef(c.TLS.Key); err == nil && r.Path != "" {
+		watch = append(watch, r.Path)
+	}
+	cm.reloader, err = pki.NewReloader(c.TLS.Cert, "", time.Now, pki.ReloaderLogger(log), pki.ReloaderLoader(func() (tls.Certificate, error) {
+		cert, closer, err := loadTLS(c.TLS.Cert, c.TLS.Key, env)
+		if err == nil {
+			cm.addCloser(closer)
+		}
+		return cert, err
+	}, watch...))
+	if err != nil {
+		cm.close()
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+	cm.opts = append(cm.opts, pki.WithCertificateSource(cm.reloader))
+	if c.TLS.IdentityMapping != "" {
+		b, err := os.ReadFile(c.TLS.IdentityMapping)
+		if err != nil {
+			cm.close()
+			return nil, err
+		}
+		rules, err := pki.ParseMappingRules(b)
+		if err != nil {
+			cm.close()
+			return nil, fmt.Errorf("tls.identity_mapping: %w", err)
+		}
+		m, err := pki.NewRuleMapper(rules, pki.URIMapper{})
+		if err != nil {
+			cm.close()
+			return nil, fmt.Errorf("tls.identity_mapping: %w", err)
+		}
+		cm.mapper = m
+		cm.opts = append(cm.opts, pki.WithIdentityMapper(m))
+	}
 	if len(c.TLS.CRL) > 0 {
 		rev, err := pki.NewRevocation(pki.RevocationOptions{
 			Files: c.TLS.CRL, Issuers: cas, Now: time.Now, Refresh: c.TLS.CRLRefreshPeriod(), Logger: log,
@@ -168,7 +250,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		cm.close()
 		return nil, fmt.Errorf("%s: signing_key: %w", path, err)
 	}
-	cm.closers = append(cm.closers, sc)
+	cm.addCloser(sc)
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		cm.close()
 		return nil, fmt.Errorf("data_dir: %w", err)
@@ -200,7 +282,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 	}
 	h, err := hub.New(hub.Config{
 		ID: c.ID, Environment: c.Environment, Signer: signer, Directory: cm.dir, Queue: q,
-		TLSCert: cm.cert, Roots: cm.roots, TLSOptions: cm.opts, MaxEnvelope: c.MaxEnvelope, Logger: log,
+		Roots: cm.roots, TLSOptions: cm.opts, Mapper: cm.mapper, MaxEnvelope: c.MaxEnvelope, Logger: log,
 		Ledger: lg, Audit: al,
 	})
 	if err != nil {
@@ -208,7 +290,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		return nil, err
 	}
 	svc := &Service{Hub: h, Queue: q, Dir: cm.dir, close: closeAll}
-	tc, err := pki.ServerConfigWith(cm.cert, cm.roots, c.Environment, cm.opts...)
+	tc, err := pki.ServerConfigWith(tls.Certificate{}, cm.roots, c.Environment, cm.opts...)
 	if err != nil {
 		closeAll()
 		return nil, err
@@ -218,10 +300,10 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 			return fmt.Errorf("%s is not a node in the directory", id)
 		}
 		return nil
-	}, al)
+	}, al, cm.mapper)
 	err = serve(ctx, c.Listen, svc, func(ctx context.Context, ln net.Listener) error {
 		go h.Run(ctx)
-		cm.runRevocation(ctx)
+		cm.runBackground(ctx, log)
 		go watchDirectory(ctx, c.Directory, h, log)
 		go backupLoop(ctx, c.Backup, log, map[string]*ledger.Log{"ledger": lg, "audit": al.Ledger()})
 		recordLocal(al, "start", c.ID)
@@ -274,7 +356,7 @@ func LoadNode(path string, log *slog.Logger) (*LoadedNode, error) {
 		cm.close()
 		return nil, fmt.Errorf("%s: signing_key: %w", path, err)
 	}
-	cm.closers = append(cm.closers, sc)
+	cm.addCloser(sc)
 	var keys []node.SealingKey
 	for i, k := range c.SealingKeys {
 		ref, err := keystore.ParseRef(k.File)
@@ -313,7 +395,7 @@ func LoadNode(path string, log *slog.Logger) (*LoadedNode, error) {
 	n, err := node.New(node.Config{
 		ID: c.ID, Environment: c.Environment, Signer: signer, Directory: cm.dir, Store: st,
 		SealingKeys: keys, OutboxDir: filepath.Join(c.DataDir, "outbox"), HubID: c.HubID, HubURL: c.HubURL,
-		TLSCert: cm.cert, Roots: cm.roots, TLSOptions: cm.opts, Logger: log, Witness: witness,
+		Roots: cm.roots, TLSOptions: cm.opts, Mapper: cm.mapper, Logger: log, Witness: witness,
 	})
 	if err != nil {
 		st.Close()
@@ -342,7 +424,7 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 		l.Close()
 	}
 	svc := &Service{Node: l.Node, Store: l.Store, Dir: l.Dir, close: closeAll}
-	tc, err := pki.ServerConfigWith(l.cm.cert, l.cm.roots, l.Config.Environment, l.cm.opts...)
+	tc, err := pki.ServerConfigWith(tls.Certificate{}, l.cm.roots, l.Config.Environment, l.cm.opts...)
 	if err != nil {
 		closeAll()
 		return nil, err
@@ -353,10 +435,10 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 			return fmt.Errorf("only the hub %s may connect, not %s", hubID, id)
 		}
 		return nil
-	}, al)
+	}, al, l.cm.mapper)
 	err = serve(ctx, l.Config.Listen, svc, func(ctx context.Context, ln net.Listener) error {
 		go l.Node.Run(ctx)
-		l.cm.runRevocation(ctx)
+		l.cm.runBackground(ctx, log)
 		go backupLoop(ctx, l.Config.Backup, log, map[string]*ledger.Log{"audit": al.Ledger()})
 		recordLocal(al, "start", l.Config.ID)
 		return api.ServeWith(ctx, ln, tc, l.Node.Handler(), log, tlsFailures(al))
@@ -401,7 +483,7 @@ func watchDirectory(ctx context.Context, path string, h *hub.Hub, log *slog.Logg
 // against who may call this service at all, so that a certificate from the
 // right CA but unknown to the directory fails the handshake (deny by
 // default), before any HTTP is spoken.
-func admit(tc *tls.Config, allowed func(id string) error, al *audit.Log) {
+func admit(tc *tls.Config, allowed func(id string) error, al *audit.Log, m pki.Mapper) {
 	base := tc.VerifyConnection
 	tc.VerifyConnection = func(cs tls.ConnectionState) error {
 		if base != nil {
@@ -409,7 +491,7 @@ func admit(tc *tls.Config, allowed func(id string) error, al *audit.Log) {
 				return err
 			}
 		}
-		id, err := pki.PeerIdentity(&cs)
+		id, err := pki.PeerIdentityWith(&cs, m)
 		if err != nil {
 			return err
 		}

@@ -267,7 +267,7 @@ func Init(dir string, opts Options) (*Layout, error) {
 		}
 		return config.Common{
 			Role: role, ID: id, Environment: Environment, Listen: listen, DataDir: "data",
-			TLS:        config.TLS{Cert: "tls.pem", Key: "enc:tls.key", CA: rel(caPath), CRL: []string{rel(crlPath)}, CRLRefresh: "2s"},
+			TLS:        config.TLS{Cert: "tls.pem", Key: "enc:tls.key", CA: rel(caPath), CRL: []string{rel(crlPath)}, CRLRefresh: "2s", ReloadEvery: "2s"},
 			SigningKey: "enc:signing.key",
 			Keys:       config.KeySources{PassphraseFile: rel(passPath)},
 			Backup:     config.Backup{Dir: "backup", Every: "5s"}, Directory: rel(filepath.Join(dirDir, "directory.json")),
@@ -505,4 +505,34 @@ func loadCA(lay *Layout) (*pki.CA, error) {
 		return nil, err
 	}
 	return &pki.CA{Cert: caCerts[0], Key: caKey}, nil
+}
+
+// RenewCert issues a new certificate and key for the hub or node whose
+// files are in d (same identity, both usages), and writes them over the
+// old ones, key first: the running process puts them in force at its next
+// reload, without a restart.
+func RenewCert(lay *Layout, d string, id pki.Identity, now time.Time) (*x509.Certificate, error) {
+	ca, err := loadCA(lay)
+	if err != nil {
+		return nil, err
+	}
+	pass, err := os.ReadFile(filepath.Join(lay.Dir, "pki", "dev-passphrase"))
+	if err != nil {
+		return nil, err
+	}
+	k, err := pki.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	c, err := ca.Issue(pki.IssueRequest{
+		Identity: id, Public: &k.PublicKey, DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		Server: true, Client: true, NotBefore: now.Add(-time.Minute), Validity: 60 * 24 * time.Hour,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := keystore.WriteEncrypted(filepath.Join(d, "tls.key"), k, pass, devKeyParams); err != nil {
+		return nil, err
+	}
+	return c, pki.WriteCertFile(filepath.Join(d, "tls.pem"), c)
 }

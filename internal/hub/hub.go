@@ -64,6 +64,9 @@ type Config struct {
 	// checked against the directory.
 	TLSCert tls.Certificate
 	Roots   *x509.CertPool
+	// Mapper maps peer certificates to identities (nil: the taxlink URI
+	// SAN); it must be the one given to the TLS configuration.
+	Mapper pki.Mapper
 	// TLSOptions add checks to the hub's client connections to nodes
 	// (revocation, identity mapping).
 	TLSOptions  []pki.Option
@@ -212,7 +215,7 @@ func check(dir *directory.Directory, peer string, h *envelope.Header, hb, sig []
 
 func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	peer, err := pki.PeerIdentity(r.TLS)
+	peer, err := pki.PeerIdentityWith(r.TLS, h.cfg.Mapper)
 	if err != nil {
 		h.refuse(w, api.Errorf(403, api.CodeForbidden, "no verified client certificate"))
 		return
@@ -315,7 +318,7 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Hub) receipts(w http.ResponseWriter, r *http.Request) {
-	peer, err := pki.PeerIdentity(r.TLS)
+	peer, err := pki.PeerIdentityWith(r.TLS, h.cfg.Mapper)
 	if err != nil {
 		api.WriteError(w, api.Errorf(403, api.CodeForbidden, "no verified client certificate"))
 		return
@@ -400,7 +403,7 @@ func (h *Hub) record(e audit.Event) {
 
 // nodePeer returns the calling node's ID, or writes the refusal.
 func (h *Hub) nodePeer(w http.ResponseWriter, r *http.Request) (string, bool) {
-	peer, err := pki.PeerIdentity(r.TLS)
+	peer, err := pki.PeerIdentityWith(r.TLS, h.cfg.Mapper)
 	if err != nil {
 		api.WriteError(w, api.Errorf(403, api.CodeForbidden, "no verified client certificate"))
 		return "", false
@@ -530,7 +533,7 @@ func (h *Hub) UpdateDirectory(doc []byte) (bool, error) {
 }
 
 func (h *Hub) serveDirectory(w http.ResponseWriter, r *http.Request) {
-	peer, err := pki.PeerIdentity(r.TLS)
+	peer, err := pki.PeerIdentityWith(r.TLS, h.cfg.Mapper)
 	if err != nil {
 		api.WriteError(w, api.Errorf(403, api.CodeForbidden, "no verified client certificate"))
 		return

@@ -68,6 +68,9 @@ type Config struct {
 	HubURL      string
 	TLSCert     tls.Certificate
 	Roots       *x509.CertPool
+	// Mapper maps peer certificates to identities (nil: the taxlink URI
+	// SAN); it must be the one given to the TLS configuration.
+	Mapper pki.Mapper
 	// TLSOptions add checks to the connection to the hub (revocation,
 	// identity mapping).
 	TLSOptions []pki.Option
@@ -166,7 +169,7 @@ func (n *Node) refuse(w http.ResponseWriter, e *api.Error) {
 }
 
 func (n *Node) deliver(w http.ResponseWriter, r *http.Request) {
-	peer, err := pki.PeerIdentity(r.TLS)
+	peer, err := pki.PeerIdentityWith(r.TLS, n.cfg.Mapper)
 	if err != nil || peer.ID != n.cfg.HubID {
 		n.refuse(w, api.Errorf(403, api.CodeForbidden, "only the hub delivers to this node"))
 		return

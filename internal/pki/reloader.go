@@ -26,8 +26,11 @@ type Reloader struct {
 	id                Identity
 	usages            []x509.ExtKeyUsage // ServerAuth/ClientAuth of the first certificate
 
+	load  func() (tls.Certificate, error) // reads the pair
+	watch []string                        // files whose change means a new pair
+
 	mu     sync.Mutex                      // serialises Reload; guards stamps
-	stamps [2]os.FileInfo                  // certificate and key file as last loaded
+	stamps []os.FileInfo                   // the watched files as last loaded
 	cur    atomic.Pointer[tls.Certificate] // never nil after NewReloader
 }
 
@@ -46,6 +49,17 @@ func ReloaderLogger(l *slog.Logger) ReloaderOption {
 	}}
 }
 
+// ReloaderLoader makes the Reloader read the pair with load instead of
+// LoadKeyPair(certPath, keyPath) — for a key that is an encrypted file or
+// on a token — and watch the files in watch (the certificate file, and the
+// key file if there is one) instead of the two paths.
+func ReloaderLoader(load func() (tls.Certificate, error), watch ...string) ReloaderOption {
+	return ReloaderOption{func(r *Reloader) {
+		r.load = load
+		r.watch = watch
+	}}
+}
+
 // NewReloader loads the certificate and key files with LoadKeyPair. The
 // certificate must carry a valid taxlink identity and be valid at now();
 // that identity, and its ServerAuth/ClientAuth extended key usages, are
@@ -57,6 +71,8 @@ func NewReloader(certPath, keyPath string, now func() time.Time, opts ...Reloade
 		return nil, fmt.Errorf("%w: reloader for %s: nil clock", ErrInvalidTLSConfig, certPath)
 	}
 	r := &Reloader{certPath: certPath, keyPath: keyPath, now: now, log: slog.New(slog.DiscardHandler)}
+	r.load = func() (tls.Certificate, error) { return LoadKeyPair(certPath, keyPath) }
+	r.watch = []string{certPath, keyPath}
 	for _, o := range opts {
 		if o.apply != nil {
 			o.apply(r)
@@ -66,7 +82,7 @@ func NewReloader(certPath, keyPath string, now func() time.Time, opts ...Reloade
 	if err != nil {
 		return nil, err
 	}
-	cert, err := LoadKeyPair(certPath, keyPath)
+	cert, err := r.load()
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +140,7 @@ func (r *Reloader) Reload() error {
 	if err != nil {
 		return err
 	}
-	cert, err := LoadKeyPair(r.certPath, r.keyPath)
+	cert, err := r.load()
 	if err != nil {
 		return err
 	}
@@ -199,9 +215,9 @@ func (r *Reloader) Watch(ctx context.Context, every time.Duration) error {
 }
 
 // stat returns the file information of the certificate and key files.
-func (r *Reloader) stat() ([2]os.FileInfo, error) {
-	var out [2]os.FileInfo
-	for i, p := range []string{r.certPath, r.keyPath} {
+func (r *Reloader) stat() ([]os.FileInfo, error) {
+	out := make([]os.FileInfo, len(r.watch))
+	for i, p := range r.watch {
 		fi, err := os.Stat(p)
 		if err != nil {
 			return out, fmt.Errorf("pki: reload: %w", err)
