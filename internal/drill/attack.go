@@ -77,13 +77,33 @@ type attack struct {
 // attacker holds what the drill knows of the dev network: everything an
 // insider with the dev keys would, which is more than a real attacker.
 type attacker struct {
-	nw     *devnet.Network
 	lay    *devnet.Layout
 	roots  *x509.CertPool
 	hubURL string
-	queue  *queue.Queue
-	v1     []byte // the directory before the drill changed it
+	// queue is the hub's store when the network runs in this process, to
+	// check that nothing refused was stored; nil for a network in other
+	// processes, where the refusal codes are what is checked.
+	queue *queue.Queue
+	v1    []byte // the directory before the drill changed it
+	// dirKey verifies the directory.
+	dirKey *ecdsa.PublicKey
+	// signed returns the signed directory in force at the hub.
+	signed func() []byte
+	// publish puts a new signed directory in force at the hub.
+	publish func(ctx context.Context, doc []byte) error
+	// nta is the NTA node the legitimate traffic comes from.
+	nta *daemon.LoadedNode
 }
+
+// dir returns the directory in force at the hub, verified.
+func (a *attacker) dir() *directory.Directory {
+	d, err := directory.Verify(a.signed(), a.dirKey, "")
+	if err != nil {
+		panic(fmt.Sprintf("drill: the directory in force does not verify: %v", err))
+	}
+	return d
+}
+
 
 func (a *attacker) nodeDir(id string) string {
 	if id == devnet.HubID {
@@ -121,7 +141,7 @@ func (a *attacker) client(certs []tls.Certificate, mod func(*tls.Config)) *http.
 
 // envelope builds a sealed, signed envelope from sender to recipient.
 func (a *attacker) envelope(sender, recipient, typ, contentType string, payload []byte, signer crypto.Signer) (*envelope.Header, []byte, []byte, []byte) {
-	d := a.nw.Hub.Directory()
+	d := a.dir()
 	sealTo := recipient
 	if _, err := d.Participant(recipient); err != nil {
 		sealTo = devnet.SapporoID
@@ -195,8 +215,10 @@ func (a *attacker) expectCode(ctx context.Context, peer string, body []byte, id 
 		return false, "transport error instead of a refusal: " + err.Error()
 	}
 	if id != "" {
-		if _, err := a.queue.Accepted(ctx, id); !errors.Is(err, queue.ErrNotFound) {
-			return false, "the envelope was accepted"
+		if a.queue != nil {
+			if _, err := a.queue.Accepted(ctx, id); !errors.Is(err, queue.ErrNotFound) {
+				return false, "the envelope was accepted"
+			}
 		}
 	}
 	if code != want {
@@ -320,7 +342,7 @@ func (a *attacker) nodeAgainst(hubURL string) (*daemon.LoadedNode, error) {
 // and signed with the dev directory key.
 func (a *attacker) nextDirectory(mutate func(d *directory.Directory)) ([]byte, error) {
 	var s directory.Signed
-	if err := json.Unmarshal(a.nw.Hub.Dir.Signed(), &s); err != nil {
+	if err := json.Unmarshal(a.signed(), &s); err != nil {
 		return nil, err
 	}
 	var d directory.Directory
@@ -378,7 +400,7 @@ func attacks() []attack {
 			return a.expectHandshakeRefused(ctx, a.client([]tls.Certificate{c}, nil), a.hubURL+api.PathSubmit)
 		}},
 		{"a node delivering straight to another node (hub impersonation)", "node admits only the hub", func(ctx context.Context, a *attacker) (bool, string) {
-			return a.expectHandshakeRefused(ctx, a.client([]tls.Certificate{a.cert(devnet.NTAID)}, nil), "https://"+a.nw.Nodes[devnet.SapporoID].Addr+api.PathDeliver)
+			return a.expectHandshakeRefused(ctx, a.client([]tls.Certificate{a.cert(devnet.NTAID)}, nil), "https://"+a.nodeAddr(devnet.SapporoID)+api.PathDeliver)
 		}},
 		{"a node's certificate posing as the hub to a node", "client checks the hub's identity", func(ctx context.Context, a *attacker) (bool, string) {
 			cfg, err := pki.ServerConfig(a.cert(devnet.TokyoID), a.roots, devnet.Environment)
@@ -567,7 +589,7 @@ func attacks() []attack {
 		{"directory with a bad signature", "directory signature", func(ctx context.Context, a *attacker) (bool, string) {
 			return a.directoryAttack(ctx, func(v1 []byte) []byte {
 				var s directory.Signed
-				_ = json.Unmarshal(a.nw.Hub.Dir.Signed(), &s)
+				_ = json.Unmarshal(a.signed(), &s)
 				s.Body = bytes.Replace(s.Body, []byte(`"version": `), []byte(`"version": 9`), 1)
 				b, _ := json.Marshal(s)
 				return b
@@ -668,16 +690,106 @@ func (a *attacker) directoryAttack(ctx context.Context, offered func(current []b
 	return true, "node refused it and kept version " + fmt.Sprint(before)
 }
 
-// Attack runs every attack against nw while the NTA node keeps sending
-// legitimate notifications, then waits for each of those to be recorded.
-// report is called after each attack.
+// Attack runs every attack against nw, a dev network in this process,
+// while the NTA node keeps sending legitimate notifications, then waits for
+// each of those to be recorded. report is called after each attack.
 func Attack(ctx context.Context, nw *devnet.Network, report func(Result)) ([]Result, AttackSummary, error) {
-	start := time.Now()
-	cas, err := pki.ReadCertFile(filepath.Join(nw.Layout.Dir, "pki", "ca.pem"))
+	nta := nw.Nodes[devnet.NTAID]
+	a := &attacker{
+		lay: nw.Layout, hubURL: "https://" + nw.Hub.Addr, queue: nw.Queue(),
+		signed: nw.Hub.Dir.Signed,
+		publish: func(_ context.Context, doc []byte) error {
+			_, err := nw.Hub.Hub.UpdateDirectory(doc)
+			return err
+		},
+		nta: &daemon.LoadedNode{Node: nta.Node, Store: nta.Store, Dir: nta.Dir},
+	}
+	return a.run(ctx, report)
+}
+
+// AttackRunning attacks a dev network running in other processes from the
+// files `taxlink dev --init DIR` wrote, as an insider holding those files
+// would: legitimate traffic comes from the NTA node's configuration loaded
+// here, the suspension is published through the hub's directory file.
+func AttackRunning(ctx context.Context, dir string, report func(Result)) ([]Result, AttackSummary, error) {
+	lay, err := devnet.ReadLayout(dir)
 	if err != nil {
 		return nil, AttackSummary{}, err
 	}
-	a := &attacker{nw: nw, lay: nw.Layout, roots: pki.CertPool(cas...), hubURL: "https://" + nw.Hub.Addr, queue: nw.Queue(), v1: nw.Hub.Dir.Signed()}
+	n, _ := lay.Node(devnet.NTAID)
+	nta, err := daemon.LoadNode(n.Config, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, AttackSummary{}, err
+	}
+	defer nta.Close()
+	hubCfg, err := config.LoadHub(lay.HubConfig)
+	if err != nil {
+		return nil, AttackSummary{}, err
+	}
+	holder := nta.Dir
+	a := &attacker{
+		lay: lay, hubURL: "https://" + lay.HubListen, nta: nta,
+		signed: func() []byte {
+			_, _ = nta.Node.FetchDirectory(ctx)
+			return holder.Signed()
+		},
+		publish: func(ctx context.Context, doc []byte) error {
+			pem, err := os.ReadFile(hubCfg.DirectoryKey)
+			if err != nil {
+				return err
+			}
+			key, err := pki.ParsePublicKeyPEM(string(pem))
+			if err != nil {
+				return err
+			}
+			h, err := directory.NewHolder(hubCfg.Directory, key, devnet.Environment)
+			if err != nil {
+				return err
+			}
+			if _, err := h.Update(doc); err != nil {
+				return err
+			}
+			// The hub rereads its directory file every few seconds.
+			var want directory.Directory
+			var s directory.Signed
+			_ = json.Unmarshal(doc, &s)
+			_ = json.Unmarshal(s.Body, &want)
+			for ctx.Err() == nil {
+				if _, err := nta.Node.FetchDirectory(ctx); err == nil && holder.Get().Version >= want.Version {
+					return nil
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			return ctx.Err()
+		},
+	}
+	if _, err := nta.Node.FetchDirectory(ctx); err != nil {
+		return nil, AttackSummary{}, fmt.Errorf("drill: the hub at %s does not answer: %w", a.hubURL, err)
+	}
+	return a.run(ctx, report)
+}
+
+// nodeAddr returns the address of node id's inbox.
+func (a *attacker) nodeAddr(id string) string {
+	n, _ := a.lay.Node(id)
+	return n.Listen
+}
+
+func (a *attacker) run(ctx context.Context, report func(Result)) ([]Result, AttackSummary, error) {
+	start := time.Now()
+	cas, err := pki.ReadCertFile(filepath.Join(a.lay.Dir, "pki", "ca.pem"))
+	if err != nil {
+		return nil, AttackSummary{}, err
+	}
+	a.roots = pki.CertPool(cas...)
+	pem, err := os.ReadFile(filepath.Join(a.lay.Dir, "directory", "directory-key.pem"))
+	if err != nil {
+		return nil, AttackSummary{}, err
+	}
+	if a.dirKey, err = pki.ParsePublicKeyPEM(string(pem)); err != nil {
+		return nil, AttackSummary{}, err
+	}
+	a.v1 = a.signed()
 
 	// Suspend one town, as an incident would; legitimate traffic avoids it.
 	doc, err := a.nextDirectory(func(d *directory.Directory) {
@@ -690,12 +802,12 @@ func Attack(ctx context.Context, nw *devnet.Network, report func(Result)) ([]Res
 	if err != nil {
 		return nil, AttackSummary{}, err
 	}
-	if _, err := nw.Hub.Hub.UpdateDirectory(doc); err != nil {
+	if err := a.publish(ctx, doc); err != nil {
 		return nil, AttackSummary{}, err
 	}
 
 	// Legitimate traffic, all through the drill.
-	nta := nw.Nodes[devnet.NTAID]
+	nta := a.nta
 	var legit []string
 	var mu sync.Mutex
 	trafficCtx, stopTraffic := context.WithCancel(ctx)
@@ -703,7 +815,7 @@ func Attack(ctx context.Context, nw *devnet.Network, report func(Result)) ([]Res
 	go func() {
 		defer close(trafficDone)
 		var recipients []string
-		for _, r := range nw.Layout.Recipients {
+		for _, r := range a.lay.Recipients {
 			if r != suspendedTown {
 				recipients = append(recipients, r)
 			}
@@ -733,6 +845,7 @@ func Attack(ctx context.Context, nw *devnet.Network, report func(Result)) ([]Res
 		if ctx.Err() != nil {
 			break
 		}
+
 		blocked, detail := runGuarded(ctx, a, at)
 		r := Result{Attack: at.name, Defence: at.defence, Blocked: blocked, Detail: detail}
 		results = append(results, r)
@@ -794,15 +907,14 @@ func runGuarded(ctx context.Context, a *attacker, at attack) (blocked bool, deta
 // content, with a valid signed checkpoint. The node must refuse it with
 // want and keep the checkpoint it holds.
 func (a *attacker) ledgerAttack(ctx context.Context, size func(witnessSize int64) int64, want error) (bool, string) {
-	nta := a.nw.Nodes[devnet.NTAID]
-	if err := nta.Node.CheckLedger(ctx); err != nil {
+	if err := a.nta.Node.CheckLedger(ctx); err != nil {
 		return false, "the real node could not take a checkpoint first: " + err.Error()
 	}
 	cpNote, err := os.ReadFile(filepath.Join(a.nodeDir(devnet.NTAID), "data", "hub-checkpoint"))
 	if err != nil {
 		return false, err.Error()
 	}
-	verifiers, err := notekey.FromDirectory(a.nw.Hub.Directory())
+	verifiers, err := notekey.FromDirectory(a.dir())
 	if err != nil {
 		return false, err.Error()
 	}

@@ -679,10 +679,13 @@ func (n *Node) FetchDirectory(ctx context.Context) (bool, error) {
 	}
 	changed, err := n.cfg.Directory.Update(doc)
 	if err != nil {
+		n.record(audit.Event{Actor: n.cfg.HubID, Action: "directory.refuse", From: "hub", Result: audit.ResultDenied, Detail: trim(err.Error())})
 		return false, fmt.Errorf("node: directory from the hub: %w", err)
 	}
 	if changed {
-		n.log.Info("directory in force", "version", n.cfg.Directory.Get().Version)
+		v := n.cfg.Directory.Get().Version
+		n.log.Info("directory in force", "version", v)
+		n.record(audit.Event{Actor: n.cfg.HubID, Action: "directory.update", Object: fmt.Sprintf("version %d", v), From: "hub", Result: audit.ResultOK})
 	}
 	return changed, nil
 }
