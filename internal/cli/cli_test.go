@@ -50,6 +50,9 @@ func TestDevNotificationsExit(t *testing.T) {
 			t.Errorf("endpoint list lacks %s:\n%s", want, out)
 		}
 	}
+	if n := strings.Count(out, "metrics: http://127.0.0.1:"); n != 5 {
+		t.Errorf("%d metrics lines, want one per process (5):\n%s", n, out)
+	}
 	m := lastJSON(t, out)
 	for _, k := range []string{"sent", "accepted", "recorded", "receipts_verified"} {
 		if m[k] != float64(40) {

@@ -144,6 +144,14 @@ func printEndpoints(out io.Writer, nw *devnet.Network) {
 	}
 	fmt.Fprintf(tw, "configs\t%s\t\t\n", nw.Layout.Dir)
 	tw.Flush()
+	if nw.Hub.MetricsAddr != "" {
+		fmt.Fprintf(out, "metrics: http://%s/metrics   (%s; /healthz, /readyz)\n", nw.Hub.MetricsAddr, devnet.HubID)
+	}
+	for _, n := range nw.Layout.Nodes {
+		if a := nw.Nodes[n.ID].MetricsAddr; a != "" {
+			fmt.Fprintf(out, "metrics: http://%s/metrics   (%s)\n", a, n.ID)
+		}
+	}
 }
 
 func printSummary(out io.Writer, s devnet.Summary) {

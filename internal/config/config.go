@@ -88,6 +88,10 @@ type Common struct {
 	Keys KeySources `json:"keys,omitzero"`
 	// Backup copies the ledger and the audit log periodically.
 	Backup Backup `json:"backup,omitzero"`
+	// MetricsListen is the plain-HTTP address of /metrics, /healthz and
+	// /readyz, for the operations network only (e.g. 127.0.0.1:9100);
+	// empty: not served.
+	MetricsListen string `json:"metrics_listen,omitempty"`
 }
 
 // Backup configures the periodic copy of the tamper-evident logs to a
@@ -285,6 +289,11 @@ func (c *Common) validate(role string) error {
 	}
 	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" || !hostPortRe.MatchString(c.Listen) {
 		return bad("listen", "%q: expected HOST:PORT, e.g. 127.0.0.1:7443", c.Listen)
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			return bad("metrics_listen", "%q: expected HOST:PORT, e.g. 127.0.0.1:9100", c.MetricsListen)
+		}
 	}
 	if c.DataDir == "" {
 		return bad("data_dir", "missing: expected a directory path")

@@ -13,6 +13,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
 	"net"
@@ -28,6 +29,7 @@ import (
 	"taxlink/internal/hub"
 	"taxlink/internal/keystore"
 	"taxlink/internal/ledger"
+	"taxlink/internal/metrics"
 	"taxlink/internal/node"
 	"taxlink/internal/notekey"
 	"taxlink/internal/pki"
@@ -45,6 +47,9 @@ type Service struct {
 	Node  *node.Node // set for a node
 	// Store is a node's store.
 	Store *sqlite.Store
+	// MetricsAddr is where /metrics, /healthz and /readyz are served
+	// ("" when not configured).
+	MetricsAddr string
 	// Dir holds the directory in force.
 	Dir *directory.Holder
 
@@ -82,6 +87,7 @@ type common struct {
 	// one without a restart.
 	reloader    *pki.Reloader
 	cas         []*x509.Certificate
+	metrics     *prometheus.Registry
 	reloadEvery time.Duration
 	env         keystore.Env
 	// closers release key storage (PKCS#11 sessions); reloads add to it.
@@ -260,6 +266,9 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		cm.close()
 		return nil, err
 	}
+	reg := metrics.NewRegistry()
+	hm := metrics.NewHub(reg)
+	cm.metrics = reg
 	lg, err := openLedger(filepath.Join(c.DataDir, "ledger"), c.Environment, c.ID, "ledger", signer)
 	if err != nil {
 		q.Close()
@@ -273,6 +282,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		cm.close()
 		return nil, err
 	}
+	hubGauges(reg, q, lg, cm, c.DataDir)
 	closeAll := func() {
 		q.Close()
 		recordLocal(al, "stop", c.ID)
@@ -283,13 +293,23 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 	h, err := hub.New(hub.Config{
 		ID: c.ID, Environment: c.Environment, Signer: signer, Directory: cm.dir, Queue: q,
 		Roots: cm.roots, TLSOptions: cm.opts, Mapper: cm.mapper, MaxEnvelope: c.MaxEnvelope, Logger: log,
-		Ledger: lg, Audit: al,
+		Ledger: lg, Audit: al, Metrics: hm,
 	})
 	if err != nil {
 		closeAll()
 		return nil, err
 	}
 	svc := &Service{Hub: h, Queue: q, Dir: cm.dir, close: closeAll}
+	if c.MetricsListen != "" {
+		svc.MetricsAddr, err = metrics.Serve(ctx, c.MetricsListen, metrics.Handler(reg, func(ctx context.Context) error {
+			_, err := q.Total(ctx)
+			return err
+		}), log)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("metrics_listen: %w", err)
+		}
+	}
 	tc, err := pki.ServerConfigWith(tls.Certificate{}, cm.roots, c.Environment, cm.opts...)
 	if err != nil {
 		closeAll()
@@ -307,7 +327,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		go watchDirectory(ctx, c.Directory, h, log)
 		go backupLoop(ctx, c.Backup, log, map[string]*ledger.Log{"ledger": lg, "audit": al.Ledger()})
 		recordLocal(al, "start", c.ID)
-		return api.ServeWith(ctx, ln, tc, h.Handler(), log, tlsFailures(al))
+		return api.ServeWith(ctx, ln, tc, h.Handler(), log, tlsFailures(al, hm.AuthFailure))
 	})
 	if err != nil {
 		closeAll()
@@ -418,12 +438,27 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 		return nil, err
 	}
 	l.Node.SetAudit(al)
+	reg := metrics.NewRegistry()
+	nm := metrics.NewNode(reg)
+	l.Node.SetMetrics(nm)
+	l.cm.metrics = reg
+	nodeGauges(reg, l)
 	closeAll := func() {
 		recordLocal(al, "stop", l.Config.ID)
 		al.Close()
 		l.Close()
 	}
 	svc := &Service{Node: l.Node, Store: l.Store, Dir: l.Dir, close: closeAll}
+	if l.Config.MetricsListen != "" {
+		svc.MetricsAddr, err = metrics.Serve(ctx, l.Config.MetricsListen, metrics.Handler(reg, func(ctx context.Context) error {
+			_, err := l.Store.Count(ctx, "")
+			return err
+		}), log)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("metrics_listen: %w", err)
+		}
+	}
 	tc, err := pki.ServerConfigWith(tls.Certificate{}, l.cm.roots, l.Config.Environment, l.cm.opts...)
 	if err != nil {
 		closeAll()
@@ -441,7 +476,7 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 		l.cm.runBackground(ctx, log)
 		go backupLoop(ctx, l.Config.Backup, log, map[string]*ledger.Log{"audit": al.Ledger()})
 		recordLocal(al, "start", l.Config.ID)
-		return api.ServeWith(ctx, ln, tc, l.Node.Handler(), log, tlsFailures(al))
+		return api.ServeWith(ctx, ln, tc, l.Node.Handler(), log, tlsFailures(al, nm.AuthFailure))
 	})
 	if err != nil {
 		closeAll()
@@ -503,9 +538,10 @@ func admit(tc *tls.Config, allowed func(id string) error, al *audit.Log, m pki.M
 	}
 }
 
-// tlsFailures records each refused handshake in al.
-func tlsFailures(al *audit.Log) func(remote, reason string) {
+// tlsFailures records each refused handshake in al and counts it.
+func tlsFailures(al *audit.Log, count func()) func(remote, reason string) {
 	return func(remote, reason string) {
+		count()
 		if len(reason) > 200 {
 			reason = reason[:200]
 		}

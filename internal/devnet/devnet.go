@@ -267,10 +267,11 @@ func Init(dir string, opts Options) (*Layout, error) {
 		}
 		return config.Common{
 			Role: role, ID: id, Environment: Environment, Listen: listen, DataDir: "data",
-			TLS:        config.TLS{Cert: "tls.pem", Key: "enc:tls.key", CA: rel(caPath), CRL: []string{rel(crlPath)}, CRLRefresh: "2s", ReloadEvery: "2s"},
-			SigningKey: "enc:signing.key",
-			Keys:       config.KeySources{PassphraseFile: rel(passPath)},
-			Backup:     config.Backup{Dir: "backup", Every: "5s"}, Directory: rel(filepath.Join(dirDir, "directory.json")),
+			TLS:           config.TLS{Cert: "tls.pem", Key: "enc:tls.key", CA: rel(caPath), CRL: []string{rel(crlPath)}, CRLRefresh: "2s", ReloadEvery: "2s"},
+			SigningKey:    "enc:signing.key",
+			Keys:          config.KeySources{PassphraseFile: rel(passPath)},
+			Backup:        config.Backup{Dir: "backup", Every: "5s"},
+			MetricsListen: "127.0.0.1:0", Directory: rel(filepath.Join(dirDir, "directory.json")),
 			DirectoryKey: rel(filepath.Join(dirDir, "directory-key.pem")),
 		}
 	}

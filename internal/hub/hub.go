@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,7 @@ import (
 	"taxlink/internal/directory"
 	"taxlink/internal/envelope"
 	"taxlink/internal/ledger"
+	"taxlink/internal/metrics"
 	"taxlink/internal/pki"
 	"taxlink/internal/queue"
 	"taxlink/internal/receipt"
@@ -60,6 +62,8 @@ type Config struct {
 	Ledger *ledger.Log
 	// Audit records security events (nil: none).
 	Audit *audit.Log
+	// Metrics counts for monitoring (nil: none).
+	Metrics *metrics.Hub
 	// TLSCert and Roots are used to reach nodes; each node's identity is
 	// checked against the directory.
 	TLSCert tls.Certificate
@@ -145,6 +149,7 @@ func (h *Hub) Handler() http.Handler {
 
 func (h *Hub) refuse(w http.ResponseWriter, e *api.Error) {
 	h.refused.Add(1)
+	h.cfg.Metrics.Refused(string(e.Code))
 	h.log.Info("envelope refused", "code", e.Code, "status", e.Status)
 	api.WriteError(w, e)
 }
@@ -215,6 +220,7 @@ func check(dir *directory.Directory, peer string, h *envelope.Header, hb, sig []
 
 func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	start := time.Now()
 	peer, err := pki.PeerIdentityWith(r.TLS, h.cfg.Mapper)
 	if err != nil {
 		h.refuse(w, api.Errorf(403, api.CodeForbidden, "no verified client certificate"))
@@ -288,7 +294,9 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
 		return
 	}
+	t0 := time.Now()
 	index, err := h.cfg.Ledger.Append(ctx, entry)
+	h.cfg.Metrics.LedgerAppend(time.Since(t0))
 	if err != nil {
 		h.log.Error("ledger append failed", "id", hdr.ID, "err", err)
 		h.refuse(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
@@ -312,6 +320,7 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.accepted.Add(1)
+	h.cfg.Metrics.Accepted(hdr.Type, time.Since(start))
 	h.log.Info("envelope accepted", "id", hdr.ID, "queue_seq", seq, "ledger_index", index, "sender", hdr.Sender, "recipient", hdr.Recipient, "type", hdr.Type, "bytes", hdr.CiphertextSize)
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(out)
@@ -594,9 +603,11 @@ func (h *Hub) client(node *directory.Node) (*http.Client, error) {
 // succeeds or ctx ends.
 func (h *Hub) deliver(ctx context.Context, it *queue.Item) error {
 	for attempt := 1; ; attempt++ {
+		t0 := time.Now()
 		err := h.deliverOnce(ctx, it)
 		if err == nil {
 			h.delivered.Add(1)
+			h.cfg.Metrics.Delivered(time.Since(t0))
 			h.log.Info("envelope delivered", "id", it.ID, "attempts", attempt)
 			return nil
 		}
@@ -605,12 +616,15 @@ func (h *Hub) deliver(ctx context.Context, it *queue.Item) error {
 		}
 		h.retries.Add(1)
 		d := h.backoff(attempt)
-		level := slog.LevelWarn
+		level, reason := slog.LevelWarn, "unreachable"
 		if e, ok := api.AsError(err); ok && !e.Retryable() {
 			// A refusal will not go away by itself: keep the envelope and
 			// make the problem loud rather than drop it.
-			level = slog.LevelError
+			level, reason = slog.LevelError, "refused"
+		} else if strings.HasPrefix(err.Error(), "held:") {
+			reason = "held"
 		}
+		h.cfg.Metrics.Retry(reason)
 		h.log.Log(ctx, level, "delivery failed; will retry", "id", it.ID, "attempt", attempt, "retry_in", d.Round(time.Millisecond).String(), "err", err)
 		sleep(ctx, d)
 	}

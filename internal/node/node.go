@@ -42,6 +42,7 @@ import (
 	"taxlink/internal/directory"
 	"taxlink/internal/envelope"
 	"taxlink/internal/ledger"
+	"taxlink/internal/metrics"
 	"taxlink/internal/notekey"
 	"taxlink/internal/pki"
 	"taxlink/internal/receipt"
@@ -87,6 +88,8 @@ type Config struct {
 	Witness *ledger.Witness
 	// Audit records security events (nil: none).
 	Audit *audit.Log
+	// Metrics counts for monitoring (nil: none).
+	Metrics *metrics.Node
 }
 
 // Node is a running node.
@@ -146,6 +149,10 @@ func New(cfg Config) (*Node, error) {
 // serving.
 func (n *Node) SetAudit(al *audit.Log) { n.cfg.Audit = al }
 
+// SetMetrics makes the node count for monitoring in m. Call it before
+// serving.
+func (n *Node) SetMetrics(m *metrics.Node) { n.cfg.Metrics = m }
+
 // Stats is a snapshot of the inbox counters since start.
 type Stats struct{ Recorded, Duplicates, Refused int64 }
 
@@ -164,11 +171,13 @@ func (n *Node) Handler() http.Handler {
 
 func (n *Node) refuse(w http.ResponseWriter, e *api.Error) {
 	n.refused.Add(1)
+	n.cfg.Metrics.Refused(string(e.Code))
 	n.log.Warn("delivery refused", "code", e.Code, "status", e.Status)
 	api.WriteError(w, e)
 }
 
 func (n *Node) deliver(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	peer, err := pki.PeerIdentityWith(r.TLS, n.cfg.Mapper)
 	if err != nil || peer.ID != n.cfg.HubID {
 		n.refuse(w, api.Errorf(403, api.CodeForbidden, "only the hub delivers to this node"))
@@ -239,9 +248,11 @@ func (n *Node) deliver(w http.ResponseWriter, r *http.Request) {
 	}
 	if existed {
 		n.duplicates.Add(1)
+		n.cfg.Metrics.Duplicate()
 		n.log.Info("repeated delivery answered with the stored receipt", "id", hdr.ID, "recipient", hdr.Recipient)
 	} else {
 		n.recorded.Add(1)
+		n.cfg.Metrics.Recorded(hdr.Type, time.Since(start))
 		n.log.Info("envelope recorded", "id", hdr.ID, "recipient", hdr.Recipient, "sender", hdr.Sender, "type", hdr.Type, "bytes", hdr.CiphertextSize)
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -435,6 +446,7 @@ func (n *Node) submitID(ctx context.Context, id string) (*receipt.Receipt, error
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, err := n.hub.Do(req)
 	if err != nil {
+		n.cfg.Metrics.Submitted("retry")
 		_ = n.cfg.Store.SetLastError(ctx, id, "unreachable")
 		return nil, fmt.Errorf("node: submit %s: hub unreachable, kept in the outbox: %w", id, err)
 	}
@@ -442,9 +454,11 @@ func (n *Node) submitID(ctx context.Context, id string) (*receipt.Receipt, error
 	if resp.StatusCode != http.StatusOK {
 		e := api.ReadError(resp)
 		if e.Retryable() {
+			n.cfg.Metrics.Submitted("retry")
 			_ = n.cfg.Store.SetLastError(ctx, id, string(e.Code))
 			return nil, fmt.Errorf("node: submit %s: kept in the outbox: %w", id, e)
 		}
+		n.cfg.Metrics.Submitted("refused")
 		_ = n.cfg.Store.SetLastError(ctx, id, refusedPrefix+string(e.Code))
 		return nil, fmt.Errorf("%w: %s: %w", ErrRefused, id, e)
 	}
@@ -457,8 +471,11 @@ func (n *Node) submitID(ctx context.Context, id string) (*receipt.Receipt, error
 		return nil, fmt.Errorf("node: submit %s: %w", id, err)
 	}
 	if err := n.checkAcceptance(rc, hdr, hb); err != nil {
+		n.cfg.Metrics.Receipt("accepted", "invalid")
 		return nil, fmt.Errorf("node: submit %s: acceptance receipt: %w", id, err)
 	}
+	n.cfg.Metrics.Submitted("accepted")
+	n.cfg.Metrics.Receipt("accepted", "verified")
 	if err := n.cfg.Store.MarkAccepted(ctx, id, raw, rc.Time); err != nil {
 		return nil, fmt.Errorf("node: submit %s: %w", id, err)
 	}
@@ -584,8 +601,10 @@ func (n *Node) takeReceipt(ctx context.Context, dir *directory.Directory, raw []
 	}
 	o.Recorded = raw
 	if _, err := VerifyBoth(dir, n.cfg.HubID, o); err != nil {
+		n.cfg.Metrics.Receipt("recorded", "invalid")
 		return err
 	}
+	n.cfg.Metrics.Receipt("recorded", "verified")
 	return n.cfg.Store.MarkRecorded(ctx, rc.EnvelopeID, raw, rc.Time)
 }
 

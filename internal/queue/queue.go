@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -559,4 +560,39 @@ func (q *Queue) Receipts(ctx context.Context, senderNode string, after uint64, l
 		return out, err
 	}
 	return out, nil
+}
+
+// Backlogs returns the number of envelopes queued per recipient, for every
+// recipient with any, in one request.
+func (q *Queue) Backlogs(ctx context.Context) (map[string]uint64, error) {
+	s, err := q.js.Stream(ctx, queueStream)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter("q.>"))
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	out := make(map[string]uint64, len(info.State.Subjects))
+	for subj, n := range info.State.Subjects {
+		out[strings.TrimPrefix(subj, "q.")] = n
+	}
+	return out, nil
+}
+
+// Oldest returns when the oldest envelope queued for the recipient whose
+// subject token is tok was stored, or false if none is queued.
+func (q *Queue) Oldest(ctx context.Context, tok string) (time.Time, bool, error) {
+	s, err := q.js.Stream(ctx, queueStream)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("queue: %w", err)
+	}
+	m, err := s.GetMsg(ctx, 1, jetstream.WithGetMsgSubject("q."+tok))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("queue: %w", err)
+	}
+	return m.Time, true, nil
 }
