@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sys/unix"
+
+	"taxlink/internal/sbom"
 )
 
 // latencyBuckets spans a fast fsync (0.5 ms) to a slow upload.
@@ -236,11 +238,13 @@ func DiskFree(path string) float64 {
 	return float64(st.Bavail) * float64(st.Bsize)
 }
 
-// Handler serves /metrics from reg, /healthz (200 while the process
+// Handler serves /metrics from reg, /sbom (the binary's CycloneDX
+// inventory), /healthz (200 while the process
 // runs) and /readyz (200 when ready returns nil, else 503 with the reason).
 func Handler(reg *prometheus.Registry, ready func(ctx context.Context) error) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("GET /sbom", sbom.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
