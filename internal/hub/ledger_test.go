@@ -12,6 +12,7 @@ import (
 	"taxlink/internal/ledger"
 	"taxlink/internal/node"
 	"taxlink/internal/notekey"
+	"taxlink/internal/receipt"
 )
 
 // TestReceiptsInLedger checks that each acceptance receipt names its ledger
@@ -60,6 +61,40 @@ func TestReceiptsInLedger(t *testing.T) {
 			t.Errorf("ledger indexes not increasing: %v", indexes)
 		}
 	}
+	// The recording receipts come back with their ledger index; each is
+	// proved like an acceptance.
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := nta.Node.PollReceipts(ctx, 200*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		if _, acc, rec, _ := nta.Store.OutgoingCounts(ctx); rec == acc {
+			break
+		}
+	}
+	page, err := nta.Store.ListOutgoing(ctx, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range page {
+		if o.Recorded == nil || o.RecordedIndex < 0 {
+			t.Fatalf("%s: recording receipt %v, ledger index %d", o.ID, o.Recorded != nil, o.RecordedIndex)
+		}
+		raw, err := nta.Node.Bundle(ctx, o.RecordedIndex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := ledger.ParseBundle(raw)
+		if _, err := ledger.VerifyBundle(b, verifiers); err != nil {
+			t.Fatalf("recording bundle: %v", err)
+		}
+		rc, _ := receipt.Parse(o.Recorded)
+		want, _ := rc.LedgerEntry()
+		if !bytes.Equal(b.Entry, want) {
+			t.Errorf("%s: ledger entry %d is not the recording receipt", o.ID, o.RecordedIndex)
+		}
+	}
+
 	// 東京都's node may not see the proof of an envelope to 札幌市.
 	_, rc, err := nta.Node.Submit(ctx, node.Submission{Recipient: devnet.SapporoID, Type: "income-tax-return", ContentType: "application/xml", Payload: strings.NewReader("<a/>")})
 	if err != nil {

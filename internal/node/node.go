@@ -570,7 +570,7 @@ func (n *Node) PollReceipts(ctx context.Context, wait time.Duration) (int, error
 	dir := n.cfg.Directory.Get()
 	got := 0
 	for _, it := range body.Receipts {
-		if err := n.takeReceipt(ctx, dir, it.Receipt); err != nil {
+		if err := n.takeReceipt(ctx, dir, it.Receipt, it.LedgerIndex); err != nil {
 			// A receipt that does not verify is not stored; the entry
 			// stays without its recording receipt, visibly.
 			n.log.Error("recording receipt rejected", "seq", it.Seq, "err", err)
@@ -587,7 +587,7 @@ func (n *Node) PollReceipts(ctx context.Context, wait time.Duration) (int, error
 	return got, nil
 }
 
-func (n *Node) takeReceipt(ctx context.Context, dir *directory.Directory, raw []byte) error {
+func (n *Node) takeReceipt(ctx context.Context, dir *directory.Directory, raw []byte, ledgerIndex int64) error {
 	rc, err := receipt.Parse(raw)
 	if err != nil {
 		return err
@@ -597,6 +597,9 @@ func (n *Node) takeReceipt(ctx context.Context, dir *directory.Directory, raw []
 		return fmt.Errorf("receipt for unknown envelope %s: %w", rc.EnvelopeID, err)
 	}
 	if o.Recorded != nil {
+		if o.RecordedIndex < 0 {
+			return n.cfg.Store.SetRecordedIndex(ctx, rc.EnvelopeID, ledgerIndex)
+		}
 		return nil
 	}
 	o.Recorded = raw
@@ -605,7 +608,10 @@ func (n *Node) takeReceipt(ctx context.Context, dir *directory.Directory, raw []
 		return err
 	}
 	n.cfg.Metrics.Receipt("recorded", "verified")
-	return n.cfg.Store.MarkRecorded(ctx, rc.EnvelopeID, raw, rc.Time)
+	if err := n.cfg.Store.MarkRecorded(ctx, rc.EnvelopeID, raw, rc.Time); err != nil {
+		return err
+	}
+	return n.cfg.Store.SetRecordedIndex(ctx, rc.EnvelopeID, ledgerIndex)
 }
 
 // Run submits what is pending in the outbox, collects receipts and keeps

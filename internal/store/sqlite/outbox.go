@@ -26,18 +26,52 @@ type Outgoing struct {
 	Recorded                    []byte    // recording receipt JSON, nil until recorded
 	AcceptedAt, RecordedAt      time.Time // when Accepted and Recorded were set; zero while they are nil
 	LastError                   string    // last submission error code (never payload data)
+	// RecordedIndex is the index of the recording receipt's entry in the
+	// hub's ledger, -1 while unknown.
+	RecordedIndex int64
 }
 
-const outgoingColumns = `id, type, sender, recipient, created_ns, envelope_path, accepted, accepted_ns, recorded, recorded_ns, last_error`
+const outgoingColumns = `id, type, sender, recipient, created_ns, envelope_path, accepted, accepted_ns, recorded, recorded_ns, last_error, recorded_index`
 
 func scanOutgoing(sc scanner) (Outgoing, error) {
 	var o Outgoing
 	var created int64
-	var accepted, recorded sql.NullInt64
+	var accepted, recorded, index sql.NullInt64
 	err := sc.Scan(&o.ID, &o.Type, &o.Sender, &o.Recipient, &created, &o.EnvelopePath,
-		&o.Accepted, &accepted, &o.Recorded, &recorded, &o.LastError)
+		&o.Accepted, &accepted, &o.Recorded, &recorded, &o.LastError, &index)
 	o.Created, o.AcceptedAt, o.RecordedAt = fromNS(created), fromNullNS(accepted), fromNullNS(recorded)
+	o.RecordedIndex = -1
+	if index.Valid {
+		o.RecordedIndex = index.Int64
+	}
 	return o, err
+}
+
+// SetRecordedIndex stores where the hub's ledger holds envelope id's
+// recording receipt (set once; a repeat with the same index is a no-op).
+func (s *Store) SetRecordedIndex(ctx context.Context, id string, index int64) error {
+	op := "set recorded index of " + id
+	if err := store.ValidateID("outgoing ID", id); err != nil {
+		return err
+	}
+	if index < 0 {
+		return fmt.Errorf("%w: %s: index %d is negative", store.ErrInvalid, op, index)
+	}
+	return s.write(ctx, op, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE outgoing SET recorded_index = ? WHERE id = ? AND (recorded_index IS NULL OR recorded_index = ?)`, index, id, index)
+		if err != nil {
+			return s.fail(op, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return s.fail(op, err)
+		} else if n == 1 {
+			return nil
+		}
+		if err := s.exists(ctx, tx, op, id); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: %s: another index is already stored", store.ErrConflict, op)
+	})
 }
 
 // validateErrorCode reports, wrapping store.ErrInvalid, a code that is too

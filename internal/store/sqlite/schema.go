@@ -62,6 +62,10 @@ CREATE TABLE cursors (
 	value INTEGER NOT NULL -- a uint64, stored bit for bit as an int64
 ) STRICT, WITHOUT ROWID;
 `,
+		// 3: where the hub's ledger holds each recording receipt.
+		`
+ALTER TABLE outgoing ADD COLUMN recorded_index INTEGER CHECK (recorded_index >= 0);
+`,
 	}
 }
 
