@@ -555,6 +555,25 @@ func attacks() []attack {
 			}
 			return true, "all 300 refused with 4xx"
 		}},
+		{"malformed encodings from the fuzz corpus", "strict decoder (fuzzed)", func(ctx context.Context, a *attacker) (bool, string) {
+			seeds, err := envelope.FuzzSeeds()
+			if err != nil {
+				return false, err.Error()
+			}
+			c := a.client([]tls.Certificate{a.cert(devnet.NTAID)}, nil)
+			for i, seed := range seeds {
+				status, code, _, err := post(ctx, c, a.hubURL+api.PathSubmit, seed)
+				if err != nil {
+					return false, fmt.Sprintf("seed %d: %v", i, err)
+				}
+				// A seed that is a valid envelope from the fuzz vectors is
+				// still refused: its sender's key is not the dev NTA's.
+				if status < 400 || status >= 500 {
+					return false, fmt.Sprintf("seed %d answered HTTP %d %s", i, status, code)
+				}
+			}
+			return true, fmt.Sprintf("all %d seeds refused with 4xx", len(seeds))
+		}},
 		{"slow headers (slowloris)", "header timeout", func(ctx context.Context, a *attacker) (bool, string) {
 			return a.slow(ctx, "POST "+api.PathSubmit+" HTTP/1.1\r\nHost: hub\r\n", false)
 		}},

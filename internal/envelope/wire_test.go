@@ -184,3 +184,13 @@ func receive(t *testing.T, kem uint16, env []byte) error {
 	_, err = io.ReadAll(pt)
 	return err
 }
+
+func TestFuzzSeedsEmbedded(t *testing.T) {
+	seeds, err := FuzzSeeds()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seeds) < 5 {
+		t.Fatalf("only %d embedded seeds", len(seeds))
+	}
+}
