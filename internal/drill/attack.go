@@ -104,7 +104,6 @@ func (a *attacker) dir() *directory.Directory {
 	return d
 }
 
-
 func (a *attacker) nodeDir(id string) string {
 	if id == devnet.HubID {
 		return filepath.Dir(a.lay.HubConfig)
