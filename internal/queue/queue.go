@@ -33,7 +33,7 @@ const (
 	blobStream    = "TL_BLOB"
 	receiptStream = "TL_RECEIPTS"
 	acceptedKV    = "TL_ACCEPTED"
-	chunksHeader  = "Tl-Chunks"
+	chunksHeader  = "Tl-Chunk-Seqs"
 	ledgerHeader  = "Tl-Ledger-Index"
 )
 
@@ -91,6 +91,9 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		DontListen: true,
 		NoSigs:     true,
 		MaxPayload: 1 << 20,
+		// One delivery consumer per recipient: 1,788 local governments,
+		// beyond the server's default of 1,000 consumers per stream.
+		JetStreamLimits: server.JSLimitOpts{DefaultMaxConsumers: -1},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: start JetStream: %w", err)
@@ -218,11 +221,15 @@ func (q *Queue) Enqueue(ctx context.Context, recipient, id string, preamble []by
 		}
 		msg.Data = buf.Bytes()
 	} else {
-		n, err := q.putBlob(ctx, id, ct)
+		seqs, err := q.putBlob(ctx, id, ct)
 		if err != nil {
 			return 0, false, err
 		}
-		msg.Header.Set(chunksHeader, strconv.Itoa(n))
+		list := make([]string, len(seqs))
+		for i, s := range seqs {
+			list[i] = strconv.FormatUint(s, 10)
+		}
+		msg.Header.Set(chunksHeader, strings.Join(list, ","))
 		msg.Data = preamble
 	}
 	ack, err := q.js.PublishMsg(ctx, msg)
@@ -233,22 +240,24 @@ func (q *Queue) Enqueue(ctx context.Context, recipient, id string, preamble []by
 }
 
 // putBlob stores ct as chunk messages under b.<id>, replacing chunks left by
-// an earlier attempt that never reached the queue.
-func (q *Queue) putBlob(ctx context.Context, id string, ct io.Reader) (int, error) {
+// an earlier attempt that never reached the queue, and returns their stream
+// sequences in order.
+func (q *Queue) putBlob(ctx context.Context, id string, ct io.Reader) ([]uint64, error) {
 	subj := "b." + id
 	bs, err := q.js.Stream(ctx, blobStream)
 	if err != nil {
-		return 0, fmt.Errorf("queue: %w", err)
+		return nil, fmt.Errorf("queue: %w", err)
 	}
 	if err := bs.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
-		return 0, fmt.Errorf("queue: clear earlier chunks: %w", err)
+		return nil, fmt.Errorf("queue: clear earlier chunks: %w", err)
 	}
 	buf := make([]byte, chunkSize)
 	var futures []jetstream.PubAckFuture
+	var seqs []uint64
 	n := 0
-	fail := func(err error) (int, error) {
+	fail := func(err error) ([]uint64, error) {
 		_ = bs.Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject(subj))
-		return 0, err
+		return nil, err
 	}
 	for {
 		m, rerr := io.ReadFull(ct, buf)
@@ -264,7 +273,7 @@ func (q *Queue) putBlob(ctx context.Context, id string, ct io.Reader) (int, erro
 			n++
 			// Bound what is in flight so a big payload is never held whole.
 			if len(futures) >= 8 {
-				if err := waitAcks(ctx, futures); err != nil {
+				if seqs, err = waitAcks(ctx, futures, seqs); err != nil {
 					return fail(err)
 				}
 				futures = futures[:0]
@@ -277,69 +286,76 @@ func (q *Queue) putBlob(ctx context.Context, id string, ct io.Reader) (int, erro
 			return fail(fmt.Errorf("queue: read ciphertext: %w", rerr))
 		}
 	}
-	if err := waitAcks(ctx, futures); err != nil {
+	if seqs, err = waitAcks(ctx, futures, seqs); err != nil {
 		return fail(err)
 	}
-	return n, nil
+	return seqs, nil
 }
 
-func waitAcks(ctx context.Context, fs []jetstream.PubAckFuture) error {
+// waitAcks waits for every publish in fs, in order, and appends their
+// sequences to seqs.
+func waitAcks(ctx context.Context, fs []jetstream.PubAckFuture, seqs []uint64) ([]uint64, error) {
 	for _, f := range fs {
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
+			seqs = append(seqs, ack.Sequence)
 		case err := <-f.Err():
-			return fmt.Errorf("queue: store chunk: %w", err)
+			return seqs, fmt.Errorf("queue: store chunk: %w", err)
 		case <-ctx.Done():
-			return ctx.Err()
+			return seqs, ctx.Err()
 		}
 	}
-	return nil
+	return seqs, nil
 }
 
 // Item is one queued envelope handed to a consumer.
 type Item struct {
 	ID     string
 	Seq    uint64
-	data   []byte // the whole wire envelope, or its preamble when chunked
-	chunks int
+	data   []byte   // the whole wire envelope, or its preamble when chunked
+	chunks []uint64 // stream sequences of the chunks, in order
 	q      *Queue
 }
 
 // Body returns the whole wire envelope, streamed chunk by chunk for big
 // envelopes so that it is never held whole in memory.
 func (it *Item) Body(ctx context.Context) (io.ReadCloser, error) {
-	if it.chunks == 0 {
+	if len(it.chunks) == 0 {
 		return io.NopCloser(bytes.NewReader(it.data)), nil
 	}
-	oc, err := it.q.js.OrderedConsumer(ctx, blobStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"b." + it.ID},
-	})
+	bs, err := it.q.js.Stream(ctx, blobStream)
 	if err != nil {
 		return nil, fmt.Errorf("queue: read chunks: %w", err)
 	}
-	return io.NopCloser(io.MultiReader(bytes.NewReader(it.data), &chunkReader{ctx: ctx, oc: oc, left: it.chunks})), nil
+	return io.NopCloser(io.MultiReader(bytes.NewReader(it.data), &chunkReader{ctx: ctx, bs: bs, subj: "b." + it.ID, seqs: it.chunks})), nil
 }
 
+// chunkReader reads a blob's chunks one at a time by their sequence: no
+// consumer state, so a slow reader cannot stall it.
 type chunkReader struct {
 	ctx  context.Context
-	oc   jetstream.Consumer
-	left int
+	bs   jetstream.Stream
+	subj string
+	seqs []uint64
 	cur  []byte
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
 	for len(r.cur) == 0 {
-		if r.left == 0 {
+		if len(r.seqs) == 0 {
 			return 0, io.EOF
 		}
-		ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
-		msg, err := r.oc.Next(jetstream.FetchContext(ctx))
+		ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
+		msg, err := r.bs.GetMsg(ctx, r.seqs[0])
 		cancel()
 		if err != nil {
-			return 0, fmt.Errorf("queue: read chunk: %w", err)
+			return 0, fmt.Errorf("queue: read chunk %d: %w", r.seqs[0], err)
 		}
-		r.cur = msg.Data()
-		r.left--
+		if msg.Subject != r.subj {
+			return 0, fmt.Errorf("queue: chunk %d belongs to %s, not %s", r.seqs[0], msg.Subject, r.subj)
+		}
+		r.cur = msg.Data
+		r.seqs = r.seqs[1:]
 	}
 	n := copy(p, r.cur)
 	r.cur = r.cur[n:]
@@ -375,36 +391,43 @@ func (q *Queue) Consume(ctx context.Context, recipient string, parallel int, h H
 	if err != nil {
 		return fmt.Errorf("queue: consumer for %s: %w", recipient, err)
 	}
+	// A continuous pull: an idle recipient costs one pending request on
+	// the server, not a request a second (1,788 recipients).
+	iter, err := cons.Messages(jetstream.PullMaxMessages(parallel))
+	if err != nil {
+		return fmt.Errorf("queue: pull for %s: %w", recipient, err)
+	}
+	stop := context.AfterFunc(ctx, iter.Stop)
+	defer stop()
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer iter.Stop()
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(parallel, jetstream.FetchMaxWait(time.Second))
+		msg, err := iter.Next()
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				break
 			}
-			q.log.Warn("queue fetch failed", "recipient", recipient, "err", err)
+			q.log.Warn("queue pull failed", "recipient", recipient, "err", err)
 			wait(ctx, time.Second)
 			continue
 		}
-		for msg := range batch.Messages() {
-			it, err := q.item(msg)
-			if err != nil {
-				// A queue entry this hub cannot read is kept and retried
-				// rather than dropped; it will show as a stuck backlog.
-				q.log.Error("unreadable queue entry", "recipient", recipient, "err", err)
-				_ = msg.NakWithDelay(time.Minute)
-				continue
-			}
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				q.handle(ctx, msg, it, h)
-			}()
+		it, err := q.item(msg)
+		if err != nil {
+			// A queue entry this hub cannot read is kept and retried
+			// rather than dropped; it will show as a stuck backlog.
+			q.log.Error("unreadable queue entry", "recipient", recipient, "err", err)
+			_ = msg.NakWithDelay(time.Minute)
+			continue
 		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			q.handle(ctx, msg, it, h)
+		}()
 	}
 	return ctx.Err()
 }
@@ -433,7 +456,7 @@ func (q *Queue) handle(ctx context.Context, msg jetstream.Msg, it *Item, h Handl
 		q.log.Warn("ack failed; the delivery will repeat and be deduplicated", "id", it.ID, "err", err)
 		return
 	}
-	if it.chunks > 0 {
+	if len(it.chunks) > 0 {
 		if bs, err := q.js.Stream(ctx, blobStream); err == nil {
 			_ = bs.Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject("b."+it.ID))
 		}
@@ -447,11 +470,13 @@ func (q *Queue) item(msg jetstream.Msg) (*Item, error) {
 	}
 	it := &Item{ID: msg.Headers().Get(jetstream.MsgIDHeader), Seq: md.Sequence.Stream, data: msg.Data(), q: q}
 	if c := msg.Headers().Get(chunksHeader); c != "" {
-		n, err := strconv.Atoi(c)
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("bad %s header %q", chunksHeader, c)
+		for _, f := range strings.Split(c, ",") {
+			s, err := strconv.ParseUint(f, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("bad %s header", chunksHeader)
+			}
+			it.chunks = append(it.chunks, s)
 		}
-		it.chunks = n
 	}
 	return it, nil
 }

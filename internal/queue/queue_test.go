@@ -1,9 +1,12 @@
 package queue
 
 import (
+	"fmt"
+
 	"bytes"
 	"context"
 	"errors"
+	"github.com/nats-io/nats.go/jetstream"
 	"io"
 	"sync"
 	"testing"
@@ -146,5 +149,25 @@ func TestReceipts(t *testing.T) {
 	none, err := q.Receipts(ctx, "nta:hq", all[1].Seq, 10, 50*time.Millisecond)
 	if err != nil || len(none) != 0 {
 		t.Fatalf("past the end: %v %v", none, err)
+	}
+}
+
+// TestManyRecipients checks that the hub can hold a delivery consumer for
+// every local government (1,788 > the server's default of 1,000 per
+// stream).
+func TestManyRecipients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates 1,800 consumers")
+	}
+	ctx := context.Background()
+	q := open(t, t.TempDir())
+	defer q.Close()
+	for i := range 1800 {
+		tok := fmt.Sprintf("lg_%06d", i)
+		if _, err := q.js.CreateOrUpdateConsumer(ctx, queueStream, jetstream.ConsumerConfig{
+			Durable: "d_" + tok, FilterSubject: "q." + tok, AckPolicy: jetstream.AckExplicitPolicy,
+		}); err != nil {
+			t.Fatalf("consumer %d: %v", i, err)
+		}
 	}
 }
