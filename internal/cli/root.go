@@ -33,7 +33,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(devCmd(), hubCmd(), nodeCmd(), sendCmd(), receiptsCmd(), directoryCmd(), drillCmd(), sbomCmd())
+	root.AddCommand(devCmd(), hubCmd(), nodeCmd(), sendCmd(), receiptsCmd(), directoryCmd(), drillCmd(), sbomCmd(), benchCmd())
 	root.AddCommand(auditCmd())
 	err := root.ExecuteContext(ctx)
 	var ee exitError

@@ -1,0 +1,120 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRunTiny runs the whole benchmark with a tiny load: short probes, 8
+// recipients (so the dev network is widened), 2 submitters, a 1.5 s
+// sustained phase, on the real binary with the hub and nodes as processes.
+func TestRunTiny(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs a network of processes; skipped with -short")
+	}
+	bin := filepath.Join(t.TempDir(), "taxlink")
+	if out, err := exec.Command("go", "build", "-o", bin, "taxlink/cmd/taxlink").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var log bytes.Buffer
+	res, err := Run(ctx, Options{
+		Duration: 1500 * time.Millisecond, Calibrate: 200 * time.Millisecond,
+		Dir: t.TempDir(), Binary: bin, Recipients: 8, Concurrency: 2, Log: &log,
+	})
+	if err != nil {
+		t.Fatalf("Run: %v\nlog:\n%s", err, log.String())
+	}
+	if !res.Passed {
+		t.Errorf("not passed: %v\nlog:\n%s", res.Failures, log.String())
+	}
+	if res.FsyncPerS <= 0 || res.JetStream.Sync <= 0 || res.JetStream.Async <= 0 || res.JetStreamPerS <= 0 {
+		t.Errorf("F = %v, J = %+v: want positive rates", res.FsyncPerS, res.JetStream)
+	}
+	if res.Recipients != 8 || res.RecipientsRecording != 8 {
+		t.Errorf("recipients %d, recording %d, want 8", res.Recipients, res.RecipientsRecording)
+	}
+	if res.AcceptPerS <= 0 || res.E2EPerS <= 0 || res.Notifications == 0 || res.Verified != res.Notifications {
+		t.Errorf("accept %v/s, e2e %v/s, %d notifications, %d verified", res.AcceptPerS, res.E2EPerS, res.Notifications, res.Verified)
+	}
+
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{
+		"fsync_per_s", "jetstream_per_s", "accept_per_s", "e2e_per_s", "ratio_e2e_fsync", "ratio_accept_jetstream",
+		"p50_accept_ms", "p99_accept_ms", "p99_e2e_ms", "p99_accept_half_rate_ms", "cpu_us_per_msg", "peak_rss_mb",
+		"duration_s", "notifications", "passed", "goals",
+	} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("JSON lacks %q", k)
+		}
+	}
+	for _, role := range []string{"nta", "hub", "node"} {
+		if v, ok := m["cpu_us_per_msg"].(map[string]any)[role].(float64); !ok || v <= 0 {
+			t.Errorf("cpu_us_per_msg[%s] = %v, want positive", role, v)
+		}
+		if v, ok := m["peak_rss_mb"].(map[string]any)[role].(float64); !ok || v <= 0 {
+			t.Errorf("peak_rss_mb[%s] = %v, want positive", role, v)
+		}
+	}
+
+	var svg bytes.Buffer
+	if err := WriteSVG(&svg, res); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(svg.String(), "<svg") || !strings.Contains(svg.String(), "<polyline") {
+		t.Errorf("SVG does not look like a chart:\n%.300s", svg.String())
+	}
+}
+
+// TestProbes checks that F and J come out positive on their own.
+func TestProbes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fsyncs and starts an embedded JetStream server; skipped with -short")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	f, err := FsyncRate(ctx, dir, ProbeSize, 100*time.Millisecond)
+	if err != nil || f <= 0 {
+		t.Fatalf("FsyncRate = %v, %v", f, err)
+	}
+	j, err := JetStreamRate(ctx, dir, ProbeSize, 32, 100*time.Millisecond)
+	if err != nil || j.Sync <= 0 || j.Async <= 0 {
+		t.Fatalf("JetStreamRate = %+v, %v", j, err)
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	v := []float64{5, 1, 4, 2, 3, 6, 7, 8, 9, 10}
+	for _, c := range []struct{ p, want float64 }{{50, 5}, {99, 10}, {10, 1}, {100, 10}, {0, 1}} {
+		if got := percentile(v, c.p); got != c.want {
+			t.Errorf("percentile(%v) = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if percentile(nil, 50) != 0 {
+		t.Error("percentile of nothing should be 0")
+	}
+}
+
+func TestReadProcSelf(t *testing.T) {
+	s, err := ReadProc(0)
+	if err != nil {
+		t.Skipf("no Linux /proc: %v", err)
+	}
+	if s.RSSKiB <= 0 || s.HWMKiB < s.RSSKiB {
+		t.Errorf("RSS %d KiB, HWM %d KiB", s.RSSKiB, s.HWMKiB)
+	}
+}

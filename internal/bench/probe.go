@@ -1,0 +1,256 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ProbeSize is the record size of the physical probes: 8 KiB.
+const ProbeSize = 8 << 10
+
+// FsyncRate measures F: it appends size-byte blocks to a new file in dir,
+// each write followed by fdatasync(2), one after the other, for about d,
+// and returns the flushes per second. The file is removed.
+func FsyncRate(ctx context.Context, dir string, size int, d time.Duration) (float64, error) {
+	f, err := os.CreateTemp(dir, "fsync-probe-*")
+	if err != nil {
+		return 0, fmt.Errorf("bench: fsync probe: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, size)
+	if _, err := rand.Read(buf); err != nil {
+		return 0, fmt.Errorf("bench: fsync probe: %w", err)
+	}
+	start := time.Now()
+	n := 0
+	for ctx.Err() == nil {
+		if _, err := f.Write(buf); err != nil {
+			return 0, fmt.Errorf("bench: fsync probe: %w", err)
+		}
+		if err := datasync(f); err != nil {
+			return 0, fmt.Errorf("bench: fsync probe: %w", err)
+		}
+		n++
+		if n%64 == 0 && time.Since(start) >= d {
+			break
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// datasync is fdatasync(2), retried on EINTR.
+func datasync(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			if serr = syscall.Fdatasync(int(fd)); serr != syscall.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: serr}
+	}
+	return nil
+}
+
+// JetStreamRates is what JetStreamRate measured.
+type JetStreamRates struct {
+	// Sync is the rate of publishes that each wait for their ack.
+	Sync float64 `json:"sync_per_s"`
+	// Async is the rate of asynchronous publishes with at most Window
+	// unacknowledged.
+	Async  float64 `json:"async_per_s"`
+	Window int     `json:"window"`
+}
+
+// JetStreamRate measures J: it starts an embedded NATS server with
+// JetStream storing in a new directory under dir with SyncAlways (every
+// write fdatasync'd before its ack, as the hub runs it), creates a file
+// stream, and publishes size-byte messages, first synchronously for about
+// d, then asynchronously with window in flight for about d. The server and
+// its files are removed before it returns.
+func JetStreamRate(ctx context.Context, dir string, size, window int, d time.Duration) (JetStreamRates, error) {
+	sd, err := os.MkdirTemp(dir, "jetstream-probe-")
+	if err != nil {
+		return JetStreamRates{}, fmt.Errorf("bench: jetstream probe: %w", err)
+	}
+	defer os.RemoveAll(sd)
+	srv, err := server.NewServer(&server.Options{
+		ServerName: "bench-probe", JetStream: true, StoreDir: sd,
+		SyncAlways: true, DontListen: true, NoSigs: true, NoLog: true,
+	})
+	if err != nil {
+		return JetStreamRates{}, fmt.Errorf("bench: jetstream probe: %w", err)
+	}
+	srv.Start()
+	defer func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	}()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		return JetStreamRates{}, errors.New("bench: jetstream probe: server not ready within 30s")
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(srv))
+	if err != nil {
+		return JetStreamRates{}, fmt.Errorf("bench: jetstream probe: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(window))
+	if err != nil {
+		return JetStreamRates{}, fmt.Errorf("bench: jetstream probe: %w", err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: "PROBE", Subjects: []string{"probe.>"}, Storage: jetstream.FileStorage,
+	}); err != nil {
+		return JetStreamRates{}, fmt.Errorf("bench: jetstream probe: %w", err)
+	}
+	data := make([]byte, size)
+	if _, err := rand.Read(data); err != nil {
+		return JetStreamRates{}, fmt.Errorf("bench: jetstream probe: %w", err)
+	}
+	res := JetStreamRates{Window: window}
+
+	start := time.Now()
+	n := 0
+	for ctx.Err() == nil && (n%16 != 0 || time.Since(start) < d) {
+		if _, err := js.Publish(ctx, "probe.sync", data); err != nil {
+			return res, fmt.Errorf("bench: jetstream probe: publish: %w", err)
+		}
+		n++
+	}
+	res.Sync = float64(n) / time.Since(start).Seconds()
+
+	start = time.Now()
+	n = 0
+	for ctx.Err() == nil && (n%window != 0 || time.Since(start) < d) {
+		if _, err := js.PublishAsync("probe.async", data, jetstream.WithStallWait(30*time.Second)); err != nil {
+			return res, fmt.Errorf("bench: jetstream probe: publish: %w", err)
+		}
+		n++
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(30 * time.Second):
+		return res, errors.New("bench: jetstream probe: async publishes not acknowledged within 30s")
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
+	res.Async = float64(n) / time.Since(start).Seconds()
+	return res, ctx.Err()
+}
+
+// TLSStreamRate measures the loopback rate of one TLS stream on
+// 127.0.0.1: a server goroutine with server's configuration reads and
+// discards what a client with client's configuration writes in 64 KiB
+// writes for about d. It returns bytes per second, counted at the server
+// from the first to the last byte.
+func TLSStreamRate(ctx context.Context, server, client *tls.Config, d time.Duration) (float64, error) {
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", server)
+	if err != nil {
+		return 0, fmt.Errorf("bench: tls probe: %w", err)
+	}
+	defer ln.Close()
+	type result struct {
+		n   int64
+		dur time.Duration
+		err error
+	}
+	got := make(chan result, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer c.Close()
+		if err := c.(*tls.Conn).HandshakeContext(ctx); err != nil {
+			got <- result{err: err}
+			return
+		}
+		buf := make([]byte, 256<<10)
+		var n int64
+		var start time.Time
+		for {
+			m, err := c.Read(buf)
+			if m > 0 && n == 0 {
+				start = time.Now()
+			}
+			n += int64(m)
+			if err == io.EOF {
+				got <- result{n: n, dur: time.Since(start)}
+				return
+			}
+			if err != nil {
+				got <- result{err: err}
+				return
+			}
+		}
+	})
+	defer wg.Wait()
+	var dl net.Dialer
+	raw, err := dl.DialContext(ctx, "tcp", ln.Addr().String())
+	if err != nil {
+		return 0, fmt.Errorf("bench: tls probe: %w", err)
+	}
+	c := tls.Client(raw, client)
+	defer c.Close()
+	if err := c.HandshakeContext(ctx); err != nil {
+		return 0, fmt.Errorf("bench: tls probe: handshake: %w", err)
+	}
+	buf := make([]byte, 64<<10)
+	if _, err := rand.Read(buf); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	for i := 0; ctx.Err() == nil && (i%16 != 0 || time.Since(start) < d); i++ {
+		if _, err := c.Write(buf); err != nil {
+			return 0, fmt.Errorf("bench: tls probe: write: %w", err)
+		}
+	}
+	if err := c.CloseWrite(); err != nil {
+		return 0, fmt.Errorf("bench: tls probe: %w", err)
+	}
+	r := <-got
+	if r.err != nil {
+		return 0, fmt.Errorf("bench: tls probe: server: %w", r.err)
+	}
+	if r.dur <= 0 {
+		return 0, errors.New("bench: tls probe: nothing received")
+	}
+	return float64(r.n) / r.dur.Seconds(), nil
+}
+
+// tempDirIn returns a new directory under parent named for what.
+func tempDirIn(parent, what string) (string, error) {
+	d, err := os.MkdirTemp(parent, what+"-")
+	if err != nil {
+		return "", fmt.Errorf("bench: %w", err)
+	}
+	return filepath.Clean(d), nil
+}
