@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	crand "crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -13,12 +12,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -1361,13 +1358,7 @@ make and verify inclusion proofs of 1,000 random entries. With the default of
 					}
 				}
 			}
-			var res ledger.Result
-			var err error
-			if entries == 1_000_000 {
-				res, err = ledger.BenchMillion(dir, progress)
-			} else {
-				res, err = benchLog(cmd.Context(), dir, entries, progress)
-			}
+			res, err := ledger.Bench(dir, entries, progress)
 			if err != nil {
 				return fmt.Errorf("audit bench: %w", err)
 			}
@@ -1395,146 +1386,4 @@ make and verify inclusion proofs of 1,000 random entries. With the default of
 	c.Flags().StringVar(&dir, "dir", "", "create the log in `DIR` (must not hold one)")
 	_ = c.MarkFlagRequired("dir")
 	return c
-}
-
-// benchLog is ledger.BenchMillion for any number of entries, through the
-// ledger's public API (same entry size, batches, appenders and proofs).
-func benchLog(ctx context.Context, dir string, total int, progress func(int)) (ledger.Result, error) {
-	const (
-		entrySize = 200
-		appenders = 4
-	)
-	batchSize := min(1000, total)
-	proofs := min(1000, total)
-	res := ledger.Result{Entries: int64(total), EntrySize: entrySize, BatchSize: batchSize, Appenders: appenders, Proofs: proofs}
-	if regularFile(filepath.Join(dir, "head")) {
-		return res, fmt.Errorf("%s already holds a log", dir)
-	}
-	skey, vkey, err := note.GenerateKey(crand.Reader, "bench.taxlink.invalid")
-	if err != nil {
-		return res, err
-	}
-	signer, err := note.NewSigner(skey)
-	if err != nil {
-		return res, err
-	}
-	verifier, err := note.NewVerifier(vkey)
-	if err != nil {
-		return res, err
-	}
-	opts := ledger.Options{Origin: "bench.taxlink.invalid/ledger", Signer: signer, Verifier: verifier}
-	l, err := ledger.Open(dir, opts)
-	if err != nil {
-		return res, err
-	}
-	defer func() {
-		if l != nil {
-			l.Close()
-		}
-	}()
-	var (
-		mu     sync.Mutex
-		done   int
-		next   int
-		errAll error
-		wg     sync.WaitGroup
-	)
-	start := time.Now()
-	for a := range appenders {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(a), 1))
-			for {
-				mu.Lock()
-				if next >= total || errAll != nil {
-					mu.Unlock()
-					return
-				}
-				n := min(batchSize, total-next)
-				next += n
-				mu.Unlock()
-				batch := make([][]byte, n)
-				for i := range batch {
-					e := make([]byte, entrySize)
-					for j := 0; j < entrySize; j += 8 {
-						v := rng.Uint64()
-						for k := 0; k < 8 && j+k < entrySize; k++ {
-							e[j+k] = byte(v >> (8 * k))
-						}
-					}
-					batch[i] = e
-				}
-				_, err := l.AppendBatch(ctx, batch)
-				mu.Lock()
-				if err != nil {
-					errAll = errors.Join(errAll, err)
-				} else {
-					done += n
-					progress(done)
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	res.AppendTime = time.Since(start)
-	if errAll != nil {
-		return res, errAll
-	}
-	res.AppendsPerSec = float64(total) / res.AppendTime.Seconds()
-	if _, err := l.Checkpoint(ctx); err != nil {
-		return res, err
-	}
-	if err := l.Close(); err != nil {
-		return res, err
-	}
-	l = nil
-	start = time.Now()
-	l, err = ledger.Open(dir, opts)
-	if err != nil {
-		return res, err
-	}
-	res.OpenTime = time.Since(start)
-	cp := l.Latest()
-	if cp.Size != int64(total) {
-		return res, fmt.Errorf("checkpoint size %d after reopen, want %d", cp.Size, total)
-	}
-	rng := rand.New(rand.NewPCG(7, 7))
-	var prove, verify time.Duration
-	for range proofs {
-		i := rng.Int64N(int64(total))
-		entry, err := l.Entry(i)
-		if err != nil {
-			return res, err
-		}
-		t0 := time.Now()
-		p, err := l.InclusionProof(i, cp.Size)
-		if err != nil {
-			return res, err
-		}
-		t1 := time.Now()
-		if err := ledger.VerifyInclusion(cp, i, entry, p); err != nil {
-			return res, err
-		}
-		verify += time.Since(t1)
-		prove += t1.Sub(t0)
-		res.ProofHashes = max(res.ProofHashes, len(p))
-	}
-	res.ProveMean = prove / time.Duration(proofs)
-	res.VerifyMean = verify / time.Duration(proofs)
-	res.ProofBytes = res.ProofHashes * 32
-	b, err := l.Bundle(rng.Int64N(int64(total)))
-	if err != nil {
-		return res, err
-	}
-	j, err := b.Marshal()
-	if err != nil {
-		return res, err
-	}
-	res.BundleBytes = len(j)
-	for _, name := range ledgerFiles {
-		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil {
-			res.DiskBytes += fi.Size()
-		}
-	}
-	return res, nil
 }

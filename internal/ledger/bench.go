@@ -54,14 +54,22 @@ func (r Result) String() string {
 // progress, if not nil, is called with the number of entries appended so
 // far after each batch (serially). The signing key is an ephemeral one.
 func BenchMillion(dir string, progress func(int)) (Result, error) {
+	return Bench(dir, 1_000_000, progress)
+}
+
+// Bench is BenchMillion for total entries (at least 1,000, a multiple of
+// the batch size of 1,000 is measured exactly).
+func Bench(dir string, total int, progress func(int)) (Result, error) {
+	if total < 1000 {
+		return Result{}, fmt.Errorf("ledger: bench: %d entries, want at least 1000", total)
+	}
 	const (
-		total     = 1_000_000
 		entrySize = 200
 		batchSize = 1000
 		appenders = 4
 		proofs    = 1000
 	)
-	res := Result{Entries: total, EntrySize: entrySize, BatchSize: batchSize, Appenders: appenders, Proofs: proofs}
+	res := Result{Entries: int64(total), EntrySize: entrySize, BatchSize: batchSize, Appenders: appenders, Proofs: proofs}
 	if _, err := os.Stat(filepath.Join(dir, fileHead)); err == nil {
 		return res, fmt.Errorf("ledger: bench: %s already holds a log", dir)
 	}
@@ -154,14 +162,14 @@ func BenchMillion(dir string, progress func(int)) (Result, error) {
 	}
 	res.OpenTime = time.Since(start)
 	cp := l.Latest()
-	if cp.Size != total {
+	if cp.Size != int64(total) {
 		return res, fmt.Errorf("ledger: bench: checkpoint size %d after reopen, want %d", cp.Size, total)
 	}
 
 	rng := rand.New(rand.NewPCG(7, 7))
 	var prove, verify time.Duration
 	for range proofs {
-		i := rng.Int64N(total)
+		i := rng.Int64N(int64(total))
 		entry, err := l.Entry(i)
 		if err != nil {
 			return res, err
@@ -182,7 +190,7 @@ func BenchMillion(dir string, progress func(int)) (Result, error) {
 	res.ProveMean = prove / proofs
 	res.VerifyMean = verify / proofs
 	res.ProofBytes = res.ProofHashes * 32
-	b, err := l.Bundle(rng.Int64N(total))
+	b, err := l.Bundle(rng.Int64N(int64(total)))
 	if err != nil {
 		return res, err
 	}
