@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -65,6 +66,7 @@ const (
 	CodeIDConflict       Code = "id-conflict"
 	CodeNotHosted        Code = "not-hosted"
 	CodeSuspended        Code = "suspended"
+	CodeWindowClosed     Code = "window-closed"
 	CodeForbidden        Code = "forbidden"
 	CodeBadRequest       Code = "bad-request"
 	CodeUnavailable      Code = "unavailable"
@@ -103,6 +105,8 @@ type Error struct {
 	Status  int    `json:"-"`
 	Code    Code   `json:"code"`
 	Message string `json:"message"`
+	// RetryAfter, when set on a 503, is sent as the Retry-After header.
+	RetryAfter time.Duration `json:"-"`
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
@@ -121,6 +125,9 @@ func Errorf(status int, code Code, format string, a ...any) *Error {
 func WriteError(w http.ResponseWriter, e *Error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(e.RetryAfter.Seconds())+1))
+	}
 	w.WriteHeader(e.Status)
 	_ = json.NewEncoder(w).Encode(struct {
 		Error *Error `json:"error"`

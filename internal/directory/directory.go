@@ -59,6 +59,8 @@ type Directory struct {
 	Types        []Type        `json:"types"`
 	// Policy lists what is allowed; everything else is denied.
 	Policy []Rule `json:"policy"`
+	// Window is the hub's acceptance calendar (zero: always open).
+	Window Window `json:"window,omitzero"`
 
 	participants map[string]*Participant
 	nodes        map[string]*Node
@@ -331,6 +333,9 @@ func (d *Directory) index() error {
 			return invalid("types[%d].content_types: empty", i)
 		}
 		d.types[t.Name] = t
+	}
+	if err := d.Window.validate(); err != nil {
+		return err
 	}
 	for i, r := range d.Policy {
 		if !slices.Contains(kinds, r.From) {

@@ -36,6 +36,7 @@ import (
 	"taxlink/internal/directory"
 	"taxlink/internal/envelope"
 	"taxlink/internal/ledger"
+	"taxlink/internal/lgdata"
 	"taxlink/internal/metrics"
 	"taxlink/internal/pki"
 	"taxlink/internal/queue"
@@ -93,6 +94,9 @@ type Hub struct {
 	running map[string]bool
 	loops   sync.WaitGroup
 
+	holidays *lgdata.Holidays
+	clock    atomic.Pointer[func() time.Time]
+
 	// Counters for operators and tests.
 	accepted, duplicates, refused, delivered, retries atomic.Int64
 }
@@ -120,9 +124,21 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	h := &Hub{cfg: cfg, log: cfg.Logger, clients: map[string]*http.Client{}, running: map[string]bool{}}
+	hol, err := lgdata.LoadHolidays()
+	if err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	h := &Hub{cfg: cfg, log: cfg.Logger, clients: map[string]*http.Client{}, running: map[string]bool{}, holidays: hol}
+	h.clock.Store(&cfg.Now)
 	return h, nil
 }
+
+// now reads the hub's clock.
+func (h *Hub) now() time.Time { return (*h.clock.Load())() }
+
+// SetClock replaces the hub's clock, for drills and tests of the
+// acceptance window and of certification periods.
+func (h *Hub) SetClock(now func() time.Time) { h.clock.Store(&now) }
 
 // Stats is a snapshot of the hub's counters since start.
 type Stats struct {
@@ -171,7 +187,7 @@ func parseError(err error) *api.Error {
 
 // check runs the acceptance checks that need only the header. It returns
 // the sender's node.
-func check(dir *directory.Directory, peer string, h *envelope.Header, hb, sig []byte, maxEnvelope int64) *api.Error {
+func check(dir *directory.Directory, peer string, h *envelope.Header, hb, sig []byte, maxEnvelope int64, now time.Time, hol *lgdata.Holidays) *api.Error {
 	if !dir.Hosts(peer, h.Sender) {
 		return api.Errorf(403, api.CodeSenderMismatch, "certificate of %s does not speak for sender %s", peer, h.Sender)
 	}
@@ -198,6 +214,13 @@ func check(dir *directory.Directory, peer string, h *envelope.Header, hb, sig []
 	}
 	if !dir.Allowed(sender, recipient, h.Type) {
 		return api.Errorf(403, api.CodePolicyDenied, "%s (%s) may not send %s to %s (%s)", h.Sender, sender.Kind, h.Type, h.Recipient, recipient.Kind)
+	}
+	if open, next := dir.Window.Accepting(now, hol); !open {
+		e := api.Errorf(503, api.CodeWindowClosed, "the hub accepts %s; it opens again at %s", dir.Window.String(), next.In(lgdata.JST()).Format("2006-01-02 15:04 JST"))
+		if !next.IsZero() {
+			e.RetryAfter = next.Sub(now)
+		}
+		return e
 	}
 	if h.PayloadSize > uint64(typ.MaxSize) {
 		return api.Errorf(413, api.CodeTooLarge, "payload of %d bytes exceeds the %d allowed for %s", h.PayloadSize, typ.MaxSize, h.Type)
@@ -234,7 +257,7 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, parseError(err))
 		return
 	}
-	if e := check(dir, peer.ID, hdr, hb, sig, h.cfg.MaxEnvelope); e != nil {
+	if e := check(dir, peer.ID, hdr, hb, sig, h.cfg.MaxEnvelope, h.now(), h.holidays); e != nil {
 		h.refuse(w, e)
 		return
 	}
@@ -284,7 +307,7 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	rc := &receipt.Receipt{
 		Kind: receipt.Accepted, EnvelopeID: hdr.ID, Type: hdr.Type, Sender: hdr.Sender, Recipient: hdr.Recipient,
-		HeaderDigest: digest, Issuer: h.cfg.ID, Time: h.cfg.Now().UTC().Truncate(time.Millisecond),
+		HeaderDigest: digest, Issuer: h.cfg.ID, Time: h.now().UTC().Truncate(time.Millisecond),
 	}
 	// The acceptance is an entry of the ledger before it is answered; the
 	// receipt carries the entry's index.
@@ -657,7 +680,7 @@ func (h *Hub) deliverOnce(ctx context.Context, it *queue.Item) error {
 	if p, err := dir.Participant(hdr.Recipient); err == nil && p.Suspended {
 		return fmt.Errorf("held: recipient %s is suspended", hdr.Recipient)
 	}
-	if err := dir.Certified(node, h.cfg.Now()); err != nil {
+	if err := dir.Certified(node, h.now()); err != nil {
 		return fmt.Errorf("held: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, node.Endpoint+api.PathDeliver, io.MultiReader(&head, body))
