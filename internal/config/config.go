@@ -192,6 +192,57 @@ type Node struct {
 	HubURL      string           `json:"hub_url"` // https URL of the hub
 	HubID       string           `json:"hub_id"`  // the hub's participant ID, checked in its certificate
 	SealingKeys []SealingKeyFile `json:"sealing_keys"`
+	// Store says where the node keeps its inbox and outbox; omitted: SQLite
+	// in data_dir/node.db.
+	Store NodeStore `json:"store,omitzero"`
+}
+
+// Kinds of node store (NodeStore.Kind).
+const (
+	StoreSQLite   = "sqlite"
+	StorePostgres = "postgres"
+)
+
+// NodeStore selects a node's store: {"kind": "sqlite"} (the default) keeps
+// it in data_dir/node.db; {"kind": "postgres", "dsn": "...", "schema":
+// "..."} in the PostgreSQL database named by dsn (a libpq connection string
+// or URL), in schema (default "taxlink"). The ciphertext side files
+// (data_dir/outbox) and the hub checkpoint stay in data_dir either way.
+type NodeStore struct {
+	Kind   string `json:"kind,omitempty"`   // "sqlite" or "postgres"; empty: sqlite
+	DSN    string `json:"dsn,omitempty"`    // postgres only, required
+	Schema string `json:"schema,omitempty"` // postgres only; empty: taxlink
+}
+
+// KindOrDefault returns Kind, or StoreSQLite when it is empty.
+func (s NodeStore) KindOrDefault() string {
+	if s.Kind == "" {
+		return StoreSQLite
+	}
+	return s.Kind
+}
+
+// pgSchemaRe is what a PostgreSQL schema name of the node store must be
+// (as store/postgres.WithSchema requires).
+var pgSchemaRe = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+func (s NodeStore) validate() error {
+	switch s.KindOrDefault() {
+	case StoreSQLite:
+		if s.DSN != "" || s.Schema != "" {
+			return bad("store", "dsn and schema apply to kind postgres only; an sqlite store lives in data_dir/node.db")
+		}
+	case StorePostgres:
+		if s.DSN == "" {
+			return bad("store.dsn", "missing: kind postgres needs a connection string, e.g. postgres://USER@HOST:5432/DB")
+		}
+		if s.Schema != "" && (!pgSchemaRe.MatchString(s.Schema) || strings.HasPrefix(s.Schema, "pg_")) {
+			return bad("store.schema", "%q: expected 1..63 of a-z, 0-9 and _, not starting with a digit or pg_", s.Schema)
+		}
+	default:
+		return bad("store.kind", "%q: expected %s or %s", s.Kind, StoreSQLite, StorePostgres)
+	}
+	return nil
 }
 
 var hostPortRe = regexp.MustCompile(`^[A-Za-z0-9.\-\[\]:]+$`)
@@ -391,6 +442,9 @@ func (c *Node) Validate() error {
 	}
 	if err := envelope.ValidParticipantID(c.HubID); err != nil || c.HubID[:4] != "hub:" {
 		return bad("hub_id", "%q: expected hub:NAME", c.HubID)
+	}
+	if err := c.Store.validate(); err != nil {
+		return err
 	}
 	if len(c.SealingKeys) == 0 {
 		return bad("sealing_keys", "empty: a node needs the sealing key of every tenant it hosts")

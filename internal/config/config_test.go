@@ -75,6 +75,9 @@ func TestLoadNodeRefuses(t *testing.T) {
 			m["sealing_keys"].([]any)[0].(map[string]any)["file"] = "pkcs11:token=t;object=o"
 		}},
 		{"bad key reference", "signing_key", func(m map[string]any) { m["signing_key"] = "pkcs11:token=t;pin-value=1234" }},
+		{"unknown store kind", "store.kind", func(m map[string]any) { m["store"] = map[string]any{"kind": "mysql"} }},
+		{"postgres without dsn", "store.dsn", func(m map[string]any) { m["store"] = map[string]any{"kind": "postgres"} }},
+		{"dsn for sqlite", "store", func(m map[string]any) { m["store"] = map[string]any{"kind": "sqlite", "dsn": "postgres://x"} }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

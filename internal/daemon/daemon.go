@@ -34,6 +34,8 @@ import (
 	"taxlink/internal/notekey"
 	"taxlink/internal/pki"
 	"taxlink/internal/queue"
+	"taxlink/internal/store"
+	"taxlink/internal/store/postgres"
 	"taxlink/internal/store/sqlite"
 )
 
@@ -46,7 +48,7 @@ type Service struct {
 	Queue *queue.Queue
 	Node  *node.Node // set for a node
 	// Store is a node's store.
-	Store *sqlite.Store
+	Store store.NodeStore
 	// MetricsAddr is where /metrics, /healthz and /readyz are served
 	// ("" when not configured).
 	MetricsAddr string
@@ -341,7 +343,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 type LoadedNode struct {
 	Config *config.Node
 	Node   *node.Node
-	Store  *sqlite.Store
+	Store  store.NodeStore
 	Dir    *directory.Holder
 	cm     *common
 	signer crypto.Signer
@@ -407,10 +409,10 @@ func LoadNode(path string, log *slog.Logger) (*LoadedNode, error) {
 		cm.close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	st, err := sqlite.Open(filepath.Join(c.DataDir, "node.db"))
+	st, err := openNodeStore(c)
 	if err != nil {
 		cm.close()
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	n, err := node.New(node.Config{
 		ID: c.ID, Environment: c.Environment, Signer: signer, Directory: cm.dir, Store: st,
@@ -423,6 +425,31 @@ func LoadNode(path string, log *slog.Logger) (*LoadedNode, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &LoadedNode{Config: c, Node: n, Store: st, Dir: cm.dir, cm: cm, signer: signer}, nil
+}
+
+// storeOpenTimeout bounds connecting to a PostgreSQL node store and
+// migrating its schema.
+const storeOpenTimeout = time.Minute
+
+// openNodeStore opens the store c.Store selects: SQLite in
+// data_dir/node.db by default, or a PostgreSQL schema.
+func openNodeStore(c *config.Node) (store.NodeStore, error) {
+	switch c.Store.KindOrDefault() {
+	case config.StorePostgres:
+		ctx, cancel := context.WithTimeout(context.Background(), storeOpenTimeout)
+		defer cancel()
+		var opts []postgres.Option
+		if c.Store.Schema != "" {
+			opts = append(opts, postgres.WithSchema(c.Store.Schema))
+		}
+		st, err := postgres.Open(ctx, c.Store.DSN, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		return st, nil
+	default:
+		return sqlite.Open(filepath.Join(c.DataDir, "node.db"))
+	}
 }
 
 // StartNode starts the node described by the configuration at path: its

@@ -47,7 +47,6 @@ import (
 	"taxlink/internal/pki"
 	"taxlink/internal/receipt"
 	"taxlink/internal/store"
-	"taxlink/internal/store/sqlite"
 )
 
 // SealingKey is a tenant's private key for opening what was sealed to it.
@@ -62,7 +61,7 @@ type Config struct {
 	Environment string
 	Signer      crypto.Signer // signs envelopes and recording receipts
 	Directory   *directory.Holder
-	Store       *sqlite.Store
+	Store       store.NodeStore
 	SealingKeys []SealingKey
 	OutboxDir   string // side files of envelopes not yet accepted
 	HubID       string
@@ -377,7 +376,7 @@ func (n *Node) Prepare(ctx context.Context, s Submission) (string, error) {
 	if err := syncDir(n.cfg.OutboxDir); err != nil {
 		return "", err
 	}
-	if err := n.cfg.Store.Enqueue(ctx, sqlite.Outgoing{
+	if err := n.cfg.Store.Enqueue(ctx, store.Outgoing{
 		ID: id, Type: s.Type, Sender: s.Sender, Recipient: s.Recipient, Created: now, EnvelopePath: base,
 	}); err != nil {
 		return "", fmt.Errorf("node: outbox: %w", err)
@@ -504,7 +503,7 @@ func (n *Node) checkAcceptance(rc *receipt.Receipt, hdr *envelope.Header, hb []b
 // VerifyBoth checks an outbox entry's two receipts against the directory:
 // the hub's acceptance and the recipient node's recording, both for the same
 // header digest.
-func VerifyBoth(dir *directory.Directory, hubID string, o sqlite.Outgoing) (accepted, recorded error) {
+func VerifyBoth(dir *directory.Directory, hubID string, o store.Outgoing) (accepted, recorded error) {
 	var acc *receipt.Receipt
 	if o.Accepted == nil {
 		accepted = errors.New("no acceptance receipt")

@@ -1,5 +1,7 @@
 // Package store defines a node's inbox: the durable, idempotent record of
-// every envelope the node has received, kept per tenant (recipient).
+// every envelope the node has received, kept per tenant (recipient); and
+// its outbox ([Outbox]): the envelopes it submits, with their receipts, and
+// named cursors. A [NodeStore] is both.
 //
 // The store only ever sees ciphertext: payloads stay sealed at rest, and the
 // metadata it keeps (the envelope's canonical header, its signature and the
@@ -23,14 +25,15 @@ import (
 	"unicode/utf8"
 )
 
-// Sentinel errors. Errors returned by an [Inbox] wrap at most one of them;
+// Sentinel errors. Errors returned by an [Inbox] or an [Outbox] wrap at most one of them;
 // test with errors.Is.
 var (
 	// ErrNotFound means no record with that ID exists for that recipient.
 	// A record that belongs to another tenant is reported as not found.
 	ErrNotFound = errors.New("store: not found")
 	// ErrConflict means a record with that ID exists with different
-	// header bytes; the stored record is unchanged.
+	// header bytes; the stored record is unchanged. In the [Outbox]: the
+	// ID is already enqueued, or another recorded index is stored.
 	ErrConflict = errors.New("store: conflicting record with the same ID")
 	// ErrSizeMismatch means the ciphertext read was not exactly
 	// Record.CiphertextSize bytes long; nothing was stored.
@@ -247,4 +250,156 @@ func timeBounds() (lo, hi time.Time) {
 func InTimeRange(t time.Time) bool {
 	lo, hi := timeBounds()
 	return !t.Before(lo) && !t.After(hi)
+}
+
+// MaxErrorCodeLen bounds Outgoing.LastError in bytes.
+const MaxErrorCodeLen = 256
+
+// Outgoing is an envelope this node submitted (or will submit) to the hub.
+// Times are returned in UTC; AcceptedAt and RecordedAt are zero exactly when
+// Accepted and Recorded are nil.
+type Outgoing struct {
+	ID, Type, Sender, Recipient string    // envelope ID, message type, and this node's and the addressee's participant IDs
+	Created                     time.Time // from the header
+	EnvelopePath                string    // side file holding the whole wire envelope until the hub accepted it
+	Accepted                    []byte    // acceptance receipt JSON, nil until accepted
+	Recorded                    []byte    // recording receipt JSON, nil until recorded
+	AcceptedAt, RecordedAt      time.Time // when Accepted and Recorded were set; zero while they are nil
+	LastError                   string    // last submission error code (never payload data)
+	// RecordedIndex is the index of the recording receipt's entry in the
+	// hub's ledger, -1 while unknown.
+	RecordedIndex int64
+}
+
+// ValidateErrorCode reports, wrapping [ErrInvalid], a code that is too long
+// (over MaxErrorCodeLen bytes) or holds control characters or invalid
+// UTF-8; "" is valid.
+func ValidateErrorCode(code string) error {
+	if len(code) > MaxErrorCodeLen {
+		return fmt.Errorf("%w: error code is %d bytes, want at most %d", ErrInvalid, len(code), MaxErrorCodeLen)
+	}
+	if !utf8.ValidString(code) {
+		return fmt.Errorf("%w: error code %q is not valid UTF-8", ErrInvalid, code)
+	}
+	for _, c := range code {
+		if unicode.IsControl(c) {
+			return fmt.Errorf("%w: error code %q contains a control character", ErrInvalid, code)
+		}
+	}
+	return nil
+}
+
+// ValidateNew reports, wrapping [ErrInvalid], why o cannot be enqueued:
+// ID, Type, Sender and Recipient must be valid identifiers (see
+// [ValidateID]), Created set and within [InTimeRange], EnvelopePath
+// non-empty valid UTF-8, Accepted, Recorded, AcceptedAt and RecordedAt
+// unset, and LastError a valid error code (see [ValidateErrorCode]).
+func (o Outgoing) ValidateNew() error {
+	for _, f := range []struct{ name, v string }{
+		{"ID", o.ID}, {"Type", o.Type}, {"Sender", o.Sender}, {"Recipient", o.Recipient},
+	} {
+		if err := ValidateID("outgoing "+f.name, f.v); err != nil {
+			return err
+		}
+	}
+	switch {
+	case o.Created.IsZero() || !InTimeRange(o.Created):
+		return fmt.Errorf("%w: outgoing %s: Created %v is zero or outside the storable range", ErrInvalid, o.ID, o.Created)
+	case o.EnvelopePath == "":
+		return fmt.Errorf("%w: outgoing %s: empty EnvelopePath", ErrInvalid, o.ID)
+	case !utf8.ValidString(o.EnvelopePath):
+		return fmt.Errorf("%w: outgoing %s: EnvelopePath is not valid UTF-8", ErrInvalid, o.ID)
+	case o.Accepted != nil || o.Recorded != nil || !o.AcceptedAt.IsZero() || !o.RecordedAt.IsZero():
+		return fmt.Errorf("%w: outgoing %s: a new envelope cannot be accepted or recorded yet; use MarkAccepted and MarkRecorded", ErrInvalid, o.ID)
+	}
+	return ValidateErrorCode(o.LastError)
+}
+
+// ValidateLimit reports, wrapping [ErrInvalid], a page size outside
+// 1..MaxListLimit.
+func ValidateLimit(limit int) error {
+	if limit < 1 || limit > MaxListLimit {
+		return fmt.Errorf("%w: limit %d is outside 1..%d", ErrInvalid, limit, MaxListLimit)
+	}
+	return nil
+}
+
+// Outbox is a node's durable record of the envelopes it submits to the hub
+// (one row per envelope ID, keyed by ID alone, not per tenant) and of named
+// cursors (a consumer's position in some stream). Every write is committed
+// durably before it returns. Implementations are safe for concurrent use
+// and validate arguments as [Inbox] does: a bad one is reported, before
+// anything is touched, with an error wrapping [ErrInvalid]. After Close
+// (of the [NodeStore]) every method fails with [ErrClosed].
+type Outbox interface {
+	// Enqueue durably records o, a new envelope to submit, before it is
+	// first submitted. o must pass [Outgoing.ValidateNew], else
+	// ErrInvalid. It fails with ErrConflict if the ID is already in the
+	// outbox (whatever its fields), which is left unchanged. RecordedIndex
+	// is ignored on input: a new entry's index is unknown (-1).
+	Enqueue(ctx context.Context, o Outgoing) error
+
+	// Pending returns up to limit (1..MaxListLimit, else ErrInvalid)
+	// envelopes that are neither accepted nor recorded, oldest Created
+	// first (ties by ID). An empty result is nil or empty, not an error.
+	Pending(ctx context.Context, limit int) ([]Outgoing, error)
+
+	// MarkAccepted records the hub's acceptance receipt of envelope id
+	// (1..MaxHeaderLen bytes), taking it out of Pending. It is idempotent:
+	// once accepted, later calls leave the first receipt and time in
+	// place and return nil. A zero at means now (the store's clock); at
+	// must otherwise be within [InTimeRange]. It fails with ErrNotFound
+	// for an unknown id and ErrInvalid for an invalid id, an empty or
+	// oversized receipt or an out-of-range time.
+	MarkAccepted(ctx context.Context, id string, receipt []byte, at time.Time) error
+
+	// MarkRecorded records the recipient's recording receipt of envelope
+	// id, taking it out of Pending (recorded implies delivered, even if
+	// the acceptance was never marked). It is idempotent like
+	// MarkAccepted and fails the same way, with ErrNotFound for an
+	// unknown id.
+	MarkRecorded(ctx context.Context, id string, receipt []byte, at time.Time) error
+
+	// SetRecordedIndex stores where the hub's ledger holds envelope id's
+	// recording receipt. It is set once: a repeat with the same index is
+	// a no-op returning nil, a different index fails with ErrConflict and
+	// leaves the first. It fails with ErrNotFound for an unknown id and
+	// ErrInvalid for an invalid id or a negative index.
+	SetRecordedIndex(ctx context.Context, id string, index int64) error
+
+	// SetLastError records code, the last submission error of envelope
+	// id ("" clears it); later calls overwrite it. code is an error code,
+	// never payload data (see [ValidateErrorCode]), else ErrInvalid. It
+	// fails with ErrNotFound for an unknown id.
+	SetLastError(ctx context.Context, id, code string) error
+
+	// GetOutgoing returns the outbox entry with that ID, or ErrNotFound.
+	GetOutgoing(ctx context.Context, id string) (Outgoing, error)
+
+	// ListOutgoing returns up to limit (1..MaxListLimit, else ErrInvalid)
+	// envelopes of the outbox with an ID greater than afterID ("" starts
+	// at the beginning), ordered by ID (byte-wise). Pass the last ID of a
+	// page to get the next one; an empty page means the end.
+	ListOutgoing(ctx context.Context, afterID string, limit int) ([]Outgoing, error)
+
+	// OutgoingCounts returns how many envelopes the outbox holds, how
+	// many of them are accepted and how many recorded.
+	OutgoingCounts(ctx context.Context) (total, accepted, recorded int64, err error)
+
+	// Cursor returns the value of the named cursor, 0 if it was never
+	// set. name must be a valid identifier ([ValidateID]), else
+	// ErrInvalid.
+	Cursor(ctx context.Context, name string) (uint64, error)
+
+	// SetCursor durably sets the named cursor to v, overwriting any
+	// earlier value; every uint64 round-trips. name must be a valid
+	// identifier, else ErrInvalid.
+	SetCursor(ctx context.Context, name string, v uint64) error
+}
+
+// NodeStore is everything a node keeps durably: its inbox and its outbox.
+// Close (of the Inbox) closes both.
+type NodeStore interface {
+	Inbox
+	Outbox
 }

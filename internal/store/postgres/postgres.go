@@ -1,4 +1,4 @@
-// Package postgres keeps a node's inbox ([store.Inbox]) in a PostgreSQL
+// Package postgres keeps a node's inbox and outbox ([store.NodeStore]) in a PostgreSQL
 // database, through pgx/v5 and its connection pool (pgxpool), for nodes
 // that outgrow SQLite (for example a certified outsourcer's node serving
 // hundreds of tenants). It behaves exactly like store/sqlite and passes the
@@ -213,7 +213,7 @@ func (o *options) validate() error {
 	return nil
 }
 
-// Store is an inbox ([store.Inbox]) in a PostgreSQL schema. It is safe for
+// Store is a node's inbox and outbox ([store.NodeStore]) in a PostgreSQL schema. It is safe for
 // concurrent use by multiple goroutines, and the schema by multiple
 // processes and Stores.
 type Store struct {
@@ -223,7 +223,8 @@ type Store struct {
 	chunks  pgx.Identifier // the chunks table, for COPY
 	lockKey int64          // advisory lock serializing record inserts and commits
 	closed  atomic.Bool
-	retries atomic.Int64 // transient failures retried so far
+	retries atomic.Int64      // transient failures retried so far
+	outbox  map[string]string // statements of the outbox, by key (see osql)
 }
 
 var _ store.Inbox = (*Store)(nil)
@@ -268,6 +269,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		pool:   pool,
 		opts:   o,
 		sql:    newStatements(o.schema),
+		outbox: outboxSQL(pgx.Identifier{o.schema}.Sanitize()),
 		chunks: pgx.Identifier{o.schema, "chunks"},
 	}
 	where := fmt.Sprintf("postgres: opening schema %s on %s:%d", o.schema, cfg.ConnConfig.Host, cfg.ConnConfig.Port)

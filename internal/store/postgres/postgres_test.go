@@ -160,6 +160,18 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+func TestOutboxConformance(t *testing.T) {
+	dsn := needPG(t)
+	storetest.RunOutbox(t, func(t *testing.T) store.NodeStore {
+		schema := freshSchema(t, dsn)
+		s, err := Open(t.Context(), dsn, WithSchema(schema))
+		if err != nil {
+			t.Fatalf("Open(schema %s): %v", schema, err)
+		}
+		return s
+	})
+}
+
 func TestConformanceReopen(t *testing.T) {
 	dsn := needPG(t)
 	schemas := map[string]string{} // by directory; RunReopen opens one at a time

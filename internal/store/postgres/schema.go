@@ -49,6 +49,37 @@ CREATE TABLE chunks (
 -- Ciphertext does not compress: store it out of line without trying.
 ALTER TABLE chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 `,
+		// 2: the outbox and named cursors, as in store/sqlite (its
+		// migrations 2 and 3). IDs and names collate byte-wise ("C"), as
+		// SQLite's text does, so that ListOutgoing pages in the same order
+		// whatever the database's locale.
+		`
+CREATE TABLE outgoing (
+	id             text COLLATE "C" NOT NULL PRIMARY KEY,
+	type           text   NOT NULL,
+	sender         text   NOT NULL,
+	recipient      text   NOT NULL,
+	created_ns     bigint NOT NULL,
+	envelope_path  text   NOT NULL,
+	accepted       bytea,
+	accepted_ns    bigint,
+	recorded       bytea,
+	recorded_ns    bigint,
+	last_error     text   NOT NULL DEFAULT '',
+	recorded_index bigint CHECK (recorded_index >= 0),
+	-- Random token of the Enqueue attempt that inserted the row, so that
+	-- a retry after an unknown commit outcome recognizes its own row.
+	attempt        bytea  NOT NULL CHECK (octet_length(attempt) = 16),
+	CHECK ((accepted IS NULL) = (accepted_ns IS NULL)),
+	CHECK ((recorded IS NULL) = (recorded_ns IS NULL))
+);
+CREATE INDEX outgoing_pending ON outgoing (created_ns, id)
+	WHERE accepted IS NULL AND recorded IS NULL;
+CREATE TABLE cursors (
+	name  text COLLATE "C" NOT NULL PRIMARY KEY,
+	value bigint NOT NULL -- a uint64, stored bit for bit as an int64
+);
+`,
 	}
 }
 

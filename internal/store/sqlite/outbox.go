@@ -6,30 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"taxlink/internal/store"
 )
 
 // MaxErrorCodeLen bounds Outgoing.LastError in bytes.
-const MaxErrorCodeLen = 256
+const MaxErrorCodeLen = store.MaxErrorCodeLen
 
-// Outgoing is an envelope this node submitted (or will submit) to the hub.
-// Times are returned in UTC; AcceptedAt and RecordedAt are zero exactly when
-// Accepted and Recorded are nil.
-type Outgoing struct {
-	ID, Type, Sender, Recipient string    // envelope ID, message type, and this node's and the addressee's participant IDs
-	Created                     time.Time // from the header
-	EnvelopePath                string    // side file holding the whole wire envelope until the hub accepted it
-	Accepted                    []byte    // acceptance receipt JSON, nil until accepted
-	Recorded                    []byte    // recording receipt JSON, nil until recorded
-	AcceptedAt, RecordedAt      time.Time // when Accepted and Recorded were set; zero while they are nil
-	LastError                   string    // last submission error code (never payload data)
-	// RecordedIndex is the index of the recording receipt's entry in the
-	// hub's ledger, -1 while unknown.
-	RecordedIndex int64
-}
+// Outgoing is an envelope this node submitted (or will submit) to the hub;
+// see [store.Outgoing].
+type Outgoing = store.Outgoing
+
+var _ store.NodeStore = (*Store)(nil)
 
 const outgoingColumns = `id, type, sender, recipient, created_ns, envelope_path, accepted, accepted_ns, recorded, recorded_ns, last_error, recorded_index`
 
@@ -76,51 +64,11 @@ func (s *Store) SetRecordedIndex(ctx context.Context, id string, index int64) er
 
 // validateErrorCode reports, wrapping store.ErrInvalid, a code that is too
 // long or holds control characters or invalid UTF-8; "" is valid.
-func validateErrorCode(code string) error {
-	if len(code) > MaxErrorCodeLen {
-		return fmt.Errorf("%w: error code is %d bytes, want at most %d", store.ErrInvalid, len(code), MaxErrorCodeLen)
-	}
-	if !utf8.ValidString(code) {
-		return fmt.Errorf("%w: error code %q is not valid UTF-8", store.ErrInvalid, code)
-	}
-	for _, c := range code {
-		if unicode.IsControl(c) {
-			return fmt.Errorf("%w: error code %q contains a control character", store.ErrInvalid, code)
-		}
-	}
-	return nil
-}
-
-// validate reports, wrapping store.ErrInvalid, why o cannot be enqueued.
-func (o Outgoing) validate() error {
-	for _, f := range []struct{ name, v string }{
-		{"ID", o.ID}, {"Type", o.Type}, {"Sender", o.Sender}, {"Recipient", o.Recipient},
-	} {
-		if err := store.ValidateID("outgoing "+f.name, f.v); err != nil {
-			return err
-		}
-	}
-	switch {
-	case o.Created.IsZero() || !store.InTimeRange(o.Created):
-		return fmt.Errorf("%w: outgoing %s: Created %v is zero or outside the storable range", store.ErrInvalid, o.ID, o.Created)
-	case o.EnvelopePath == "":
-		return fmt.Errorf("%w: outgoing %s: empty EnvelopePath", store.ErrInvalid, o.ID)
-	case !utf8.ValidString(o.EnvelopePath):
-		return fmt.Errorf("%w: outgoing %s: EnvelopePath is not valid UTF-8", store.ErrInvalid, o.ID)
-	case o.Accepted != nil || o.Recorded != nil || !o.AcceptedAt.IsZero() || !o.RecordedAt.IsZero():
-		return fmt.Errorf("%w: outgoing %s: a new envelope cannot be accepted or recorded yet; use MarkAccepted and MarkRecorded", store.ErrInvalid, o.ID)
-	}
-	return validateErrorCode(o.LastError)
-}
+func validateErrorCode(code string) error { return store.ValidateErrorCode(code) }
 
 // validateLimit reports, wrapping store.ErrInvalid, a page size outside
 // 1..store.MaxListLimit.
-func validateLimit(limit int) error {
-	if limit < 1 || limit > store.MaxListLimit {
-		return fmt.Errorf("%w: limit %d is outside 1..%d", store.ErrInvalid, limit, store.MaxListLimit)
-	}
-	return nil
-}
+func validateLimit(limit int) error { return store.ValidateLimit(limit) }
 
 // Enqueue durably records o, a new envelope to submit, before it is first
 // submitted. ID, Type, Sender and Recipient must be valid identifiers
@@ -129,7 +77,7 @@ func validateLimit(limit int) error {
 // code; otherwise store.ErrInvalid. It fails with store.ErrConflict if the
 // ID is already in the outbox, which is left unchanged.
 func (s *Store) Enqueue(ctx context.Context, o Outgoing) error {
-	if err := o.validate(); err != nil {
+	if err := o.ValidateNew(); err != nil {
 		return err
 	}
 	return s.write(ctx, "enqueue "+o.ID, func(tx *sql.Tx) error {

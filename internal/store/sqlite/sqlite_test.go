@@ -57,6 +57,16 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+func TestOutboxConformance(t *testing.T) {
+	storetest.RunOutbox(t, func(t *testing.T) store.NodeStore {
+		s, err := Open(filepath.Join(t.TempDir(), "node.db"))
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return s
+	})
+}
+
 func TestConformanceReopen(t *testing.T) {
 	storetest.RunReopen(t, func(t *testing.T, dir string) store.Inbox {
 		s, err := Open(filepath.Join(dir, "node.db"))
