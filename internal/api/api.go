@@ -67,6 +67,8 @@ const (
 	CodeNotHosted        Code = "not-hosted"
 	CodeSuspended        Code = "suspended"
 	CodeWindowClosed     Code = "window-closed"
+	CodeBusy             Code = "busy"
+	CodeDiskLow          Code = "disk-low"
 	CodeForbidden        Code = "forbidden"
 	CodeBadRequest       Code = "bad-request"
 	CodeUnavailable      Code = "unavailable"

@@ -78,6 +78,13 @@ type Config struct {
 	MaxEnvelope int64
 	// Parallel is how many deliveries run at once for one recipient.
 	Parallel int
+	// MaxInFlight bounds the submissions being received at once; beyond
+	// it senders get 503 busy at once instead of waiting (default 256).
+	MaxInFlight int
+	// MinFreeBytes is the disk space below which the hub stops accepting
+	// with 503 disk-low, so that what it accepted earlier never meets a
+	// full disk (default 512 MiB).
+	MinFreeBytes int64
 	// RetryBase and RetryMax bound the delivery backoff.
 	RetryBase, RetryMax time.Duration
 	Logger              *slog.Logger
@@ -96,6 +103,9 @@ type Hub struct {
 
 	holidays *lgdata.Holidays
 	clock    atomic.Pointer[func() time.Time]
+	inFlight atomic.Int64
+	maxIn    atomic.Int64
+	minFree  atomic.Int64
 
 	// Counters for operators and tests.
 	accepted, duplicates, refused, delivered, retries atomic.Int64
@@ -111,6 +121,12 @@ func New(cfg Config) (*Hub, error) {
 	}
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = 8
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 256
+	}
+	if cfg.MinFreeBytes <= 0 {
+		cfg.MinFreeBytes = 512 << 20
 	}
 	if cfg.RetryBase <= 0 {
 		cfg.RetryBase = 200 * time.Millisecond
@@ -130,6 +146,8 @@ func New(cfg Config) (*Hub, error) {
 	}
 	h := &Hub{cfg: cfg, log: cfg.Logger, clients: map[string]*http.Client{}, running: map[string]bool{}, holidays: hol}
 	h.clock.Store(&cfg.Now)
+	h.maxIn.Store(int64(cfg.MaxInFlight))
+	h.minFree.Store(cfg.MinFreeBytes)
 	return h, nil
 }
 
@@ -139,6 +157,13 @@ func (h *Hub) now() time.Time { return (*h.clock.Load())() }
 // SetClock replaces the hub's clock, for drills and tests of the
 // acceptance window and of certification periods.
 func (h *Hub) SetClock(now func() time.Time) { h.clock.Store(&now) }
+
+// SetLimits changes MaxInFlight and MinFreeBytes while the hub runs (an
+// operator raising a limit, a drill lowering one).
+func (h *Hub) SetLimits(maxInFlight int, minFreeBytes int64) {
+	h.maxIn.Store(int64(maxInFlight))
+	h.minFree.Store(minFreeBytes)
+}
 
 // Stats is a snapshot of the hub's counters since start.
 type Stats struct {
@@ -244,6 +269,19 @@ func check(dir *directory.Directory, peer string, h *envelope.Header, hb, sig []
 func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	start := time.Now()
+	// Backpressure: a clear retry-later answer, never a timeout, and
+	// nothing accepted earlier put at risk by a full disk.
+	if n := h.inFlight.Add(1); n > h.maxIn.Load() {
+		h.inFlight.Add(-1)
+		h.refuse(w, &api.Error{Status: 503, Code: api.CodeBusy, Message: "the hub is at capacity; retry shortly", RetryAfter: time.Second})
+		return
+	}
+	defer h.inFlight.Add(-1)
+	if free := metrics.DiskFree(h.cfg.Queue.Dir()); free >= 0 && free < float64(h.minFree.Load()) {
+		h.log.Error("ALERT: disk space below the minimum; acceptance paused", "free_bytes", int64(free))
+		h.refuse(w, &api.Error{Status: 503, Code: api.CodeDiskLow, Message: "the hub is short of disk space; retry later", RetryAfter: time.Minute})
+		return
+	}
 	peer, err := pki.PeerIdentityWith(r.TLS, h.cfg.Mapper)
 	if err != nil {
 		h.refuse(w, api.Errorf(403, api.CodeForbidden, "no verified client certificate"))

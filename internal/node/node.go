@@ -99,6 +99,7 @@ type Node struct {
 	log  *slog.Logger
 
 	recorded, duplicates, refused atomic.Int64
+	minFree                       atomic.Int64
 }
 
 // New checks cfg and returns a node.
@@ -122,6 +123,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: outbox: %w", err)
 	}
 	n := &Node{cfg: cfg, keys: map[string]hpke.PrivateKey{}, log: cfg.Logger}
+	n.minFree.Store(defaultMinFree)
 	for _, k := range cfg.SealingKeys {
 		if !cfg.Directory.Get().Hosts(cfg.ID, k.Tenant) {
 			return nil, fmt.Errorf("node: sealing key for %s, which this node does not host", k.Tenant)
@@ -143,6 +145,14 @@ func New(cfg Config) (*Node, error) {
 	}
 	return n, nil
 }
+
+// defaultMinFree is the disk space below which the inbox refuses
+// deliveries with 503 disk-low (the hub keeps them and retries).
+const defaultMinFree = 512 << 20
+
+// SetMinFreeBytes changes the disk space below which deliveries are
+// refused (an operator, or a drill).
+func (n *Node) SetMinFreeBytes(b int64) { n.minFree.Store(b) }
 
 // SetAudit makes the node record security events in al. Call it before
 // serving.
@@ -180,6 +190,11 @@ func (n *Node) deliver(w http.ResponseWriter, r *http.Request) {
 	peer, err := pki.PeerIdentityWith(r.TLS, n.cfg.Mapper)
 	if err != nil || peer.ID != n.cfg.HubID {
 		n.refuse(w, api.Errorf(403, api.CodeForbidden, "only the hub delivers to this node"))
+		return
+	}
+	if free := metrics.DiskFree(n.cfg.OutboxDir); free >= 0 && free < float64(n.minFree.Load()) {
+		n.log.Error("ALERT: disk space below the minimum; deliveries refused", "free_bytes", int64(free))
+		n.refuse(w, &api.Error{Status: 503, Code: api.CodeDiskLow, Message: "the node is short of disk space; retry later", RetryAfter: time.Minute})
 		return
 	}
 	dir := n.cfg.Directory.Get()

@@ -162,6 +162,9 @@ func (q *Queue) setup(ctx context.Context) error {
 	return nil
 }
 
+// Dir returns the directory JetStream stores in.
+func (q *Queue) Dir() string { return q.opts.StoreDir }
+
 // Close stops the embedded server after the pending writes.
 func (q *Queue) Close() {
 	if q.nc != nil {
