@@ -20,8 +20,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"taxlink/internal/envelope"
 	"taxlink/internal/keystore"
@@ -195,6 +198,185 @@ type Node struct {
 	// Store says where the node keeps its inbox and outbox; omitted: SQLite
 	// in data_dir/node.db.
 	Store NodeStore `json:"store,omitzero"`
+	// Retention says how long each tenant's records (of one notification
+	// type, or of all) are kept before they are erased; empty: kept until
+	// erased otherwise.
+	Retention []RetentionRule `json:"retention,omitempty"`
+	// LegalHolds stop the retention erasure of a tenant's records (of one
+	// type, or of all) while they are in force.
+	LegalHolds []LegalHold `json:"legal_holds,omitempty"`
+}
+
+// RetentionRule keeps the records of Tenant (of Type only, when it is not
+// empty) for Keep after they were recorded: {"tenant": "lg:011002",
+// "type": "income-tax-return", "keep": "7y"}. A tenant has either one
+// rule for all its types or rules for single types, at most one per type.
+type RetentionRule struct {
+	Tenant string `json:"tenant"`
+	Type   string `json:"type,omitempty"`
+	// Keep is "Ny" (N calendar years), "Nd" (N days) or a Go duration
+	// ("36h"), and at least one day.
+	Keep string `json:"keep"`
+}
+
+// Cutoff returns the earliest recording time still kept at now: records
+// recorded before it are expired. Keep must be valid (see ParseKeep).
+func (r RetentionRule) Cutoff(now time.Time) (time.Time, error) {
+	k, err := ParseKeep(r.Keep)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return k.Before(now), nil
+}
+
+// Keep is a parsed retention period: Years calendar years, Days days and
+// D more.
+type Keep struct {
+	Years, Days int
+	D           time.Duration
+}
+
+// Before returns now moved back by k.
+func (k Keep) Before(now time.Time) time.Time {
+	return now.AddDate(-k.Years, 0, -k.Days).Add(-k.D)
+}
+
+// maxKeepYears bounds a retention period; beyond it nothing is ever erased.
+const maxKeepYears = 200
+
+var keepRe = regexp.MustCompile(`^([1-9][0-9]{0,5})([yd])$`)
+
+// ParseKeep parses a retention period: "Ny" years, "Nd" days or a Go
+// duration of at least one day (at most 200 years in all).
+func ParseKeep(s string) (Keep, error) {
+	if m := keepRe.FindStringSubmatch(s); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		if m[2] == "y" {
+			if n > maxKeepYears {
+				return Keep{}, fmt.Errorf("%q: more than %d years", s, maxKeepYears)
+			}
+			return Keep{Years: n}, nil
+		}
+		if n > maxKeepYears*366 {
+			return Keep{}, fmt.Errorf("%q: more than %d years", s, maxKeepYears)
+		}
+		return Keep{Days: n}, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return Keep{}, fmt.Errorf("%q: expected Ny (years), Nd (days) or a duration such as 36h", s)
+	}
+	if d < 24*time.Hour {
+		return Keep{}, fmt.Errorf("%q: shorter than one day", s)
+	}
+	return Keep{D: d}, nil
+}
+
+// LegalHold stops the retention erasure of Tenant's records (of Type only,
+// when it is not empty) through the day Until (YYYY-MM-DD, Japan time),
+// or until it is removed from the configuration when Until is empty.
+// Reason says why, briefly, without personal data (it is not logged).
+type LegalHold struct {
+	Tenant string `json:"tenant"`
+	Type   string `json:"type,omitempty"`
+	Until  string `json:"until,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// jst is Japan Standard Time, in which the days of legal holds end.
+var jst = time.FixedZone("JST", 9*60*60)
+
+// InForce reports whether h holds at now: Until is empty, or now is before
+// the end of the day Until in Japan time. An invalid Until holds (a hold
+// never lapses by mistake).
+func (h LegalHold) InForce(now time.Time) bool {
+	if h.Until == "" {
+		return true
+	}
+	d, err := time.ParseInLocation("2006-01-02", h.Until, jst)
+	if err != nil {
+		return true
+	}
+	return now.Before(d.AddDate(0, 0, 1))
+}
+
+// Covers reports whether h, when in force, stops the erasure of records of
+// tenant and typ ("" = all types): a hold of all types covers every rule
+// of its tenant, and a hold of one type covers a rule of that type and a
+// rule of all types (which would erase that type too).
+func (h LegalHold) Covers(tenant, typ string) bool {
+	return h.Tenant == tenant && (h.Type == "" || typ == "" || h.Type == typ)
+}
+
+// maxHoldReason bounds LegalHold.Reason in bytes.
+const maxHoldReason = 200
+
+// validateRetention checks the retention rules and legal holds against the
+// tenants the node hosts.
+func (c *Node) validateRetention() error {
+	tenants := map[string]bool{}
+	for _, k := range c.SealingKeys {
+		tenants[k.Tenant] = true
+	}
+	checkTenantType := func(key, tenant, typ string) error {
+		if tenant == "" {
+			return bad(key+".tenant", "missing")
+		}
+		if !tenants[tenant] {
+			return bad(key+".tenant", "%q is not a tenant of this node (none of sealing_keys[].tenant)", tenant)
+		}
+		if typ != "" {
+			if err := envelope.ValidType(typ); err != nil {
+				return bad(key+".type", "%v", err)
+			}
+		}
+		return nil
+	}
+	seen := map[[2]string]int{}
+	for i, r := range c.Retention {
+		key := fmt.Sprintf("retention[%d]", i)
+		if err := checkTenantType(key, r.Tenant, r.Type); err != nil {
+			return err
+		}
+		if r.Keep == "" {
+			return bad(key+".keep", "missing: expected Ny (years), Nd (days) or a duration")
+		}
+		if _, err := ParseKeep(r.Keep); err != nil {
+			return bad(key+".keep", "%v", err)
+		}
+		if j, dup := seen[[2]string{r.Tenant, r.Type}]; dup {
+			return bad(key, "tenant %s, type %q: already set by retention[%d]", r.Tenant, r.Type, j)
+		}
+		seen[[2]string{r.Tenant, r.Type}] = i
+	}
+	for i, r := range c.Retention {
+		if j, all := seen[[2]string{r.Tenant, ""}]; all && r.Type != "" {
+			return bad(fmt.Sprintf("retention[%d]", i), "tenant %s has a rule for all types (retention[%d]); it cannot also have rules for single types", r.Tenant, j)
+		}
+	}
+	for i, h := range c.LegalHolds {
+		key := fmt.Sprintf("legal_holds[%d]", i)
+		if err := checkTenantType(key, h.Tenant, h.Type); err != nil {
+			return err
+		}
+		if h.Until != "" {
+			if _, err := time.Parse("2006-01-02", h.Until); err != nil {
+				return bad(key+".until", "%q: expected YYYY-MM-DD, or omitted for a hold until removed", h.Until)
+			}
+		}
+		if strings.TrimSpace(h.Reason) == "" {
+			return bad(key+".reason", "missing: say briefly why (no personal data)")
+		}
+		if len(h.Reason) > maxHoldReason || !utf8.ValidString(h.Reason) {
+			return bad(key+".reason", "expected at most %d bytes of UTF-8 text", maxHoldReason)
+		}
+		for _, r := range h.Reason {
+			if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+				return bad(key+".reason", "control or formatting character %U", r)
+			}
+		}
+	}
+	return nil
 }
 
 // Kinds of node store (NodeStore.Kind).
@@ -464,5 +646,5 @@ func (c *Node) Validate() error {
 			return bad(key+".file", "sealing keys cannot live on a PKCS#11 token (see package keystore): use enc:PATH")
 		}
 	}
-	return nil
+	return c.validateRetention()
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // writeNode writes a valid node configuration with its referenced files
@@ -102,5 +103,159 @@ func TestLoadTooBig(t *testing.T) {
 	}
 	if _, err := LoadHub(p); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("oversized file: got %v", err)
+	}
+}
+
+// withRetention sets the node's retention rules and legal holds.
+func withRetention(rules, holds []any) func(m map[string]any) {
+	return func(m map[string]any) {
+		if rules != nil {
+			m["retention"] = rules
+		}
+		if holds != nil {
+			m["legal_holds"] = holds
+		}
+	}
+}
+
+type obj = map[string]any
+
+func TestLoadNodeRetention(t *testing.T) {
+	c, err := LoadNode(writeNode(t, withRetention(
+		[]any{obj{"tenant": "lg:011002", "type": "income-tax-return", "keep": "7y"}, obj{"tenant": "lg:011002", "type": "kyuyo-shiharai", "keep": "400d"}},
+		[]any{obj{"tenant": "lg:011002", "until": "2027-03-31", "reason": "audit 2026-17"}, obj{"tenant": "lg:011002", "type": "income-tax-return", "reason": "litigation"}},
+	)))
+	if err != nil {
+		t.Fatalf("valid retention refused: %v", err)
+	}
+	if len(c.Retention) != 2 || c.Retention[0].Keep != "7y" || len(c.LegalHolds) != 2 || c.LegalHolds[0].Until != "2027-03-31" {
+		t.Errorf("retention %+v, legal holds %+v", c.Retention, c.LegalHolds)
+	}
+	now := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	if got, _ := c.Retention[0].Cutoff(now); !got.Equal(time.Date(2019, 4, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("Cutoff(7y) = %v", got)
+	}
+	if _, err := LoadNode(writeNode(t, withRetention([]any{obj{"tenant": "lg:011002", "keep": "36h"}}, nil))); err != nil {
+		t.Errorf("a rule for all types with a duration refused: %v", err)
+	}
+}
+
+func TestParseKeep(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"7y":    time.Date(2019, 3, 1, 12, 0, 0, 0, time.UTC),
+		"10d":   time.Date(2026, 2, 19, 12, 0, 0, 0, time.UTC),
+		"36h":   time.Date(2026, 2, 28, 0, 0, 0, 0, time.UTC),
+		"1y":    time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
+		"8760h": time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
+	} {
+		k, err := ParseKeep(in)
+		if err != nil {
+			t.Errorf("ParseKeep(%q): %v", in, err)
+			continue
+		}
+		if got := k.Before(now); !got.Equal(want) {
+			t.Errorf("ParseKeep(%q).Before(%v) = %v, want %v", in, now, got, want)
+		}
+	}
+	for _, in := range []string{"", "0y", "-1y", "7", "7 y", "7Y", "1h", "-48h", "201y", "99999999d", "1y2d", "07y"} {
+		if k, err := ParseKeep(in); err == nil {
+			t.Errorf("ParseKeep(%q) = %+v, want an error", in, k)
+		}
+	}
+}
+
+func TestLegalHoldInForce(t *testing.T) {
+	h := LegalHold{Tenant: "lg:011002", Until: "2027-03-31", Reason: "x"}
+	jst := time.FixedZone("JST", 9*60*60)
+	for _, c := range []struct {
+		now  time.Time
+		want bool
+	}{
+		{time.Date(2027, 3, 31, 23, 59, 59, 0, jst), true},
+		{time.Date(2027, 4, 1, 0, 0, 0, 0, jst), false},
+		{time.Date(2027, 3, 31, 14, 59, 0, 0, time.UTC), true},
+		{time.Date(2027, 3, 31, 15, 0, 0, 0, time.UTC), false},
+	} {
+		if got := h.InForce(c.now); got != c.want {
+			t.Errorf("hold until %s InForce(%v) = %v, want %v", h.Until, c.now, got, c.want)
+		}
+	}
+	if !(LegalHold{Tenant: "t"}).InForce(time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Error("a hold without until is not in force")
+	}
+	for _, c := range []struct {
+		hold, rule string
+		want       bool
+	}{{"", "a", true}, {"", "", true}, {"a", "a", true}, {"a", "", true}, {"a", "b", false}} {
+		if got := (LegalHold{Tenant: "t", Type: c.hold}).Covers("t", c.rule); got != c.want {
+			t.Errorf("hold of type %q Covers(rule type %q) = %v, want %v", c.hold, c.rule, got, c.want)
+		}
+	}
+	if (LegalHold{Tenant: "t"}).Covers("u", "") {
+		t.Error("a hold covers another tenant")
+	}
+}
+
+func TestLoadNodeRefusesRetention(t *testing.T) {
+	rule := func(kv ...string) obj {
+		o := obj{"tenant": "lg:011002", "type": "income-tax-return", "keep": "7y"}
+		for i := 0; i < len(kv); i += 2 {
+			if kv[i+1] == "-" {
+				delete(o, kv[i])
+			} else {
+				o[kv[i]] = kv[i+1]
+			}
+		}
+		return o
+	}
+	hold := func(kv ...string) obj {
+		o := obj{"tenant": "lg:011002", "reason": "audit"}
+		for i := 0; i < len(kv); i += 2 {
+			if kv[i+1] == "-" {
+				delete(o, kv[i])
+			} else {
+				o[kv[i]] = kv[i+1]
+			}
+		}
+		return o
+	}
+	cases := []struct {
+		name, key    string
+		rules, holds []any
+	}{
+		{"rule without tenant", "retention[0].tenant", []any{rule("tenant", "-")}, nil},
+		{"rule of a foreign tenant", "retention[0].tenant", []any{rule("tenant", "lg:131016")}, nil},
+		{"rule with a bad type", "retention[0].type", []any{rule("type", "Income Tax")}, nil},
+		{"rule without keep", "retention[0].keep", []any{rule("keep", "-")}, nil},
+		{"rule with a bad keep", "retention[0].keep", []any{rule("keep", "7 years")}, nil},
+		{"rule keeping less than a day", "retention[0].keep", []any{rule("keep", "1h")}, nil},
+		{"rule keeping zero", "retention[0].keep", []any{rule("keep", "0d")}, nil},
+		{"duplicate rule", "retention[1]", []any{rule(), rule("keep", "8y")}, nil},
+		{"all types and one type", "retention[0]", []any{rule(), rule("type", "-")}, nil},
+		{"rule with an unknown key", "kep", []any{rule("kep", "7y")}, nil},
+		{"hold without tenant", "legal_holds[0].tenant", nil, []any{hold("tenant", "-")}},
+		{"hold of a foreign tenant", "legal_holds[0].tenant", nil, []any{hold("tenant", "lg:131016")}},
+		{"hold with a bad type", "legal_holds[0].type", nil, []any{hold("type", "-x")}},
+		{"hold with a bad until", "legal_holds[0].until", nil, []any{hold("until", "2027-02-30")}},
+		{"hold with until as a timestamp", "legal_holds[0].until", nil, []any{hold("until", "2027-03-31T00:00:00Z")}},
+		{"hold without reason", "legal_holds[0].reason", nil, []any{hold("reason", "-")}},
+		{"hold with a blank reason", "legal_holds[0].reason", nil, []any{hold("reason", "  ")}},
+		{"hold with a long reason", "legal_holds[0].reason", nil, []any{hold("reason", strings.Repeat("x", 201))}},
+		{"hold with a control character", "legal_holds[0].reason", nil, []any{hold("reason", "a\x00b")}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadNode(writeNode(t, withRetention(tc.rules, tc.holds)))
+			if err == nil {
+				t.Fatal("loaded; want an error")
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error %v does not wrap ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tc.key) {
+				t.Errorf("error %q does not name the key %q", err, tc.key)
+			}
+		})
 	}
 }

@@ -34,6 +34,7 @@ import (
 	"taxlink/internal/notekey"
 	"taxlink/internal/pki"
 	"taxlink/internal/queue"
+	"taxlink/internal/retention"
 	"taxlink/internal/store"
 	"taxlink/internal/store/postgres"
 	"taxlink/internal/store/sqlite"
@@ -502,6 +503,10 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 		go l.Node.Run(ctx)
 		l.cm.runBackground(ctx, log)
 		go backupLoop(ctx, l.Config.Backup, log, map[string]*ledger.Log{"audit": al.Ledger()})
+		if len(l.Config.Retention) > 0 {
+			go retention.Loop(ctx, time.Hour, l.Store, l.Config.Retention, l.Config.LegalHolds, time.Now,
+				func(e audit.Event) { record(al, e) }, log)
+		}
 		recordLocal(al, "start", l.Config.ID)
 		return api.ServeWith(ctx, ln, tc, l.Node.Handler(), log, tlsFailures(al, nm.AuthFailure))
 	})

@@ -151,10 +151,78 @@ type Inbox interface {
 	// counts the records of all tenants (operator-wide).
 	Count(ctx context.Context, recipient string) (int64, error)
 
+	// Erase removes, in ONE transaction committed before it returns, up
+	// to q.Limit records of q.Recipient (of q.Type only, when it is not
+	// "") whose RecordedAt is strictly before q.RecordedBefore, lowest Seq
+	// first, together with their ciphertext chunks. It returns how many
+	// records it erased, their envelope IDs in Seq order (which carry no
+	// personal data, for the audit record) and the ciphertext bytes they
+	// held; erasing nothing is a zero Erased and no error. An invalid q
+	// (see [EraseQuery.Validate]) is ErrInvalid before anything is touched.
+	//
+	// Afterwards Get, OpenCiphertext, List and Count no longer find the
+	// erased records; a ciphertext reader already open on one fails
+	// (ErrCorrupt or ErrNotFound). A later Record of an erased ID stores it
+	// anew. Seq values of erased records are never reused.
+	//
+	// How thoroughly the bytes go depends on the implementation:
+	// store/sqlite runs with secure_delete on, so the freed pages are
+	// overwritten with zeros in the same transaction (the write-ahead log
+	// holds the old pages until its next checkpoint); store/postgres
+	// deletes the rows, whose space (and old tuple versions) PostgreSQL
+	// reclaims at the next VACUUM (autovacuum, or an operator's VACUUM of
+	// the records and chunks tables). Erase never runs VACUUM FULL itself.
+	Erase(ctx context.Context, q EraseQuery) (Erased, error)
+
 	// Close releases the store. Later calls fail with ErrClosed, as do
 	// reads from ciphertext readers still open; a second Close returns
 	// ErrClosed.
 	Close() error
+}
+
+// MaxEraseLimit is the largest EraseQuery.Limit.
+const MaxEraseLimit = 10000
+
+// EraseQuery selects the expired records of one tenant for [Inbox.Erase].
+type EraseQuery struct {
+	// Recipient is the tenant whose records are erased; required.
+	Recipient string
+	// Type restricts the erasure to one message type; "" erases records
+	// of every type.
+	Type string
+	// RecordedBefore is the exclusive upper bound of RecordedAt; required.
+	RecordedBefore time.Time
+	// Limit bounds the number of records erased, 1..MaxEraseLimit.
+	Limit int
+}
+
+// Erased says what one [Inbox.Erase] removed.
+type Erased struct {
+	Count int64    // records erased
+	IDs   []string // their envelope IDs, in Seq order
+	Bytes int64    // ciphertext bytes they held
+}
+
+// Validate reports, with an error wrapping [ErrInvalid], why q cannot be
+// erased: Recipient must be a valid identifier, Type "" or a valid
+// identifier (see [ValidateID]), RecordedBefore set and within
+// [InTimeRange], and Limit in 1..MaxEraseLimit.
+func (q EraseQuery) Validate() error {
+	if err := ValidateID("Recipient", q.Recipient); err != nil {
+		return err
+	}
+	if q.Type != "" {
+		if err := ValidateID("Type", q.Type); err != nil {
+			return err
+		}
+	}
+	if q.RecordedBefore.IsZero() || !InTimeRange(q.RecordedBefore) {
+		return fmt.Errorf("%w: RecordedBefore %v is zero or outside the storable range", ErrInvalid, q.RecordedBefore)
+	}
+	if q.Limit < 1 || q.Limit > MaxEraseLimit {
+		return fmt.Errorf("%w: Limit %d is outside 1..%d", ErrInvalid, q.Limit, MaxEraseLimit)
+	}
+	return nil
 }
 
 // Validate reports, with an error wrapping [ErrInvalid], the first field of

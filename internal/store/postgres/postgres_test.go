@@ -160,6 +160,28 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+func TestEraseConformance(t *testing.T) {
+	dsn := needPG(t)
+	for _, c := range []struct {
+		name string
+		opts []Option
+	}{
+		{"default chunks", nil},
+		{"4KiB chunks", []Option{WithChunkSize(4 << 10)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			storetest.RunErase(t, func(t *testing.T) store.Inbox {
+				schema := freshSchema(t, dsn)
+				s, err := Open(t.Context(), dsn, append([]Option{WithSchema(schema)}, c.opts...)...)
+				if err != nil {
+					t.Fatalf("Open(schema %s): %v", schema, err)
+				}
+				return s
+			})
+		})
+	}
+}
+
 func TestOutboxConformance(t *testing.T) {
 	dsn := needPG(t)
 	storetest.RunOutbox(t, func(t *testing.T) store.NodeStore {

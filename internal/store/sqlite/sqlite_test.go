@@ -57,6 +57,26 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+func TestEraseConformance(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		opts []Option
+	}{
+		{"default chunks", nil},
+		{"4KiB chunks", []Option{WithChunkSize(4 << 10)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			storetest.RunErase(t, func(t *testing.T) store.Inbox {
+				s, err := Open(filepath.Join(t.TempDir(), "node.db"), c.opts...)
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				return s
+			})
+		})
+	}
+}
+
 func TestOutboxConformance(t *testing.T) {
 	storetest.RunOutbox(t, func(t *testing.T) store.NodeStore {
 		s, err := Open(filepath.Join(t.TempDir(), "node.db"))

@@ -1,0 +1,72 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+
+	"taxlink/internal/store"
+)
+
+// Erase implements [store.Inbox.Erase] in one IMMEDIATE transaction. The
+// connections run with secure_delete on, so SQLite overwrites the freed
+// pages of the records and their chunks with zeros as it deletes them; the
+// old pages remain in the write-ahead log until its next checkpoint.
+func (s *Store) Erase(ctx context.Context, q store.EraseQuery) (store.Erased, error) {
+	if err := s.live(); err != nil {
+		return store.Erased{}, err
+	}
+	if err := q.Validate(); err != nil {
+		return store.Erased{}, err
+	}
+	op := "erase records of " + q.Recipient
+	var out store.Erased
+	err := s.write(ctx, op, func(tx *sql.Tx) error {
+		out = store.Erased{}
+		rows, err := tx.QueryContext(ctx, `SELECT seq, id, ciphertext_size FROM records
+WHERE recipient = ? AND (? = '' OR type = ?) AND recorded_ns < ? ORDER BY seq LIMIT ?`,
+			q.Recipient, q.Type, q.Type, toNS(q.RecordedBefore), q.Limit)
+		if err != nil {
+			return s.fail(op, err)
+		}
+		var seqs []int64
+		for rows.Next() {
+			var seq, size int64
+			var id string
+			if err := rows.Scan(&seq, &id, &size); err != nil {
+				rows.Close()
+				return s.fail(op, err)
+			}
+			seqs = append(seqs, seq)
+			out.IDs = append(out.IDs, id)
+			out.Bytes += size
+		}
+		if err := rows.Err(); err != nil {
+			return s.fail(op, err)
+		}
+		rows.Close()
+		delChunks, err := tx.PrepareContext(ctx, `DELETE FROM chunks WHERE record_seq = ?`)
+		if err != nil {
+			return s.fail(op, err)
+		}
+		defer delChunks.Close()
+		delRecord, err := tx.PrepareContext(ctx, `DELETE FROM records WHERE seq = ?`)
+		if err != nil {
+			return s.fail(op, err)
+		}
+		defer delRecord.Close()
+		for _, seq := range seqs {
+			if _, err := delChunks.ExecContext(ctx, seq); err != nil {
+				return s.fail(op+": deleting chunks", err)
+			}
+			if _, err := delRecord.ExecContext(ctx, seq); err != nil {
+				return s.fail(op+": deleting a record", err)
+			}
+		}
+		out.Count = int64(len(seqs))
+		return nil
+	})
+	if err != nil {
+		return store.Erased{}, err
+	}
+	return out, nil
+}
