@@ -91,6 +91,9 @@ type Common struct {
 	Keys KeySources `json:"keys,omitzero"`
 	// Backup copies the ledger and the audit log periodically.
 	Backup Backup `json:"backup,omitzero"`
+	// MinFreeBytes is the free disk space in data_dir below which the
+	// process stops taking data in (503 disk-low) (default 512 MiB).
+	MinFreeBytes int64 `json:"min_free_bytes,omitempty"`
 	// MetricsListen is the plain-HTTP address of /metrics, /healthz and
 	// /readyz, for the operations network only (e.g. 127.0.0.1:9100);
 	// empty: not served.
@@ -179,6 +182,9 @@ type Hub struct {
 	InlineMax int `json:"inline_max,omitempty"`
 	// MaxEnvelope bounds a submitted envelope's ciphertext in bytes.
 	MaxEnvelope int64 `json:"max_envelope,omitempty"`
+	// MaxInFlight bounds the submissions received at once; beyond it
+	// senders get 503 busy (default 256).
+	MaxInFlight int `json:"max_in_flight,omitempty"`
 }
 
 // SealingKeyFile names a tenant's sealing private key.
@@ -528,6 +534,9 @@ func (c *Common) validate(role string) error {
 			return bad("metrics_listen", "%q: expected HOST:PORT, e.g. 127.0.0.1:9100", c.MetricsListen)
 		}
 	}
+	if c.MinFreeBytes < 0 {
+		return bad("min_free_bytes", "%d: expected 0 (default) or a positive byte count", c.MinFreeBytes)
+	}
 	if c.DataDir == "" {
 		return bad("data_dir", "missing: expected a directory path")
 	}
@@ -606,6 +615,9 @@ func (c *Hub) Validate() error {
 	}
 	if c.InlineMax < 0 || c.InlineMax > 8<<20 {
 		return bad("inline_max", "%d: expected 0 (default) to 8388608 bytes", c.InlineMax)
+	}
+	if c.MaxInFlight < 0 {
+		return bad("max_in_flight", "%d: expected 0 (default) or a positive count", c.MaxInFlight)
 	}
 	if c.MaxEnvelope < 0 {
 		return bad("max_envelope", "%d: expected 0 (default) or a positive byte count", c.MaxEnvelope)

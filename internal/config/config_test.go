@@ -76,6 +76,7 @@ func TestLoadNodeRefuses(t *testing.T) {
 			m["sealing_keys"].([]any)[0].(map[string]any)["file"] = "pkcs11:token=t;object=o"
 		}},
 		{"bad key reference", "signing_key", func(m map[string]any) { m["signing_key"] = "pkcs11:token=t;pin-value=1234" }},
+		{"negative disk minimum", "min_free_bytes", func(m map[string]any) { m["min_free_bytes"] = -1 }},
 		{"unknown store kind", "store.kind", func(m map[string]any) { m["store"] = map[string]any{"kind": "mysql"} }},
 		{"postgres without dsn", "store.dsn", func(m map[string]any) { m["store"] = map[string]any{"kind": "postgres"} }},
 		{"dsn for sqlite", "store", func(m map[string]any) { m["store"] = map[string]any{"kind": "sqlite", "dsn": "postgres://x"} }},

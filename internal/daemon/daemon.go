@@ -296,6 +296,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 	h, err := hub.New(hub.Config{
 		ID: c.ID, Environment: c.Environment, Signer: signer, Directory: cm.dir, Queue: q,
 		Roots: cm.roots, TLSOptions: cm.opts, Mapper: cm.mapper, MaxEnvelope: c.MaxEnvelope, Logger: log,
+		MaxInFlight: c.MaxInFlight, MinFreeBytes: c.MinFreeBytes,
 		Ledger: lg, Audit: al, Metrics: hm,
 	})
 	if err != nil {
@@ -466,6 +467,9 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 		return nil, err
 	}
 	l.Node.SetAudit(al)
+	if l.Config.MinFreeBytes > 0 {
+		l.Node.SetMinFreeBytes(l.Config.MinFreeBytes)
+	}
 	reg := metrics.NewRegistry()
 	nm := metrics.NewNode(reg)
 	l.Node.SetMetrics(nm)
