@@ -58,15 +58,11 @@ whose last line is JSON.`,
 				defer os.RemoveAll(dir)
 			}
 			fmt.Fprint(errw, devBanner)
-			lay, err := devnet.Init(dir, devnet.Options{})
-			if err != nil {
-				return err
-			}
 			level := slog.LevelWarn
 			if verbose {
 				level = slog.LevelInfo
 			}
-			nw, err := devnet.Start(ctx, lay, jsonLogger(errw, level))
+			nw, err := devnet.InitAndStart(ctx, dir, devnet.Options{}, jsonLogger(errw, level))
 			if err != nil {
 				return err
 			}

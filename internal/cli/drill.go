@@ -63,12 +63,8 @@ func drillAttackCmd() *cobra.Command {
 			}
 			defer os.RemoveAll(dir)
 			fmt.Fprint(errw, devBanner)
-			lay, err := devnet.Init(dir, devnet.Options{})
-			if err != nil {
-				return err
-			}
 			// The processes' own refusals are expected here; keep them quiet.
-			nw, err := devnet.Start(cmd.Context(), lay, jsonLogger(io.Discard, slog.LevelError))
+			nw, err := devnet.InitAndStart(cmd.Context(), dir, devnet.Options{}, jsonLogger(io.Discard, slog.LevelError))
 			if err != nil {
 				return err
 			}

@@ -19,7 +19,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -441,14 +443,22 @@ func freePorts(n int) ([]int, error) {
 			l.Close()
 		}
 	}()
+	// Ports are chosen below Linux's ephemeral range (32768–60999): a port
+	// the kernel hands out for port 0 is also handed to outgoing
+	// connections, which could take it between now and the listen of the
+	// process that gets it.
 	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 1000 {
+			return nil, errors.New("devnet: no free port found in 20000–32767")
+		}
+		p := 20000 + mrand.IntN(12768)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
-			return nil, fmt.Errorf("devnet: pick a free port: %w", err)
+			continue
 		}
 		lns = append(lns, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, p)
 	}
 	return ports, nil
 }

@@ -2,8 +2,12 @@ package devnet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
 
 	"taxlink/internal/daemon"
 	"taxlink/internal/queue"
@@ -48,3 +52,53 @@ func (n *Network) Stop() {
 
 // Queue returns the hub's durable store.
 func (n *Network) Queue() *queue.Queue { return n.Hub.Queue }
+
+// InitAndStart writes a dev network into dir (emptied first) and starts it
+// in this process. Free ports are picked when the layout is written and
+// bound when the processes start; another program can take one in
+// between, so a start that fails on a port in use is tried again with new
+// ports (up to five times).
+func InitAndStart(ctx context.Context, dir string, opts Options, log *slog.Logger) (*Network, error) {
+	// Only what this function wrote is ever removed: dir must start empty.
+	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+		return nil, fmt.Errorf("devnet: %s must be an empty directory", dir)
+	}
+	var lastErr error
+	for attempt := range 5 {
+		if attempt > 0 {
+			if err := emptyDir(dir); err != nil {
+				return nil, err
+			}
+		}
+		lay, err := Init(dir, opts)
+		if err != nil {
+			return nil, err
+		}
+		nw, err := Start(ctx, lay, log)
+		if err == nil {
+			return nw, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, err
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+// emptyDir removes everything inside dir, creating it if needed.
+func emptyDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}

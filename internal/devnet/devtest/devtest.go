@@ -21,16 +21,12 @@ import (
 // this process; it is stopped when the test ends.
 func Start(t testing.TB) *devnet.Network {
 	t.Helper()
-	lay, err := devnet.Init(t.TempDir(), devnet.Options{})
-	if err != nil {
-		t.Fatalf("devnet.Init: %v", err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	nw, err := devnet.Start(ctx, lay, log)
+	nw, err := devnet.InitAndStart(ctx, t.TempDir(), devnet.Options{}, log)
 	if err != nil {
 		cancel()
-		t.Fatalf("devnet.Start: %v", err)
+		t.Fatalf("dev network: %v", err)
 	}
 	t.Cleanup(func() {
 		nw.Stop()
