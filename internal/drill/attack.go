@@ -928,41 +928,15 @@ func (a *attacker) ledgerAttack(ctx context.Context, size func(witnessSize int64
 	if err := a.nta.Node.CheckLedger(ctx); err != nil {
 		return false, "the real node could not take a checkpoint first: " + err.Error()
 	}
-	cpNote, err := os.ReadFile(filepath.Join(a.nodeDir(devnet.NTAID), "data", "hub-checkpoint"))
-	if err != nil {
-		return false, err.Error()
-	}
 	verifiers, err := notekey.FromDirectory(a.dir())
 	if err != nil {
 		return false, err.Error()
 	}
-	held, err := ledger.ParseCheckpoint(cpNote, verifiers)
-	if err != nil {
-		return false, err.Error()
-	}
-	hubKey := a.signer(devnet.HubID)
-	s, _ := notekey.NewSigner(devnet.HubID, hubKey)
-	v, _ := notekey.NewVerifier(devnet.HubID, hubKey.Public().(*ecdsa.PublicKey))
-	dir, err := os.MkdirTemp("", "taxlink-drill-ledger-")
-	if err != nil {
-		return false, err.Error()
-	}
-	defer os.RemoveAll(dir)
-	forged, err := ledger.Open(dir, ledger.Options{Origin: held.Origin, Signer: s, Verifier: v})
-	if err != nil {
-		return false, err.Error()
-	}
-	defer forged.Close()
-	n := size(held.Size)
-	for i := range n {
-		if _, err := forged.Append(ctx, fmt.Appendf(nil, "forged entry %d", i)); err != nil {
-			return false, err.Error()
-		}
-	}
-	cp, err := forged.Checkpoint(ctx)
-	if err != nil {
-		return false, err.Error()
-	}
+	// The fake hub answers from the forged log, built once the copy of the
+	// node holds its checkpoint (the real node may take newer ones
+	// meanwhile: only the copy's is compared).
+	var forged *ledger.Log
+	var cp ledger.Checkpoint
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+api.PathCheckpoint, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(cp.Note) })
 	mux.HandleFunc("GET "+api.PathConsistency, func(w http.ResponseWriter, r *http.Request) {
@@ -988,11 +962,44 @@ func (a *attacker) ledgerAttack(ctx context.Context, size func(witnessSize int64
 		ln.Close()
 		os.RemoveAll(filepath.Dir(ln.Config.DataDir))
 	}()
+	heldPath := filepath.Join(ln.Config.DataDir, "hub-checkpoint")
+	cpNote, err := os.ReadFile(heldPath)
+	if err != nil {
+		return false, err.Error()
+	}
+	held, err := ledger.ParseCheckpoint(cpNote, verifiers)
+	if err != nil {
+		return false, err.Error()
+	}
+
+	hubKey := a.signer(devnet.HubID)
+	s, _ := notekey.NewSigner(devnet.HubID, hubKey)
+	v, _ := notekey.NewVerifier(devnet.HubID, hubKey.Public().(*ecdsa.PublicKey))
+	dir, err := os.MkdirTemp("", "taxlink-drill-ledger-")
+	if err != nil {
+		return false, err.Error()
+	}
+	defer os.RemoveAll(dir)
+	forged, err = ledger.Open(dir, ledger.Options{Origin: held.Origin, Signer: s, Verifier: v})
+	if err != nil {
+		return false, err.Error()
+	}
+	defer forged.Close()
+	n := size(held.Size)
+	for i := range n {
+		if _, err := forged.Append(ctx, fmt.Appendf(nil, "forged entry %d", i)); err != nil {
+			return false, err.Error()
+		}
+	}
+	if cp, err = forged.Checkpoint(ctx); err != nil {
+		return false, err.Error()
+	}
+
 	err = ln.Node.CheckLedger(ctx)
 	if !errors.Is(err, want) {
 		return false, fmt.Sprintf("node answered %v, want %v", err, want)
 	}
-	after, _ := os.ReadFile(filepath.Join(ln.Config.DataDir, "hub-checkpoint"))
+	after, _ := os.ReadFile(heldPath)
 	if !bytes.Equal(after, cpNote) {
 		return false, "the node replaced the checkpoint it held"
 	}
