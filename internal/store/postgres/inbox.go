@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"os"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -69,11 +67,11 @@ func (s *Store) Record(ctx context.Context, rec store.Record, r io.Reader) (stor
 		return store.Record{}, false, s.fail(op, err)
 	}
 
-	st, err := s.stage(rec, r)
+	st, err := store.Stage("postgres", rec, r, s.opts.chunkSize, s.opts.spoolDir)
 	if err != nil {
 		return store.Record{}, false, err
 	}
-	defer st.close()
+	defer st.Close()
 	if err := ctx.Err(); err != nil {
 		return store.Record{}, false, fmt.Errorf("postgres: %s: %w", op, err)
 	}
@@ -159,8 +157,8 @@ func sameHeader(got, rec store.Record) error {
 // file that pipeline is the whole transaction: an implicit transaction
 // committed at its Sync. With one, COPY needs an explicit transaction that
 // the pipeline ends with COMMIT.
-func (s *Store) recordTx(ctx context.Context, rec store.Record, st *staged, token []byte) (seq int64, inserted bool, err error) {
-	if err := st.rewind(); err != nil {
+func (s *Store) recordTx(ctx context.Context, rec store.Record, st *store.Staged, token []byte) (seq int64, inserted bool, err error) {
+	if err := rewind(st); err != nil {
 		return 0, false, err
 	}
 	conn, err := s.pool.Acquire(ctx)
@@ -170,7 +168,7 @@ func (s *Store) recordTx(ctx context.Context, rec store.Record, st *staged, toke
 	defer conn.Release() // the pool drops a connection left inside a transaction
 
 	b := &pgx.Batch{}
-	if st.f != nil {
+	if st.File != nil {
 		if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
 			return 0, false, err
 		}
@@ -180,7 +178,7 @@ func (s *Store) recordTx(ctx context.Context, rec store.Record, st *staged, toke
 				conn.Exec(ctx, "ROLLBACK")
 			}
 		}()
-		src := &chunkSource{id: rec.ID, f: st.f, buf: make([]byte, s.opts.chunkSize)}
+		src := &chunkSource{id: rec.ID, f: st.File, buf: make([]byte, s.opts.chunkSize)}
 		if _, err := conn.CopyFrom(ctx, s.chunks, []string{"record_id", "idx", "data"}, src); err != nil {
 			switch {
 			case src.err != nil:
@@ -190,17 +188,17 @@ func (s *Store) recordTx(ctx context.Context, rec store.Record, st *staged, toke
 			}
 			return 0, false, err
 		}
-		if src.total != st.size {
-			return 0, false, fmt.Errorf("%w: spool file held %d bytes, %d were spooled", errSpool, src.total, st.size)
+		if src.total != st.Size {
+			return 0, false, fmt.Errorf("%w: spool file held %d bytes, %d were spooled", errSpool, src.total, st.Size)
 		}
-	} else if len(st.mem) > 0 {
-		b.Queue(s.sql.insertChunk, rec.ID, int64(0), st.mem)
+	} else if len(st.Mem) > 0 {
+		b.Queue(s.sql.insertChunk, rec.ID, int64(0), st.Mem)
 	}
 	b.Queue(s.sql.lock, s.lockKey)
 	b.Queue(s.sql.insertRecord, rec.ID, rec.Type, rec.Sender, rec.Recipient, toNS(rec.Created), toNS(rec.RecordedAt),
 		rec.Header, rec.Signature, rec.CiphertextSize, rec.Receipt, token).
 		QueryRow(func(row pgx.Row) error { return row.Scan(&seq) })
-	if st.f != nil {
+	if st.File != nil {
 		b.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
 			if tag.String() != "COMMIT" { // "ROLLBACK" when the transaction had failed
 				return fmt.Errorf("COMMIT answered %q", tag)
@@ -274,103 +272,12 @@ func (c *chunkSource) Err() error { return c.err }
 // errSpool marks failures of the local spool file, which are not retried.
 var errSpool = errors.New("postgres: spool file failed")
 
-// staged is a ciphertext read to EOF ahead of its transaction: in mem when
-// it is smaller than a chunk, else in the spool file f.
-type staged struct {
-	mem  []byte
-	f    *os.File
-	name string // f's name while it could not be unlinked yet
-	size int64
-}
-
-func (st *staged) close() {
-	if st.f != nil {
-		st.f.Close()
-	}
-	if st.name != "" {
-		os.Remove(st.name)
-	}
-}
-
-// rewind prepares the spool file to be read from the start.
-func (st *staged) rewind() error {
-	if st.f == nil {
-		return nil
-	}
-	if _, err := st.f.Seek(0, io.SeekStart); err != nil {
+// rewind prepares the spool file to be read from the start again.
+func rewind(st *store.Staged) error {
+	if err := st.Rewind(); err != nil {
 		return fmt.Errorf("%w: rewinding: %w", errSpool, err)
 	}
 	return nil
-}
-
-// readErrors remembers the error, other than io.EOF, its reader returned,
-// so that a failing reader is told apart from a failing spool file.
-type readErrors struct {
-	r   io.Reader
-	err error
-}
-
-func (e *readErrors) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil && err != io.EOF {
-		e.err = err
-	}
-	return n, err
-}
-
-// stage reads r to EOF, or to rec.CiphertextSize+1 bytes, whichever comes
-// first. It fails with the read error wrapped, or with ErrSizeMismatch.
-func (s *Store) stage(rec store.Record, r io.Reader) (*staged, error) {
-	want := rec.CiphertextSize
-	limit := want
-	if limit < math.MaxInt64 {
-		limit++ // one byte more reveals a ciphertext that is too long
-	}
-	src := &readErrors{r: io.LimitReader(r, limit)}
-	mismatch := func(n int64) error {
-		more := ""
-		if n == limit && limit > want {
-			more = " or more"
-		}
-		return fmt.Errorf("postgres: record %s: %w: read %d%s bytes, header says %d", rec.ID, store.ErrSizeMismatch, n, more, want)
-	}
-
-	if want < int64(s.opts.chunkSize) {
-		buf := make([]byte, limit)
-		n, err := io.ReadFull(src, buf)
-		if src.err != nil {
-			return nil, fmt.Errorf("postgres: record %s: reading the ciphertext: %w", rec.ID, src.err)
-		}
-		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-			return nil, fmt.Errorf("postgres: record %s: reading the ciphertext: %w", rec.ID, err)
-		}
-		if int64(n) != want {
-			return nil, mismatch(int64(n))
-		}
-		return &staged{mem: buf[:n], size: want}, nil
-	}
-
-	f, err := os.CreateTemp(s.opts.spoolDir, ".taxlink-spool-*")
-	if err != nil {
-		return nil, fmt.Errorf("postgres: record %s: creating a spool file: %w", rec.ID, err)
-	}
-	st := &staged{f: f, size: want}
-	if err := os.Remove(f.Name()); err != nil {
-		st.name = f.Name() // an open file cannot be unlinked here (Windows)
-	}
-	n, err := io.Copy(f, src)
-	switch {
-	case src.err != nil:
-		st.close()
-		return nil, fmt.Errorf("postgres: record %s: reading the ciphertext: %w", rec.ID, src.err)
-	case err != nil:
-		st.close()
-		return nil, fmt.Errorf("postgres: record %s: spooling the ciphertext: %w", rec.ID, err)
-	case n != want:
-		st.close()
-		return nil, mismatch(n)
-	}
-	return st, nil
 }
 
 // Get implements [store.Inbox.Get].

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"os"
 
 	"taxlink/internal/store"
 )
@@ -65,11 +63,11 @@ func (s *Store) Record(ctx context.Context, rec store.Record, r io.Reader) (stor
 		return store.Record{}, false, s.fail("record "+rec.ID, err)
 	}
 
-	st, err := s.stage(rec, r)
+	st, err := store.Stage("sqlite", rec, r, s.opts.chunkSize, s.opts.spoolDir)
 	if err != nil {
 		return store.Record{}, false, err
 	}
-	defer st.close()
+	defer st.Close()
 	if err := ctx.Err(); err != nil {
 		return store.Record{}, false, fmt.Errorf("sqlite: record %s: %w", rec.ID, err)
 	}
@@ -123,107 +121,15 @@ func sameRecord(got, rec store.Record) (store.Record, bool, error) {
 	return got, true, nil
 }
 
-// staged is a ciphertext read to EOF ahead of its transaction: in mem when
-// it is smaller than a chunk, else in the spool file f.
-type staged struct {
-	mem  []byte
-	f    *os.File
-	name string // f's name while it could not be unlinked yet
-	size int64
-}
-
-func (st *staged) close() {
-	if st.f != nil {
-		st.f.Close()
-	}
-	if st.name != "" {
-		os.Remove(st.name)
-	}
-}
-
-// readErrors remembers the error, other than io.EOF, its reader returned,
-// so that a failing reader is told apart from a failing spool file.
-type readErrors struct {
-	r   io.Reader
-	err error
-}
-
-func (e *readErrors) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	if err != nil && err != io.EOF {
-		e.err = err
-	}
-	return n, err
-}
-
-// stage reads r to EOF, or to rec.CiphertextSize+1 bytes, whichever comes
-// first. It fails with the read error wrapped, or with ErrSizeMismatch.
-func (s *Store) stage(rec store.Record, r io.Reader) (*staged, error) {
-	want := rec.CiphertextSize
-	limit := want
-	if limit < math.MaxInt64 {
-		limit++ // one byte more reveals a ciphertext that is too long
-	}
-	src := &readErrors{r: io.LimitReader(r, limit)}
-	mismatch := func(n int64) error {
-		more := ""
-		if n == limit && limit > want {
-			more = " or more"
-		}
-		return fmt.Errorf("sqlite: record %s: %w: read %d%s bytes, header says %d", rec.ID, store.ErrSizeMismatch, n, more, want)
-	}
-
-	if want < int64(s.opts.chunkSize) {
-		buf := make([]byte, limit)
-		n, err := io.ReadFull(src, buf)
-		if src.err != nil {
-			return nil, fmt.Errorf("sqlite: record %s: reading the ciphertext: %w", rec.ID, src.err)
-		}
-		if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-			return nil, fmt.Errorf("sqlite: record %s: reading the ciphertext: %w", rec.ID, err)
-		}
-		if int64(n) != want {
-			return nil, mismatch(int64(n))
-		}
-		return &staged{mem: buf[:n], size: want}, nil
-	}
-
-	f, err := os.CreateTemp(s.opts.spoolDir, ".taxlink-spool-*")
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: record %s: creating a spool file: %w", rec.ID, err)
-	}
-	st := &staged{f: f, size: want}
-	if err := os.Remove(f.Name()); err != nil {
-		st.name = f.Name() // an open file cannot be unlinked here (Windows)
-	}
-	n, err := io.Copy(f, src)
-	switch {
-	case src.err != nil:
-		st.close()
-		return nil, fmt.Errorf("sqlite: record %s: reading the ciphertext: %w", rec.ID, src.err)
-	case err != nil:
-		st.close()
-		return nil, fmt.Errorf("sqlite: record %s: spooling the ciphertext: %w", rec.ID, err)
-	case n != want:
-		st.close()
-		return nil, mismatch(n)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		st.close()
-		return nil, fmt.Errorf("sqlite: record %s: rewinding the spool file: %w", rec.ID, err)
-	}
-	return st, nil
-}
-
 // insertChunks stores the staged ciphertext as the chunks of record seq.
-func (s *Store) insertChunks(ctx context.Context, tx *sql.Tx, seq int64, st *staged) error {
+func (s *Store) insertChunks(ctx context.Context, tx *sql.Tx, seq int64, st *store.Staged) error {
 	stmt := tx.StmtContext(ctx, s.stmts[sqlInsertChunk])
 	defer stmt.Close()
-	if st.f == nil {
-		if len(st.mem) == 0 {
+	if st.File == nil {
+		if len(st.Mem) == 0 {
 			return nil
 		}
-		if _, err := stmt.ExecContext(ctx, seq, 0, st.mem); err != nil {
+		if _, err := stmt.ExecContext(ctx, seq, 0, st.Mem); err != nil {
 			return s.fail("inserting chunk 0", err)
 		}
 		return nil
@@ -231,7 +137,7 @@ func (s *Store) insertChunks(ctx context.Context, tx *sql.Tx, seq int64, st *sta
 	buf := make([]byte, s.opts.chunkSize)
 	var total int64
 	for idx := 0; ; idx++ {
-		n, err := io.ReadFull(st.f, buf)
+		n, err := io.ReadFull(st.File, buf)
 		if n > 0 {
 			if _, err := stmt.ExecContext(ctx, seq, idx, buf[:n]); err != nil {
 				return s.fail(fmt.Sprintf("inserting chunk %d", idx), err)
@@ -245,8 +151,8 @@ func (s *Store) insertChunks(ctx context.Context, tx *sql.Tx, seq int64, st *sta
 			return fmt.Errorf("reading the spool file: %w", err)
 		}
 	}
-	if total != st.size {
-		return fmt.Errorf("spool file held %d bytes, %d were spooled", total, st.size)
+	if total != st.Size {
+		return fmt.Errorf("spool file held %d bytes, %d were spooled", total, st.Size)
 	}
 	return nil
 }
