@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
+
+	"taxlink/internal/fsutil"
 )
 
 // ErrRollback: a directory older than the one in force was offered.
@@ -74,43 +75,9 @@ func (h *Holder) Update(doc []byte) (bool, error) {
 		}
 		return false, nil
 	}
-	if err := writeAtomic(h.path, doc); err != nil {
+	if err := fsutil.WriteFileAtomic(h.path, doc, 0o644); err != nil {
 		return false, fmt.Errorf("directory: keep last good copy: %w", err)
 	}
 	h.cur.Store(&held{d, doc})
 	return true, nil
-}
-
-func writeAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".directory-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"taxlink/internal/envelope"
+	"taxlink/internal/fsutil"
 )
 
 // Format constants of encrypted key files (see the package documentation).
@@ -156,7 +157,7 @@ func WriteEncrypted(path string, key any, passphrase []byte, p Params) error {
 		return fmt.Errorf("keystore: write encrypted key %s: %w", path, err)
 	}
 	ciphertext := gcm.Seal(nil, h.nonce[:], plaintext, h.aad())
-	if err := writeFileAtomic(path, h.encode(ciphertext), KeyFileMode); err != nil {
+	if err := fsutil.WriteFileAtomic(path, h.encode(ciphertext), KeyFileMode); err != nil {
 		return fmt.Errorf("keystore: write encrypted key: %w", err)
 	}
 	return nil

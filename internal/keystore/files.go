@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 )
 
 // KeyFileMode is the mode of the files WriteEncrypted writes. Files read by
@@ -51,56 +50,4 @@ func readPrivateFile(path, what string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s %s is larger than %d bytes", ErrMalformed, what, path, maxKeyFileSize)
 	}
 	return data, nil
-}
-
-// writeFileAtomic writes data to path with mode perm: a temporary file in
-// the same directory is created, chmod-ed, written, fsynced and closed,
-// then renamed over path, and the directory is fsynced. An existing file at
-// path is replaced. On failure the temporary file is removed and path is
-// left untouched.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	if base == "" {
-		return fmt.Errorf("%s: no file name", path)
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("%s: create temporary file: %w", path, err)
-	}
-	tmpName := tmp.Name()
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmpName)
-		}
-	}()
-	// CreateTemp already uses 0600; Chmod (not subject to the umask) makes
-	// the mode exactly perm before any byte is written.
-	if err := tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("%s: chmod temporary file: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("%s: write temporary file: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("%s: fsync temporary file: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("%s: close temporary file: %w", path, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("%s: rename into place: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("%s: open directory for fsync: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("%s: fsync directory: %w", path, err)
-	}
-	return nil
 }

@@ -18,6 +18,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"taxlink/internal/fsutil"
 )
 
 // Options configures Open.
@@ -279,13 +281,13 @@ func initDir(dir, origin string, id *[logIDLen]byte) error {
 		}
 		h := hdr
 		h.kind = name
-		if err := writeFileAtomic(path, h.marshal(), 0o600); err != nil {
+		if err := fsutil.WriteFileAtomic(path, h.marshal(), 0o600); err != nil {
 			return fmt.Errorf("ledger: create %s: %w", name, err)
 		}
 	}
 	h := hdr
 	h.kind = fileHead
-	if err := writeFileAtomic(filepath.Join(dir, fileHead), append(h.marshal(), headBody{}.marshal()...), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, fileHead), append(h.marshal(), headBody{}.marshal()...), 0o600); err != nil {
 		return fmt.Errorf("ledger: create %s: %w", fileHead, err)
 	}
 	return nil
@@ -355,7 +357,7 @@ func (l *Log) repair(scan *scanResult, keepSlots int64) error {
 func (l *Log) writeHead(b headBody) error {
 	h := l.hdr
 	h.kind = fileHead
-	return writeFileAtomic(filepath.Join(l.dir, fileHead), append(h.marshal(), b.marshal()...), 0o600)
+	return fsutil.WriteFileAtomic(filepath.Join(l.dir, fileHead), append(h.marshal(), b.marshal()...), 0o600)
 }
 
 // Dir returns the directory of the log.

@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"taxlink/internal/fsutil"
 )
 
 // A Witness is what a node keeps to hold the hub to its log: the last
@@ -88,7 +90,7 @@ func (w *Witness) Observe(cp Checkpoint, proof tlog.TreeProof) error {
 			return nil
 		}
 	}
-	if err := writeFileAtomic(w.path, parsed.Note, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(w.path, parsed.Note, 0o600); err != nil {
 		return fmt.Errorf("ledger: witness: store checkpoint: %w", err)
 	}
 	w.latest = parsed

@@ -9,6 +9,8 @@ import (
 	"math/big"
 	"os"
 	"time"
+
+	"taxlink/internal/fsutil"
 )
 
 // pemTypeCRL is the PEM block type of certificate revocation lists.
@@ -81,7 +83,7 @@ func WriteCRLFile(path string, der []byte) error {
 		return fmt.Errorf("pki: write CRL file: %w", err)
 	}
 	data := pem.EncodeToMemory(&pem.Block{Type: pemTypeCRL, Bytes: der})
-	if err := writeFileAtomic(path, data, CertFileMode); err != nil {
+	if err := fsutil.WriteFileAtomic(path, data, CertFileMode); err != nil {
 		return fmt.Errorf("pki: write CRL file: %w", err)
 	}
 	return nil

@@ -13,7 +13,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"taxlink/internal/fsutil"
 )
 
 // File modes written by this package.
@@ -43,7 +44,7 @@ func WriteKeyFile(path string, key crypto.Signer) error {
 		return fmt.Errorf("pki: write key file %s: marshal PKCS#8: %w", path, err)
 	}
 	data := pem.EncodeToMemory(&pem.Block{Type: pemTypePrivateKey, Bytes: der})
-	if err := writeFileAtomic(path, data, KeyFileMode); err != nil {
+	if err := fsutil.WriteFileAtomic(path, data, KeyFileMode); err != nil {
 		return fmt.Errorf("pki: write key file: %w", err)
 	}
 	return nil
@@ -156,7 +157,7 @@ func WriteCertFile(path string, certs ...*x509.Certificate) error {
 			return fmt.Errorf("pki: write certificate file %s: %w", path, err)
 		}
 	}
-	if err := writeFileAtomic(path, buf.Bytes(), CertFileMode); err != nil {
+	if err := fsutil.WriteFileAtomic(path, buf.Bytes(), CertFileMode); err != nil {
 		return fmt.Errorf("pki: write certificate file: %w", err)
 	}
 	return nil
@@ -259,53 +260,4 @@ func readLimitedN(r io.Reader, path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s: larger than %d bytes", ErrMalformedPEM, path, limit)
 	}
 	return data, nil
-}
-
-// writeFileAtomic writes data to path with mode perm via a temporary file
-// in the same directory: write, fsync, close, rename, fsync directory. On
-// failure the temporary file is removed and path is left untouched.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	if base == "" {
-		return fmt.Errorf("%s: no file name", path)
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("%s: create temporary file: %w", path, err)
-	}
-	tmpName := tmp.Name()
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmpName)
-		}
-	}()
-	// Chmod is not subject to the umask, so the mode is exactly perm.
-	if err := tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("%s: chmod temporary file: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("%s: write temporary file: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("%s: fsync temporary file: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("%s: close temporary file: %w", path, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("%s: rename into place: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("%s: open directory for fsync: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("%s: fsync directory: %w", path, err)
-	}
-	return nil
 }
