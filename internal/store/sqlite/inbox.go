@@ -186,92 +186,44 @@ func (s *Store) OpenCiphertext(ctx context.Context, recipient, id string) (io.Re
 	if err := store.ValidateRef(recipient, id); err != nil {
 		return nil, err
 	}
-	cr := &chunkReader{s: s, ctx: ctx, id: id}
-	err := s.stmts[sqlCiphertextRef].QueryRowContext(ctx, id, recipient).Scan(&cr.seq, &cr.size)
+	var seq, size int64
+	err := s.stmts[sqlCiphertextRef].QueryRowContext(ctx, id, recipient).Scan(&seq, &size)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("sqlite: ciphertext of %s of %s: %w", id, recipient, store.ErrNotFound)
 	}
 	if err != nil {
 		return nil, s.fail("open ciphertext of "+id, err)
 	}
-	return cr, nil
+	return store.NewChunkReader(ctx, "sqlite", id, size, chunks{s, id, seq}), nil
 }
 
-// chunkReader streams a record's ciphertext chunk by chunk.
-type chunkReader struct {
-	s       *Store
-	ctx     context.Context
-	id      string
-	seq     int64
-	size    int64
-	next    int64  // index of the next chunk to fetch
-	fetched int64  // bytes in the chunks fetched so far
-	buf     []byte // unread rest of the current chunk
-	closed  bool
-	err     error // sticky
+// chunks gives store.NewChunkReader the chunks of the record at seq.
+type chunks struct {
+	s   *Store
+	id  string
+	seq int64
 }
 
-// Read implements io.Reader.
-func (c *chunkReader) Read(p []byte) (int, error) {
-	if c.closed {
-		return 0, fmt.Errorf("sqlite: ciphertext of %s: read after Close: %w", c.id, store.ErrClosed)
-	}
-	if c.err != nil {
-		return 0, c.err
-	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	for len(c.buf) == 0 {
-		if c.err = c.fetch(); c.err != nil {
-			return 0, c.err
-		}
-	}
-	n := copy(p, c.buf)
-	c.buf = c.buf[n:]
-	return n, nil
-}
+func (c chunks) Live() error { return c.s.live() }
 
-// fetch loads the next chunk into c.buf, or returns io.EOF once all size
-// bytes were delivered and no further chunk exists.
-func (c *chunkReader) fetch() error {
-	if err := c.s.live(); err != nil {
-		return err
-	}
-	if c.fetched == c.size {
-		var extra int64
-		err := c.s.stmts[sqlChunksFrom].QueryRowContext(c.ctx, c.seq, c.next).Scan(&extra)
-		if err != nil {
-			return c.s.fail("ciphertext of "+c.id, err)
-		}
-		if extra != 0 {
-			return fmt.Errorf("sqlite: ciphertext of %s: %w: %d chunks beyond its %d bytes", c.id, store.ErrCorrupt, extra, c.size)
-		}
-		return io.EOF
-	}
+func (c chunks) Chunk(ctx context.Context, index int64) ([]byte, bool, error) {
 	var data []byte
-	err := c.s.stmts[sqlChunk].QueryRowContext(c.ctx, c.seq, c.next).Scan(&data)
+	err := c.s.stmts[sqlChunk].QueryRowContext(ctx, c.seq, index).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("sqlite: ciphertext of %s: %w: chunk %d missing after %d of %d bytes", c.id, store.ErrCorrupt, c.next, c.fetched, c.size)
+		return nil, false, nil
 	}
 	if err != nil {
-		return c.s.fail(fmt.Sprintf("ciphertext of %s: chunk %d", c.id, c.next), err)
+		return nil, false, c.s.fail(fmt.Sprintf("ciphertext of %s: chunk %d", c.id, index), err)
 	}
-	if len(data) == 0 || int64(len(data)) > c.size-c.fetched {
-		return fmt.Errorf("sqlite: ciphertext of %s: %w: chunk %d holds %d bytes, %d of %d remain", c.id, store.ErrCorrupt, c.next, len(data), c.size-c.fetched, c.size)
-	}
-	c.next++
-	c.fetched += int64(len(data))
-	c.buf = data
-	return nil
+	return data, true, nil
 }
 
-// Close implements io.Closer. It holds no resources; a second Close is a
-// no-op.
-func (c *chunkReader) Close() error {
-	c.closed = true
-	c.buf = nil
-	return nil
+func (c chunks) ChunksFrom(ctx context.Context, index int64) (int64, error) {
+	var n int64
+	if err := c.s.stmts[sqlChunksFrom].QueryRowContext(ctx, c.seq, index).Scan(&n); err != nil {
+		return 0, c.s.fail("ciphertext of "+c.id, err)
+	}
+	return n, nil
 }
 
 // List implements [store.Inbox.List].
