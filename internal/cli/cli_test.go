@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -179,5 +180,65 @@ func TestConfigErrorsStopStart(t *testing.T) {
 	code, _, errw := run(t, context.Background(), "hub", "--config", lay.HubConfig)
 	if code == 0 || !strings.Contains(errw, "environment") || !strings.Contains(errw, "expected production, test or dev") {
 		t.Errorf("hub with a bad environment: exit %d, stderr %q", code, errw)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a command writes it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestDevStopsOnInterrupt runs `taxlink dev` until it says it is running,
+// then cancels its context as Ctrl-C does (main's signal.NotifyContext),
+// and checks that it stops cleanly with status 0 and removes its data.
+func TestDevStopsOnInterrupt(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errw syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- Run(ctx, []string{"dev"}, &out, &errw) }()
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(out.String(), "press Ctrl-C to stop") {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("dev never said it was running:\n%s\n%s", out.String(), errw.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	dir := ""
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "configs" {
+			dir = f[1]
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit status %d after interrupt; stderr:\n%s", code, errw.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("dev did not stop within 30 s of the interrupt")
+	}
+	if !strings.Contains(out.String(), "stopping") {
+		t.Errorf("no stopping message")
+	}
+	if dir == "" {
+		t.Fatalf("no configs line in:\n%s", out.String())
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the temporary network %s was not removed: %v", dir, err)
 	}
 }
