@@ -59,19 +59,21 @@ type Service struct {
 	cancel context.CancelFunc
 	done   chan error
 	close  func()
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
-// Stop ends the service and waits for it, closing its stores.
+// Stop ends the service and waits for it, closing its stores. Later calls
+// return the first call's result.
 func (s *Service) Stop() error {
-	s.cancel()
-	err := <-s.done
-	s.close()
-	return err
+	s.stopOnce.Do(func() {
+		s.cancel()
+		s.stopErr = <-s.done
+		s.close()
+	})
+	return s.stopErr
 }
-
-// Done is closed when the service has stopped on its own (a serve error);
-// the error is returned by Stop.
-func (s *Service) Wait() error { return <-s.done }
 
 // Directory returns the directory in force.
 func (s *Service) Directory() *directory.Directory { return s.Dir.Get() }

@@ -3,12 +3,14 @@ package hub_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"taxlink/internal/api"
+	"taxlink/internal/daemon"
 	"taxlink/internal/devnet"
 	"taxlink/internal/devnet/devtest"
 	"taxlink/internal/directory"
@@ -112,5 +114,38 @@ func TestDirectoryUpdates(t *testing.T) {
 	resp, err := c.Get("https://" + nw.Hub.Addr + api.PathDirectory)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("node fetch over mTLS: %v %v", err, resp)
+	}
+}
+
+// TestDirectoryLastGoodCopy stops the hub and checks that a node keeps the
+// directory in force, and starts again from its last good copy.
+func TestDirectoryLastGoodCopy(t *testing.T) {
+	nw := devtest.Start(t)
+	ctx := context.Background()
+	v2 := devtest.NextDirectory(t, nw, func(d *directory.Directory) { participant(d, "lg:013030").Suspended = true })
+	if _, err := nw.Hub.Hub.UpdateDirectory(v2); err != nil {
+		t.Fatal(err)
+	}
+	nta := nw.Nodes[devnet.NTAID]
+	if _, err := nta.Node.FetchDirectory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := nw.Hub.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nta.Node.FetchDirectory(ctx); err == nil {
+		t.Fatal("fetched a directory from a stopped hub")
+	}
+	if v := nta.Directory().Version; v != 2 {
+		t.Errorf("version %d in force while the hub is down, want 2", v)
+	}
+	n, _ := nw.Layout.Node(devnet.NTAID)
+	l, err := daemon.LoadNode(n.Config, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if v := l.Directory().Version; v != 2 {
+		t.Errorf("restarted with version %d, want the last good copy (2)", v)
 	}
 }
