@@ -747,7 +747,7 @@ func (h *Hub) deliverOnce(ctx context.Context, it *queue.Item) error {
 	if err != nil {
 		return fmt.Errorf("deliver to %s: %w", node.ID, err)
 	}
-	if err := CheckRecording(rc, hdr, hb, node); err != nil {
+	if err := rc.VerifyFor(receipt.Recorded, hdr, hb, node.ID, node.Key()); err != nil {
 		return fmt.Errorf("deliver to %s: %w", node.ID, err)
 	}
 	entry, err := rc.LedgerEntry()
@@ -759,20 +759,4 @@ func (h *Hub) deliverOnce(ctx context.Context, it *queue.Item) error {
 		return fmt.Errorf("ledger: %w", err)
 	}
 	return h.cfg.Queue.PublishReceipt(ctx, senderNode.ID, hdr.ID, raw, index)
-}
-
-// CheckRecording verifies that rc is node's signed recording receipt for the
-// envelope with header hdr (canonical bytes hb).
-func CheckRecording(rc *receipt.Receipt, hdr *envelope.Header, hb []byte, node *directory.Node) error {
-	switch {
-	case rc.Kind != receipt.Recorded:
-		return errors.New("receipt is not a recording receipt")
-	case rc.EnvelopeID != hdr.ID || rc.Recipient != hdr.Recipient || rc.Sender != hdr.Sender || rc.Type != hdr.Type:
-		return errors.New("recording receipt names another envelope")
-	case rc.HeaderDigest != receipt.HeaderDigest(hb):
-		return errors.New("recording receipt carries another header digest")
-	case rc.Issuer != node.ID:
-		return fmt.Errorf("recording receipt issued by %s, expected %s", rc.Issuer, node.ID)
-	}
-	return rc.Verify(node.Key())
 }

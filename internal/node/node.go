@@ -484,7 +484,7 @@ func (n *Node) submitID(ctx context.Context, id string) (*receipt.Receipt, error
 	if err != nil {
 		return nil, fmt.Errorf("node: submit %s: %w", id, err)
 	}
-	if err := n.checkAcceptance(rc, hdr, hb); err != nil {
+	if err := rc.VerifyFor(receipt.Accepted, hdr, hb, n.cfg.HubID, n.cfg.Directory.Get().HubKey()); err != nil {
 		n.cfg.Metrics.Receipt("accepted", "invalid")
 		return nil, fmt.Errorf("node: submit %s: acceptance receipt: %w", id, err)
 	}
@@ -500,20 +500,6 @@ func (n *Node) submitID(ctx context.Context, id string) (*receipt.Receipt, error
 }
 
 const refusedPrefix = "refused:"
-
-func (n *Node) checkAcceptance(rc *receipt.Receipt, hdr *envelope.Header, hb []byte) error {
-	switch {
-	case rc.Kind != receipt.Accepted:
-		return errors.New("not an acceptance receipt")
-	case rc.EnvelopeID != hdr.ID || rc.Recipient != hdr.Recipient || rc.Sender != hdr.Sender || rc.Type != hdr.Type:
-		return errors.New("receipt names another envelope")
-	case rc.HeaderDigest != receipt.HeaderDigest(hb):
-		return errors.New("receipt carries another header digest")
-	case rc.Issuer != n.cfg.HubID:
-		return fmt.Errorf("issued by %s, expected %s", rc.Issuer, n.cfg.HubID)
-	}
-	return rc.Verify(n.cfg.Directory.Get().HubKey())
-}
 
 // VerifyBoth checks an outbox entry's two receipts against the directory:
 // the hub's acceptance and the recipient node's recording, both for the same

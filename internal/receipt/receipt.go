@@ -400,3 +400,21 @@ func ParseLedgerEntry(b []byte) (*Receipt, error) {
 	}
 	return r, nil
 }
+
+// VerifyFor checks that r is a receipt of kind issued by issuer for the
+// envelope with header h (canonical bytes headerBytes), and that its
+// signature verifies with pub: what a hub checks of a node's recording
+// receipt and a node of the hub's acceptance.
+func (r *Receipt) VerifyFor(kind Kind, h *envelope.Header, headerBytes []byte, issuer string, pub *ecdsa.PublicKey) error {
+	switch {
+	case r.Kind != kind:
+		return fmt.Errorf("%w: a %s receipt, expected %s", ErrHeaderMismatch, r.Kind, kind)
+	case r.EnvelopeID != h.ID || r.Recipient != h.Recipient || r.Sender != h.Sender || r.Type != h.Type:
+		return fmt.Errorf("%w: the receipt names another envelope", ErrHeaderMismatch)
+	case r.HeaderDigest != HeaderDigest(headerBytes):
+		return fmt.Errorf("%w: the receipt carries another header digest", ErrHeaderMismatch)
+	case r.Issuer != issuer:
+		return fmt.Errorf("%w: issued by %s, expected %s", ErrHeaderMismatch, r.Issuer, issuer)
+	}
+	return r.Verify(pub)
+}

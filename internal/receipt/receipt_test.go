@@ -284,3 +284,41 @@ func TestNewAndMatchesHeader(t *testing.T) {
 		t.Errorf("Kind(9).String() = %q", Kind(9).String())
 	}
 }
+
+func TestVerifyFor(t *testing.T) {
+	hb := testHeaderBytes(t)
+	h, err := envelope.ParseHeader(hb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, key := signedReceipt(t, Accepted)
+	if err := r.VerifyFor(Accepted, h, hb, "hub:main", &key.PublicKey); err != nil {
+		t.Fatalf("genuine receipt refused: %v", err)
+	}
+	other := *h
+	other.Recipient = "lg:011002"
+	otherBytes, err := other.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		kind   Kind
+		h      *envelope.Header
+		hb     []byte
+		issuer string
+		key    *ecdsa.PrivateKey
+		want   error
+	}{
+		{"wrong kind", Recorded, h, hb, "hub:main", key, ErrHeaderMismatch},
+		{"another envelope", Accepted, &other, otherBytes, "hub:main", key, ErrHeaderMismatch},
+		{"another header digest", Accepted, h, append(bytes.Clone(hb[:len(hb)-1]), hb[len(hb)-1]^1), "hub:main", key, ErrHeaderMismatch},
+		{"another issuer", Accepted, h, hb, "hub:other", key, ErrHeaderMismatch},
+		{"another key", Accepted, h, hb, "hub:main", testKey(t, "other"), ErrBadSignature},
+	}
+	for _, c := range cases {
+		if err := r.VerifyFor(c.kind, c.h, c.hb, c.issuer, &c.key.PublicKey); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+}
