@@ -464,30 +464,6 @@ func TestCorruptCiphertext(t *testing.T) {
 	}
 }
 
-func TestReaderCloseAndContext(t *testing.T) {
-	s := openTest(t, WithChunkSize(MinChunkSize))
-	rec := testRecord("01A", "tenant-a", 4*MinChunkSize)
-	if _, _, err := s.Record(t.Context(), rec, bytes.NewReader(make([]byte, rec.CiphertextSize))); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	rc, err := s.OpenCiphertext(ctx, rec.Recipient, rec.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.ReadFull(rc, make([]byte, MinChunkSize+1)); err != nil {
-		t.Fatalf("reading the first bytes: %v", err)
-	}
-	cancel()
-	if _, err := io.Copy(io.Discard, rc); !errors.Is(err, context.Canceled) {
-		t.Errorf("reading after the context was canceled: error = %v, want context.Canceled", err)
-	}
-	rc.Close()
-	if _, err := rc.Read(make([]byte, 1)); !errors.Is(err, store.ErrClosed) {
-		t.Errorf("Read after Close: error = %v, want ErrClosed", err)
-	}
-}
-
 // TestTwoHandles opens the same file twice, as the node daemon and a CLI
 // would, and records through both at once.
 func TestTwoHandles(t *testing.T) {

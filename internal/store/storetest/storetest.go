@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Inbox) {
 	t.Run("ConcurrentConflicting", func(t *testing.T) { testConcurrentConflicting(t, o) })
 	t.Run("ConcurrentDifferentIDs", func(t *testing.T) { testConcurrentDifferentIDs(t, o) })
 	t.Run("CanceledContext", func(t *testing.T) { testCanceledContext(t, o) })
+	t.Run("ReaderCloseAndContext", func(t *testing.T) { testReaderCloseAndContext(t, o) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, o) })
 }
 
@@ -750,5 +751,33 @@ func testClosed(t *testing.T, open func(*testing.T) store.Inbox) {
 		if err := c.call(); !errors.Is(err, store.ErrClosed) {
 			t.Errorf("%s after Close: error = %v, want ErrClosed", c.name, err)
 		}
+	}
+}
+
+// testReaderCloseAndContext cancels the context of an open ciphertext
+// reader midway (the next chunk fails with context.Canceled) and reads
+// after Close (ErrClosed).
+func testReaderCloseAndContext(t *testing.T, open func(*testing.T) store.Inbox) {
+	in := open(t)
+	const size = 5 << 20 // several chunks whatever the chunk size
+	rec := newRecord(ulid(7), "tenant-a", size)
+	if _, _, err := in.Record(t.Context(), rec, bytes.NewReader(payload(rec.ID, size))); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	rc, err := in.OpenCiphertext(ctx, rec.Recipient, rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(rc, make([]byte, 1)); err != nil {
+		t.Fatalf("reading the first byte: %v", err)
+	}
+	cancel()
+	if _, err := io.Copy(io.Discard, rc); !errors.Is(err, context.Canceled) {
+		t.Errorf("reading after the context was canceled: error = %v, want context.Canceled", err)
+	}
+	rc.Close()
+	if _, err := rc.Read(make([]byte, 1)); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Read after Close: error = %v, want ErrClosed", err)
 	}
 }
