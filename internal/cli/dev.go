@@ -148,6 +148,15 @@ func printEndpoints(out io.Writer, nw *devnet.Network) {
 			fmt.Fprintf(out, "metrics: http://%s/metrics   (%s)\n", a, n.ID)
 		}
 	}
+	for _, c := range nw.Layout.Consoles {
+		fmt.Fprintf(out, "console: %s   (%s; enrol %s with code %s)\n", c.URL, c.Process, devnet.DevAdmin, c.AdminCode)
+	}
+	if len(nw.Layout.Consoles) > 0 {
+		fmt.Fprintf(out, "sign in: open a console URL's /enrol page, enter operator %q and its code, and register a security key or\n"+
+			"         platform authenticator with a PIN or biometric (Chrome DevTools > WebAuthn can emulate one); the first\n"+
+			"         administrator is active at once and signs in at /login. The certificate is from the dev CA %s.\n",
+			devnet.DevAdmin, filepath.Join(nw.Layout.Dir, "pki", "ca.pem"))
+	}
 }
 
 func printSummary(out io.Writer, s devnet.Summary) {

@@ -98,6 +98,98 @@ type Common struct {
 	// /readyz, for the operations network only (e.g. 127.0.0.1:9100);
 	// empty: not served.
 	MetricsListen string `json:"metrics_listen,omitempty"`
+	// Console configures the web console on its own admin listener;
+	// absent: no console.
+	Console *Console `json:"console,omitempty"`
+}
+
+// Console configures the web console (端末機) of a hub or node.
+type Console struct {
+	// Listen is the console's HOST:PORT, on the administration network.
+	Listen string `json:"listen"`
+	// Origin is the URL browsers use, https://HOST[:PORT]; its host is
+	// the WebAuthn relying party ID unless RPID says otherwise.
+	Origin string `json:"origin"`
+	RPID   string `json:"rp_id,omitempty"`
+	// Cert and Key are the console's web server certificate (PEM chain)
+	// and key reference, issued for Origin's host by a CA the operators'
+	// browsers trust.
+	Cert string `json:"cert"`
+	Key  string `json:"key"`
+	// State is the SQLite file of operators, sessions, approvals and
+	// alerts (default data_dir/console.db).
+	State string `json:"state,omitempty"`
+	// Idle is the idle time before re-authentication (default "15m");
+	// Lifetime the absolute session lifetime (default "12h").
+	Idle     string `json:"idle,omitempty"`
+	Lifetime string `json:"lifetime,omitempty"`
+	// LockoutAfter is the number of consecutive failures that locks an
+	// operator out (default 5).
+	LockoutAfter int `json:"lockout_after,omitempty"`
+	// PIN is the PIN policy of the smart card + PIN sign-in.
+	PIN PINPolicy `json:"pin,omitzero"`
+	// DirectorySigningKey (hub only) is the key reference of the directory
+	// signing key, when the 機構 lets the hub's console sign approved
+	// directory changes (suspensions); absent: the console only publishes
+	// documents signed elsewhere.
+	DirectorySigningKey string `json:"directory_signing_key,omitempty"`
+}
+
+// PINPolicy is the PIN policy of the console (第4 4(2)).
+type PINPolicy struct {
+	MinLength int    `json:"min_length,omitempty"` // default 8
+	Classes   int    `json:"classes,omitempty"`    // character classes required, default 2
+	Expiry    string `json:"expiry,omitempty"`     // e.g. "2160h" (default 90 days); "0s": never
+	History   int    `json:"history,omitempty"`    // previous PINs refused, default 5
+}
+
+// Durations returns the console's idle and lifetime durations (zero for
+// defaults).
+func (c *Console) Durations() (idle, lifetime time.Duration) {
+	idle, _ = time.ParseDuration(c.Idle)
+	lifetime, _ = time.ParseDuration(c.Lifetime)
+	return idle, lifetime
+}
+
+func (c *Console) validate(env string, keys KeySources) error {
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil || port == "" {
+		return bad("console.listen", "%q: expected HOST:PORT", c.Listen)
+	}
+	u, err := url.Parse(c.Origin)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" {
+		return bad("console.origin", "%q: expected https://HOST[:PORT]", c.Origin)
+	}
+	if err := fileExists(c.Cert); err != nil {
+		return bad("console.cert", "%v", err)
+	}
+	if err := checkKeyRef("console.key", c.Key, env, keys); err != nil {
+		return err
+	}
+	if c.DirectorySigningKey != "" {
+		if err := checkKeyRef("console.directory_signing_key", c.DirectorySigningKey, env, keys); err != nil {
+			return err
+		}
+	}
+	for key, v := range map[string]string{"console.idle": c.Idle, "console.lifetime": c.Lifetime} {
+		if v == "" {
+			continue
+		}
+		if d, err := time.ParseDuration(v); err != nil || d < time.Minute || d > 7*24*time.Hour {
+			return bad(key, "%q: expected a duration from 1m to 168h", v)
+		}
+	}
+	if c.LockoutAfter < 0 || c.LockoutAfter > 100 {
+		return bad("console.lockout_after", "%d: expected 1..100 (0: default 5)", c.LockoutAfter)
+	}
+	if c.PIN.MinLength < 0 || c.PIN.MinLength > 64 || c.PIN.Classes < 0 || c.PIN.Classes > 4 || c.PIN.History < 0 || c.PIN.History > 24 {
+		return bad("console.pin", "min_length 0..64, classes 0..4, history 0..24")
+	}
+	if c.PIN.Expiry != "" {
+		if _, err := time.ParseDuration(c.PIN.Expiry); err != nil {
+			return bad("console.pin.expiry", "%q: expected a duration, e.g. \"2160h\"", c.PIN.Expiry)
+		}
+	}
+	return nil
 }
 
 // Backup configures the periodic copy of the tamper-evident logs to a
@@ -514,6 +606,15 @@ func (c *Common) resolve(base string) {
 	c.SigningKey = resolveRef(base, c.SigningKey)
 	c.Directory = abs(base, c.Directory)
 	c.DirectoryKey = abs(base, c.DirectoryKey)
+	if c.Console != nil {
+		c.Console.Cert = abs(base, c.Console.Cert)
+		c.Console.Key = resolveRef(base, c.Console.Key)
+		c.Console.State = abs(base, c.Console.State)
+		if c.Console.State == "" {
+			c.Console.State = filepath.Join(c.DataDir, "console.db")
+		}
+		c.Console.DirectorySigningKey = resolveRef(base, c.Console.DirectorySigningKey)
+	}
 }
 
 func (c *Common) validate(role string) error {
@@ -586,6 +687,14 @@ func (c *Common) validate(role string) error {
 	if c.TLS.CRLRefresh != "" {
 		if d, err := time.ParseDuration(c.TLS.CRLRefresh); err != nil || d < time.Second {
 			return bad("tls.crl_refresh", "%q: expected a duration of at least 1s, e.g. \"5m\"", c.TLS.CRLRefresh)
+		}
+	}
+	if c.Console != nil {
+		if err := c.Console.validate(c.Environment, c.Keys); err != nil {
+			return err
+		}
+		if c.Console.DirectorySigningKey != "" && role != "hub" {
+			return bad("console.directory_signing_key", "only a hub's console signs directory changes")
 		}
 	}
 	return nil

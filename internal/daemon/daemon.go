@@ -25,6 +25,7 @@ import (
 	"taxlink/internal/api"
 	"taxlink/internal/audit"
 	"taxlink/internal/config"
+	"taxlink/internal/console"
 	"taxlink/internal/directory"
 	"taxlink/internal/hub"
 	"taxlink/internal/keystore"
@@ -35,6 +36,7 @@ import (
 	"taxlink/internal/pki"
 	"taxlink/internal/queue"
 	"taxlink/internal/retention"
+	"taxlink/internal/searchindex"
 	"taxlink/internal/store"
 	"taxlink/internal/store/postgres"
 	"taxlink/internal/store/sqlite"
@@ -53,6 +55,12 @@ type Service struct {
 	// MetricsAddr is where /metrics, /healthz and /readyz are served
 	// ("" when not configured).
 	MetricsAddr string
+	// ConsoleAddr is where the web console listens ("" when not
+	// configured).
+	ConsoleAddr string
+	// ConsoleClock is the console's clock, which drills and tests move
+	// forward.
+	ConsoleClock *console.Clock
 	// Dir holds the directory in force.
 	Dir *directory.Holder
 
@@ -79,9 +87,11 @@ func (s *Service) Stop() error {
 func (s *Service) Directory() *directory.Directory { return s.Dir.Get() }
 
 type common struct {
-	dir   *directory.Holder
-	cert  tls.Certificate
-	roots *x509.CertPool
+	dir *directory.Holder
+	// dirKey verifies the directory's signature.
+	dirKey *ecdsa.PublicKey
+	cert   tls.Certificate
+	roots  *x509.CertPool
 	// opts carry revocation checking into every TLS configuration.
 	opts []pki.Option
 	// rev is nil when no CRL is configured.
@@ -183,7 +193,7 @@ func loadCommon(c *config.Common, log *slog.Logger) (*common, error) {
 		closer.Close()
 		return nil, fmt.Errorf("tls.ca: %w", err)
 	}
-	cm := &common{dir: dir, cert: cert, roots: pki.CertPool(cas...), env: env, closers: []io.Closer{closer}, cas: cas, reloadEvery: c.TLS.ReloadPeriod()}
+	cm := &common{dir: dir, dirKey: dk, cert: cert, roots: pki.CertPool(cas...), env: env, closers: []io.Closer{closer}, cas: cas, reloadEvery: c.TLS.ReloadPeriod()}
 	watch := []string{c.TLS.Cert}
 	if r, err := keystore.ParseRef(c.TLS.Key); err == nil && r.Path != "" {
 		watch = append(watch, r.Path)
@@ -305,7 +315,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		closeAll()
 		return nil, err
 	}
-	svc := &Service{Hub: h, Queue: q, Dir: cm.dir, close: closeAll}
+	svc := &Service{Hub: h, Queue: q, Dir: cm.dir, close: closeAll, ConsoleClock: &console.Clock{}}
 	if c.MetricsListen != "" {
 		svc.MetricsAddr, err = metrics.Serve(ctx, c.MetricsListen, metrics.Handler(reg, func(ctx context.Context) error {
 			_, err := q.Total(ctx)
@@ -316,6 +326,28 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 			return nil, fmt.Errorf("metrics_listen: %w", err)
 		}
 	}
+	be := &hubBackend{h: h, q: q, cm: cm, dataDir: c.DataDir, dirPath: c.Directory, ledger: lg.Size, env: c.Environment, now: time.Now}
+	if c.Console != nil && c.Console.DirectorySigningKey != "" {
+		ds, dsc, err := loadMatchingSigner(c.Console.DirectorySigningKey, cm.env, cm.dirKey)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("%s: console.directory_signing_key: %w", path, err)
+		}
+		cm.addCloser(dsc)
+		be.dirSigner = ds
+	}
+	var stopConsole func()
+	svc.ConsoleAddr, stopConsole, err = startConsole(ctx, &c.Common, cm, al, be, nil, svc.ConsoleClock, log)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	closeHub := closeAll
+	closeAll = func() {
+		stopConsole()
+		closeHub()
+	}
+	svc.close = closeAll
 	tc, err := pki.ServerConfigWith(tls.Certificate{}, cm.roots, c.Environment, cm.opts...)
 	if err != nil {
 		closeAll()
@@ -351,6 +383,7 @@ type LoadedNode struct {
 	Dir    *directory.Holder
 	cm     *common
 	signer crypto.Signer
+	keys   []node.SealingKey
 }
 
 // Directory returns the directory in force.
@@ -428,7 +461,7 @@ func LoadNode(path string, log *slog.Logger) (*LoadedNode, error) {
 		cm.close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &LoadedNode{Config: c, Node: n, Store: st, Dir: cm.dir, cm: cm, signer: signer}, nil
+	return &LoadedNode{Config: c, Node: n, Store: st, Dir: cm.dir, cm: cm, signer: signer, keys: keys}, nil
 }
 
 // storeOpenTimeout bounds connecting to a PostgreSQL node store and
@@ -482,7 +515,7 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 		al.Close()
 		l.Close()
 	}
-	svc := &Service{Node: l.Node, Store: l.Store, Dir: l.Dir, close: closeAll}
+	svc := &Service{Node: l.Node, Store: l.Store, Dir: l.Dir, close: closeAll, ConsoleClock: &console.Clock{}}
 	if l.Config.MetricsListen != "" {
 		svc.MetricsAddr, err = metrics.Serve(ctx, l.Config.MetricsListen, metrics.Handler(reg, func(ctx context.Context) error {
 			_, err := l.Store.Count(ctx, "")
@@ -493,6 +526,35 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 			return nil, fmt.Errorf("metrics_listen: %w", err)
 		}
 	}
+	idx, err := searchindex.Open(filepath.Join(l.Config.DataDir, "search.db"))
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	prevClose := closeAll
+	closeAll = func() {
+		idx.Close()
+		prevClose()
+	}
+	svc.close = closeAll
+	ikeys, err := indexKeys(l.keys)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	be := newNodeBackend(l, al, idx, ikeys)
+	var stopConsole func()
+	svc.ConsoleAddr, stopConsole, err = startConsole(ctx, &l.Config.Common, l.cm, al, be, be, svc.ConsoleClock, log)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	closeNode := closeAll
+	closeAll = func() {
+		stopConsole()
+		closeNode()
+	}
+	svc.close = closeAll
 	tc, err := pki.ServerConfigWith(tls.Certificate{}, l.cm.roots, l.Config.Environment, l.cm.opts...)
 	if err != nil {
 		closeAll()

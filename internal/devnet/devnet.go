@@ -11,6 +11,7 @@
 package devnet
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -28,10 +29,12 @@ import (
 	"time"
 
 	"taxlink/internal/config"
+	"taxlink/internal/console"
 	"taxlink/internal/directory"
 	"taxlink/internal/envelope"
 	"taxlink/internal/keystore"
 	"taxlink/internal/lgdata"
+	"taxlink/internal/operator"
 	"taxlink/internal/pki"
 )
 
@@ -87,7 +90,23 @@ type Layout struct {
 	HubListen  string
 	Nodes      []NodeInfo
 	Recipients []string // local governments that receive from the NTA
+	// Consoles lists the web consoles, hub first, then nodes in order.
+	Consoles []ConsoleInfo
 }
+
+// ConsoleInfo is one process's web console with its development
+// administrator.
+type ConsoleInfo struct {
+	Process string // participant ID of the hub or node
+	URL     string // https://localhost:PORT
+	// AdminCode is the one-time enrolment code of the development
+	// administrator DevAdmin (a throwaway network keeps it in its layout).
+	AdminCode string
+}
+
+// DevAdmin is the operator ID of the development administrator every dev
+// console starts with.
+const DevAdmin = "admin"
 
 // Node returns the node with id.
 func (l *Layout) Node(id string) (NodeInfo, bool) {
@@ -106,6 +125,8 @@ type Options struct {
 	// Ports fixes the listeners' ports (hub first, then nodes in order);
 	// when nil, free ports are picked.
 	Ports []int
+	// ConsolePorts fixes the consoles' ports likewise.
+	ConsolePorts []int
 }
 
 type nodeSpec struct {
@@ -173,6 +194,15 @@ func Init(dir string, opts Options) (*Layout, error) {
 	if len(ports) != 1+len(specs) {
 		return nil, fmt.Errorf("devnet: %d ports given, %d needed", len(ports), 1+len(specs))
 	}
+	cports := opts.ConsolePorts
+	if cports == nil {
+		if cports, err = freePorts(1 + len(specs)); err != nil {
+			return nil, err
+		}
+	}
+	if len(cports) != 1+len(specs) {
+		return nil, fmt.Errorf("devnet: %d console ports given, %d needed", len(cports), 1+len(specs))
+	}
 	addr := func(p int) string { return fmt.Sprintf("127.0.0.1:%d", p) }
 
 	ca, err := pki.NewCA("taxlink dev CA (DEVELOPMENT ONLY)", opts.Now.Add(-time.Hour), 90*24*time.Hour)
@@ -226,6 +256,7 @@ func Init(dir string, opts Options) (*Layout, error) {
 		return nil, err
 	}
 
+	lay := &Layout{Dir: dir, HubListen: addr(ports[0])}
 	// issue writes a TLS identity and a signing key into d.
 	issue := func(d, id string) (*ecdsa.PublicKey, error) {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -256,7 +287,41 @@ func Init(dir string, opts Options) (*Layout, error) {
 		if err := writeKey(filepath.Join(d, "signing.key"), sk); err != nil {
 			return nil, err
 		}
+		// The console's web server certificate, for browsers at
+		// https://localhost (the WebAuthn relying party).
+		ck, err := pki.NewKey()
+		if err != nil {
+			return nil, err
+		}
+		ccert, err := ca.Issue(pki.IssueRequest{
+			Identity: pki.Identity{Env: Environment, ID: id}, Public: &ck.PublicKey,
+			DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+			Server: true, NotBefore: opts.Now.Add(-time.Hour), Validity: 90 * 24 * time.Hour,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := pki.WriteCertFile(filepath.Join(d, "console.pem"), ccert); err != nil {
+			return nil, err
+		}
+		if err := writeKey(filepath.Join(d, "console.key"), ck); err != nil {
+			return nil, err
+		}
 		return &sk.PublicKey, nil
+	}
+	// console configures a process's console on port p and invites its
+	// development administrator.
+	console := func(id, d string, p int) (*config.Console, error) {
+		cc := &config.Console{
+			Listen: addr(p), Origin: fmt.Sprintf("https://localhost:%d", p), RPID: "localhost",
+			Cert: "console.pem", Key: "enc:console.key",
+		}
+		code, err := inviteAdmin(filepath.Join(d, "data", "console.db"))
+		if err != nil {
+			return nil, err
+		}
+		lay.Consoles = append(lay.Consoles, ConsoleInfo{Process: id, URL: cc.Origin, AdminCode: code})
+		return cc, nil
 	}
 
 	common := func(role, id, d, listen string) config.Common {
@@ -278,7 +343,6 @@ func Init(dir string, opts Options) (*Layout, error) {
 		}
 	}
 
-	lay := &Layout{Dir: dir, HubListen: addr(ports[0])}
 	hubDir := filepath.Join(dir, "hub")
 	hubPub, err := issue(hubDir, HubID)
 	if err != nil {
@@ -292,7 +356,12 @@ func Init(dir string, opts Options) (*Layout, error) {
 		return nil, err
 	}
 	lay.HubConfig = filepath.Join(hubDir, "hub.json")
-	if err := writeJSON(lay.HubConfig, config.Hub{Common: common("hub", HubID, hubDir, lay.HubListen)}); err != nil {
+	hc := config.Hub{Common: common("hub", HubID, hubDir, lay.HubListen)}
+	if hc.Console, err = console(HubID, hubDir, cports[0]); err != nil {
+		return nil, err
+	}
+	hc.Console.DirectorySigningKey = "enc:directory-signing.key"
+	if err := writeJSON(lay.HubConfig, hc); err != nil {
 		return nil, err
 	}
 
@@ -317,6 +386,9 @@ func Init(dir string, opts Options) (*Layout, error) {
 		}
 		listen := addr(ports[1+i])
 		nc := config.Node{Common: common("node", s.id, nd, listen), HubURL: "https://" + lay.HubListen, HubID: HubID}
+		if nc.Console, err = console(s.id, nd, cports[1+i]); err != nil {
+			return nil, err
+		}
 		for _, t := range s.tenants {
 			priv, err := envelope.GenerateSealingKey(envelope.DefaultKEM)
 			if err != nil {
@@ -362,6 +434,24 @@ func Init(dir string, opts Options) (*Layout, error) {
 }
 
 const layoutFile = "layout.json"
+
+// inviteAdmin creates the console state at path with the development
+// administrator invited by the installation, and returns its enrolment
+// code.
+func inviteAdmin(path string) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	st, err := operator.Open(operator.Config{Path: path, Now: time.Now})
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	return st.Invite(context.Background(), console.SystemActor, operator.Operator{
+		ID: DevAdmin, Name: "開発用管理者", Role: operator.RoleAdmin,
+		Grant: operator.Grant{Tenants: []string{"*"}, Types: []string{"*"}},
+	})
+}
 
 // ReadLayout returns the layout of a network written by Init into dir.
 func ReadLayout(dir string) (*Layout, error) {

@@ -55,6 +55,11 @@ type SealingKey struct {
 	Key           hpke.PrivateKey
 }
 
+// Secret returns the key's serialization (envelope.MarshalPrivateKey), from
+// which keys bound to the tenant's key are derived (the search index's).
+// The caller clears it after use.
+func (k SealingKey) Secret() ([]byte, error) { return envelope.MarshalPrivateKey(k.Key) }
+
 // Config holds a node's dependencies.
 type Config struct {
 	ID          string // the participant ID in the node's certificate
@@ -274,8 +279,16 @@ func (n *Node) deliver(w http.ResponseWriter, r *http.Request) {
 }
 
 // Open returns the plaintext of a recorded envelope for tenant, opened with
-// the tenant's sealing key. The caller must be authorised for that tenant.
+// the tenant's sealing key, for a local caller. The caller must be
+// authorised for that tenant.
 func (n *Node) Open(ctx context.Context, tenant, id string) (io.ReadCloser, *envelope.Header, error) {
+	return n.OpenAs(ctx, "local", "local", tenant, id)
+}
+
+// OpenAs is Open on behalf of actor (an operator ID) connected from from:
+// the audit log records who opened which record from where. An empty actor
+// is the node's own indexer, which the audit log does not record as a view.
+func (n *Node) OpenAs(ctx context.Context, actor, from, tenant, id string) (io.ReadCloser, *envelope.Header, error) {
 	rec, err := n.cfg.Store.Get(ctx, tenant, id)
 	if err != nil {
 		return nil, nil, err
@@ -292,7 +305,9 @@ func (n *Node) Open(ctx context.Context, tenant, id string) (io.ReadCloser, *env
 	if err != nil {
 		return nil, nil, err
 	}
-	n.record(audit.Event{Actor: "local", Action: "record.open", Object: tenant + " " + id, From: "local", Result: audit.ResultOK})
+	if actor != "" {
+		n.record(audit.Event{Actor: actor, Action: "record.open", Object: tenant + " " + id, From: from, Result: audit.ResultOK})
+	}
 	pt, err := envelope.Open(key, hdr, ct)
 	if err != nil {
 		ct.Close()

@@ -1,0 +1,374 @@
+package console_test
+
+import (
+	"context"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/webauthn"
+	"github.com/chromedp/chromedp"
+
+	"taxlink/internal/devnet"
+	"taxlink/internal/devnet/devtest"
+	"taxlink/internal/searchindex"
+	"taxlink/internal/store"
+)
+
+const (
+	townA = "lg:013030"
+	townB = "lg:013315"
+	townC = "lg:013323"
+)
+
+// consoleURL is the console of process id in nw.
+func consoleURL(t *testing.T, nw *devnet.Network, id string) devnet.ConsoleInfo {
+	t.Helper()
+	for _, c := range nw.Layout.Consoles {
+		if c.Process == id {
+			return c
+		}
+	}
+	t.Fatalf("no console for %s in the dev layout", id)
+	return devnet.ConsoleInfo{}
+}
+
+// aRecord is a recorded XML notification of tenant with its taxpayer
+// number, read through the node as the indexer reads it.
+type aRecord struct{ id, taxpayer string }
+
+func xmlRecord(t *testing.T, nw *devnet.Network, nodeID, tenant string) aRecord {
+	t.Helper()
+	svc := nw.Nodes[nodeID]
+	recs, err := svc.Store.List(context.Background(), store.Query{Recipient: tenant, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		rc, hdr, err := svc.Node.OpenAs(context.Background(), "", "", tenant, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := searchindex.Extract(hdr.ContentType, rc)
+		rc.Close()
+		if err == nil && f.Taxpayer != "" {
+			return aRecord{id: r.ID, taxpayer: f.Taxpayer}
+		}
+	}
+	t.Fatalf("no XML record with a taxpayer number for %s among %d records", tenant, len(recs))
+	return aRecord{}
+}
+
+var codeRe = regexp.MustCompile(`^[A-Z2-7-]{10,}$`)
+
+// invite invites an operator from the admin's operators page and returns
+// the enrolment code the page shows once.
+func invite(t *testing.T, admin *operatorTab, id, name, role, tenants, types string) string {
+	t.Helper()
+	admin.open("/operators")
+	admin.fill(map[string]string{
+		`#invite input[name=id]`: id, `#invite input[name=name]`: name, `#invite select[name=role]`: role,
+		`#invite input[name=tenants]`: tenants, `#invite input[name=types]`: types,
+	})
+	admin.submit(`#invite button[type=submit]`)
+	code := admin.eval(`(document.getElementById("code") || {textContent: ""}).textContent`)
+	if !codeRe.MatchString(code) {
+		t.Fatalf("inviting %s: no enrolment code shown (page: %s)", id, admin.pageText())
+	}
+	return code
+}
+
+// approveOperator clicks the approve button of operator id on the
+// operators page and returns the state shown afterwards and any flash.
+func approveOperator(t *testing.T, tab *operatorTab, id string) (state, flash string) {
+	t.Helper()
+	tab.open("/operators")
+	tab.submit(`#op-` + cssEscape(id) + ` button.approve`)
+	return tab.eval(`(document.querySelector("#op-` + cssEscape(id) + ` .state") || {textContent: ""}).textContent`),
+		tab.eval(`(document.getElementById("flash") || {textContent: ""}).textContent`)
+}
+
+func cssEscape(id string) string { return strings.NewReplacer(".", `\\.`).Replace(id) }
+
+// enrolAndApprove enrols a new operator in its own tab, has approver
+// approve it, and signs it in.
+func enrolAndApprove(t *testing.T, browser context.Context, base string, admin, approver *operatorTab, id, name, role, tenants string) *operatorTab {
+	t.Helper()
+	code := invite(t, admin, id, name, role, tenants, "*")
+	tab := newTab(t, browser, base)
+	tab.enrol(id, code)
+	tab.waitPath("/enrol/done")
+	if state, flash := approveOperator(t, approver, id); !strings.Contains(state, "有効") {
+		t.Fatalf("approving %s: state %q, flash %q (page %s)", id, state, flash, approver.pageText())
+	}
+	tab.signIn(id)
+	return tab
+}
+
+// historyHas reports whether the history page, filtered by the query q,
+// lists an event whose row contains every one of want.
+func historyHas(t *testing.T, tab *operatorTab, q url.Values, want ...string) bool {
+	t.Helper()
+	tab.open("/history?" + q.Encode())
+	rows := tab.eval(`Array.from(document.querySelectorAll("#history tr")).map(r => r.innerText).join("\n")`)
+	for _, line := range strings.Split(rows, "\n") {
+		ok := true
+		for _, w := range want {
+			if !strings.Contains(line, w) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// TestConsoleEndToEnd drives the consoles of a whole dev network in a real
+// headless Chromium with virtual WebAuthn authenticators: enrolment of the
+// first administrator, invitations and approvals (an administrator only by
+// a second person), sign-in, two-person approval of an erasure, data users'
+// search and record view with watermark, tenant isolation by every URL,
+// lockout after five failures with unlock, idle re-authentication and the
+// absolute lifetime, and every action in the history.
+func TestConsoleEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a dev network and a browser")
+	}
+	chromiumPath(t)
+	nw := devtest.Start(t)
+	sum, err := devnet.RunWorkload(context.Background(), nw, 60, 7, 2*time.Minute, nil)
+	if err != nil || !sum.Passed {
+		t.Fatalf("workload: %+v, %v", sum, err)
+	}
+	browser := startBrowser(t, nw)
+	corp := consoleURL(t, nw, devnet.OutsourcerID)
+	base := corp.URL
+	svc := nw.Nodes[devnet.OutsourcerID]
+
+	// The first administrator enrols with the code from the layout and is
+	// active at once (there is nobody to approve it).
+	admin := newTab(t, browser, base)
+	admin.enrol(devnet.DevAdmin, corp.AdminCode)
+	admin.waitPath("/login")
+	admin.signIn(devnet.DevAdmin)
+	admin.screenshot("dashboard")
+
+	// A wrong enrolment code is refused.
+	stranger := newTab(t, browser, base)
+	stranger.enrol(devnet.DevAdmin, "AAAA-BBBB-CCCC-DDDD")
+	if m := stranger.waitMessage(); m == "" {
+		t.Fatal("a wrong enrolment code gave no message")
+	}
+
+	// A security officer, then two data users each granted one town.
+	sec := enrolAndApprove(t, browser, base, admin, admin, "sec", "保安 一郎", "security", "*")
+	userA := enrolAndApprove(t, browser, base, admin, admin, "town-a", "岩見沢 花子", "datauser", townA)
+	userB := enrolAndApprove(t, browser, base, admin, admin, "town-b", "網走 次郎", "datauser", townB)
+
+	t.Run("second administrator needs a second person", func(t *testing.T) {
+		admin, sec := admin.in(t), sec.in(t)
+		code := invite(t, admin, "admin2", "管理 二郎", "admin", "*", "*")
+		tab := newTab(t, browser, base)
+		tab.enrol("admin2", code)
+		tab.waitPath("/enrol/done")
+		if state, flash := approveOperator(t, admin, "admin2"); strings.Contains(state, "有効") || flash == "" {
+			t.Fatalf("the inviting administrator approved an administrator: state %q, flash %q", state, flash)
+		}
+		if state, flash := approveOperator(t, sec, "admin2"); !strings.Contains(state, "有効") {
+			t.Fatalf("the security officer could not approve: state %q, flash %q", state, flash)
+		}
+		tab.signIn("admin2")
+		admin.screenshot("operators")
+	})
+
+	recA := xmlRecord(t, nw, devnet.OutsourcerID, townA)
+	recB := xmlRecord(t, nw, devnet.OutsourcerID, townB)
+
+	t.Run("data user searches and views with a watermark", func(t *testing.T) {
+		admin, sec, userA, userB := admin.in(t), sec.in(t), userA.in(t), userB.in(t)
+		_, _, _, _ = admin, sec, userA, userB
+		userA.open("/records?search=1")
+		total, _ := strconv.Atoi(strings.Fields(userA.eval(`document.getElementById("total").textContent`) + " x")[0])
+		want, _ := svc.Store.Count(context.Background(), townA)
+		if int64(total) != want {
+			t.Errorf("town A's operator sees %d records, the store holds %d of town A", total, want)
+		}
+		if tenants := userA.eval(`Array.from(document.querySelectorAll("#results td:nth-child(2)")).map(e => e.textContent).join(",")`); strings.Contains(tenants, townB) || strings.Contains(tenants, townC) {
+			t.Errorf("town A's search lists other tenants: %s", tenants)
+		}
+		userA.open("/records?search=1&taxpayer=" + url.QueryEscape(recA.taxpayer))
+		if ids := userA.eval(`document.getElementById("results").innerText`); !strings.Contains(ids, recA.id) {
+			t.Errorf("search by taxpayer number did not find record %s: %s", recA.id, ids)
+		}
+		userA.screenshot("records")
+		userA.open("/records/" + townA + "/" + recA.id)
+		wm := userA.eval(`document.getElementById("watermark").textContent`)
+		if !strings.Contains(wm, "岩見沢 花子") || !strings.Contains(wm, "town-a") || !strings.Contains(wm, "JST") {
+			t.Errorf("watermark %q lacks the operator's name, ID or time", wm)
+		}
+		if doc := userA.eval(`document.getElementById("document").textContent`); !strings.Contains(doc, recA.taxpayer) {
+			t.Error("the record view does not show the opened document")
+		}
+		userA.screenshot("record")
+		userA.open("/records/" + townA + "/" + recA.id + "/print")
+		if wm := userA.eval(`document.getElementById("watermark").textContent`); !strings.Contains(wm, "town-a") {
+			t.Errorf("print view watermark %q", wm)
+		}
+		userA.screenshot("print")
+		dl := userA.eval(`fetch("/records/` + townA + "/" + recA.id + `/download").then(async r => r.status + " " + r.headers.get("content-disposition") + " " + (await r.text()).length)`)
+		if !strings.HasPrefix(dl, "200 attachment") {
+			t.Errorf("download: %s", dl)
+		}
+	})
+
+	t.Run("tenant isolation by every URL", func(t *testing.T) {
+		admin, sec, userA, userB := admin.in(t), sec.in(t), userA.in(t), userB.in(t)
+		_, _, _, _ = admin, sec, userA, userB
+		for _, path := range []string{
+			"/records/" + townB + "/" + recB.id,
+			"/records/" + townB + "/" + recB.id + "/download",
+			"/records/" + townB + "/" + recB.id + "/print",
+			"/records/" + townA + "/" + recB.id, // B's record under A's name
+			"/records/" + url.PathEscape(townB) + "/" + recB.id,
+		} {
+			got := userA.eval(`fetch(` + strconv.Quote(path) + `).then(async r => r.status + " " + (await r.text()))`)
+			if !strings.HasPrefix(got, "404 ") || strings.Contains(got, recB.taxpayer) {
+				t.Errorf("town A's operator at %s: %.80s", path, got)
+			}
+		}
+		for _, q := range []string{"tenant=" + townB, "taxpayer=" + recB.taxpayer, "tenant=" + townB + "&taxpayer=" + recB.taxpayer} {
+			userA.open("/records?search=1&" + q)
+			if res := userA.eval(`document.getElementById("results").innerText`); strings.Contains(res, recB.id) || strings.Contains(res, townB) {
+				t.Errorf("search %s shows town B's record: %s", q, res)
+			}
+		}
+		// The other way round too, and the operations pages are closed to data users.
+		if got := userB.eval(`fetch("/records/` + townA + "/" + recA.id + `").then(r => String(r.status))`); got != "404" {
+			t.Errorf("town B's operator opening town A's record: %s", got)
+		}
+		for _, path := range []string{"/operators", "/approvals", "/history"} {
+			if got := userA.eval(`fetch("` + path + `").then(r => String(r.status))`); got != "403" {
+				t.Errorf("data user at %s: status %s, want 403", path, got)
+			}
+		}
+	})
+
+	t.Run("erasure takes two people", func(t *testing.T) {
+		admin, sec, userA, userB := admin.in(t), sec.in(t), userA.in(t), userB.in(t)
+		_, _, _, _ = admin, sec, userA, userB
+		before, _ := svc.Store.Count(context.Background(), townC)
+		if before == 0 {
+			t.Fatal("town C has no records to erase")
+		}
+		admin.open("/approvals")
+		tomorrow := time.Now().In(time.FixedZone("JST", 9*3600)).AddDate(0, 0, 1).Format("2006-01-02")
+		admin.fill(map[string]string{
+			`#request-records\.erase select[name=tenant]`: townC, `#request-records\.erase input[name=before]`: tomorrow,
+			`#request-records\.erase input[name=reason]`: "解約に伴う消去",
+		})
+		admin.submit(`#request-records\.erase button[type=submit]`)
+		id := admin.eval(`(document.querySelector("#approvals tr.ap-pending") || {id: ""}).id.replace("ap-", "")`)
+		if id == "" {
+			t.Fatalf("no pending approval after the request: %s", admin.pageText())
+		}
+		admin.submit(`#ap-` + id + ` button.approve`)
+		if n, _ := svc.Store.Count(context.Background(), townC); n != before {
+			t.Fatalf("the requester's own approval erased records: %d of %d left", n, before)
+		}
+		if flash := admin.eval(`(document.getElementById("flash") || {textContent: ""}).textContent`); flash == "" {
+			t.Error("self-approval gave no explanation")
+		}
+		sec.open("/approvals")
+		sec.screenshot("approvals")
+		sec.submit(`#ap-` + id + ` button.approve`)
+		if n, _ := svc.Store.Count(context.Background(), townC); n != 0 {
+			t.Fatalf("after the second person's approval %d of %d records of %s remain", n, before, townC)
+		}
+		if state := sec.eval(`document.querySelector("#ap-` + id + ` .state").textContent`); state != "executed" {
+			t.Errorf("approval state %q, want executed (%s)", state, sec.eval(`document.querySelector("#ap-`+id+` .result").textContent`))
+		}
+	})
+
+	t.Run("lockout after five failures", func(t *testing.T) {
+		admin, sec, userA, userB := admin.in(t), sec.in(t), userA.in(t), userB.in(t)
+		_, _, _, _ = admin, sec, userA, userB
+		// Town B's authenticator now returns bogus signatures, as a cloned
+		// or tampered key would; the server refuses each assertion.
+		bogus := true
+		if _, err := chromedp.Call(userB.ctx, webauthn.SetResponseOverrideBits, webauthn.SetResponseOverrideBitsParams{AuthenticatorID: userB.auth, IsBogusSignature: &bogus}); err != nil {
+			t.Fatal(err)
+		}
+		var last string
+		for i := 1; i <= 5; i++ {
+			userB.open("/reauth")
+			if i == 1 && !strings.Contains(userB.pageText(), "town-b") {
+				t.Fatalf("re-authentication page does not name the operator: %s", userB.pageText())
+			}
+			userB.step("attempt", chromedp.Click(chromedp.ID("signin")))
+			last = userB.waitMessage()
+		}
+		if !strings.Contains(last, "ロック") {
+			t.Fatalf("after 5 failures the message is %q, want a lockout", last)
+		}
+		userB.open("/records")
+		userB.waitPath("/login")
+		sec.open("/alerts")
+		if alerts := sec.eval(`document.getElementById("alerts").innerText`); !strings.Contains(alerts, "auth.lockout") || !strings.Contains(alerts, "town-b") {
+			t.Errorf("no lockout alert for town-b: %s", alerts)
+		}
+		admin.open("/operators")
+		admin.submit(`#op-town-b button.unlock`)
+		bogus = false
+		if _, err := chromedp.Call(userB.ctx, webauthn.SetResponseOverrideBits, webauthn.SetResponseOverrideBitsParams{AuthenticatorID: userB.auth, IsBogusSignature: &bogus}); err != nil {
+			t.Fatal(err)
+		}
+		userB.signIn("town-b")
+	})
+
+	t.Run("idle re-authentication and absolute lifetime", func(t *testing.T) {
+		admin, sec, userA, userB := admin.in(t), sec.in(t), userA.in(t), userB.in(t)
+		_, _, _, _ = admin, sec, userA, userB
+		svc.ConsoleClock.Advance(16 * time.Minute)
+		userA.open("/records?search=1")
+		userA.waitPath("/reauth")
+		userA.screenshot("reauth")
+		userA.step("re-authenticate", chromedp.Click(chromedp.ID("signin")))
+		userA.waitPath("/records")
+		svc.ConsoleClock.Advance(13 * time.Hour)
+		userA.open("/records")
+		userA.waitPath("/login")
+		userA.signIn("town-a")
+	})
+
+	t.Run("every action is in the history", func(t *testing.T) {
+		sec := sec.in(t)
+		sec.signIn("sec") // its session ended with the lifetime above
+		for _, want := range [][]string{
+			{"system", "operator.bootstrap", "admin"}, {"admin", "auth.success"}, {"admin", "enrol.failure"},
+			{"admin", "operator.invite", "town-a"}, {"admin", "operator.approve", "town-a"},
+			{"admin", "operator.approve", "admin2", "denied"}, {"sec", "operator.approve", "admin2", "ok"},
+			{"town-a", "record.search"}, {"town-a", "record.view", recA.id}, {"town-a", "record.print", recA.id},
+			{"town-a", "record.download", recA.id}, {"town-a", "record.view", recB.id, "denied"},
+			{"admin", "approval.request", "records.erase"}, {"admin", "approval.approve", "denied"},
+			{"sec", "approval.approve", "records.erase", "ok"},
+			{"town-b", "auth.failure"}, {"system", "auth.lockout", "town-b"}, {"admin", "operator.unlock", "town-b"},
+			{"town-a", "session.idle"}, {"town-a", "auth.reauth"}, {"town-a", "session.expire"},
+		} {
+			if !historyHas(t, sec, url.Values{"actor": {want[0]}}, want[1:]...) {
+				t.Errorf("history lacks an event of %s with %v", want[0], want[1:])
+			}
+		}
+		sec.open("/history")
+		sec.screenshot("history")
+		csv := sec.eval(`fetch("/history.csv?actor=town-a").then(r => r.text())`)
+		if !strings.HasPrefix(csv, "time,actor,action") || !strings.Contains(csv, "record.view") {
+			t.Errorf("history export: %.200s", csv)
+		}
+	})
+}
