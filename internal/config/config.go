@@ -126,6 +126,10 @@ type Console struct {
 	// LockoutAfter is the number of consecutive failures that locks an
 	// operator out (default 5).
 	LockoutAfter int `json:"lockout_after,omitempty"`
+	// ClientCA, when set, enables the smart card + PIN sign-in: PEM
+	// certificates of the CAs that issue operators' smart-card
+	// certificates.
+	ClientCA string `json:"client_ca,omitempty"`
 	// PIN is the PIN policy of the smart card + PIN sign-in.
 	PIN PINPolicy `json:"pin,omitzero"`
 	// DirectorySigningKey (hub only) is the key reference of the directory
@@ -164,6 +168,11 @@ func (c *Console) validate(env string, keys KeySources) error {
 	}
 	if err := checkKeyRef("console.key", c.Key, env, keys); err != nil {
 		return err
+	}
+	if c.ClientCA != "" {
+		if err := fileExists(c.ClientCA); err != nil {
+			return bad("console.client_ca", "%v", err)
+		}
 	}
 	if c.DirectorySigningKey != "" {
 		if err := checkKeyRef("console.directory_signing_key", c.DirectorySigningKey, env, keys); err != nil {
@@ -608,6 +617,7 @@ func (c *Common) resolve(base string) {
 	c.DirectoryKey = abs(base, c.DirectoryKey)
 	if c.Console != nil {
 		c.Console.Cert = abs(base, c.Console.Cert)
+		c.Console.ClientCA = abs(base, c.Console.ClientCA)
 		c.Console.Key = resolveRef(base, c.Console.Key)
 		c.Console.State = abs(base, c.Console.State)
 		if c.Console.State == "" {

@@ -30,6 +30,7 @@ package console
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"embed"
 	"errors"
 	"fmt"
@@ -95,6 +96,9 @@ type Config struct {
 	Backend Backend
 	// Records is set on a node: the data users' search and viewer.
 	Records Records
+	// CardLogin enables the smart card + PIN sign-in: the listener must
+	// ask for client certificates (Serve with clientCAs).
+	CardLogin bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Idle is the idle time after which a session must re-authenticate
@@ -231,8 +235,13 @@ func (c *Console) sample(ctx context.Context) {
 }
 
 // Serve serves the console on ln with TLS 1.3 (cert is the console's web
-// server certificate) until ctx ends.
-func Serve(ctx context.Context, ln net.Listener, cert tls.Certificate, h http.Handler, log *slog.Logger) error {
+// server certificate) until ctx ends. With clientCAs, browsers may present
+// a smart-card certificate those CAs issued, verified in the handshake.
+func Serve(ctx context.Context, ln net.Listener, cert tls.Certificate, clientCAs *x509.CertPool, h http.Handler, log *slog.Logger) error {
+	tc := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
+	if clientCAs != nil {
+		tc.ClientAuth, tc.ClientCAs = tls.VerifyClientCertIfGiven, clientCAs
+	}
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -240,7 +249,7 @@ func Serve(ctx context.Context, ln net.Listener, cert tls.Certificate, h http.Ha
 		WriteTimeout:      5 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    32 << 10,
-		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}},
+		TLSConfig:         tc,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	go func() {

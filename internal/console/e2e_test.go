@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
@@ -344,6 +345,74 @@ func TestConsoleEndToEnd(t *testing.T) {
 		userA.open("/records")
 		userA.waitPath("/login")
 		userA.signIn("town-a")
+	})
+
+	t.Run("sign out everywhere", func(t *testing.T) {
+		userA := userA.in(t)
+		second := newTab(t, browser, base)
+		// The same operator in a second browser, with a copy of the key.
+		creds, err := chromedp.Call(userA.ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: userA.auth})
+		if err != nil || len(creds.Credentials) == 0 {
+			t.Fatalf("exporting town-a's credential: %v", err)
+		}
+		// cdproto's Credential always sends generateCmtgKeyOnNextOperation,
+		// which this Chromium refuses; send the fields it knows.
+		type cred struct {
+			CredentialID         []byte  `json:"credentialId"`
+			IsResidentCredential bool    `json:"isResidentCredential"`
+			RpID                 string  `json:"rpId"`
+			PrivateKey           []byte  `json:"privateKey"`
+			UserHandle           []byte  `json:"userHandle,omitempty"`
+			SignCount            float64 `json:"signCount"`
+		}
+		type addParams struct {
+			AuthenticatorID webauthn.AuthenticatorID `json:"authenticatorId"`
+			Credential      cred                     `json:"credential"`
+		}
+		add := cdp.Command[addParams, cdp.Empty]{Method: webauthn.CommandAddCredential}
+		for _, c := range creds.Credentials {
+			p := addParams{AuthenticatorID: second.auth, Credential: cred{c.CredentialID, c.IsResidentCredential, c.RpID, c.PrivateKey, c.UserHandle, c.SignCount}}
+			if _, err := chromedp.Call(second.ctx, add, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		second.signIn("town-a")
+		userA.open("/")
+		userA.submit("#signout-all")
+		second.open("/records")
+		second.waitPath("/login")
+		userA.signIn("town-a")
+	})
+
+	t.Run("hub: suspending a participant takes two people", func(t *testing.T) {
+		hub := consoleURL(t, nw, devnet.HubID)
+		kiko := newTab(t, browser, hub.URL)
+		kiko.enrol(devnet.DevAdmin, hub.AdminCode)
+		kiko.waitPath("/login")
+		kiko.signIn(devnet.DevAdmin)
+		officer := enrolAndApprove(t, browser, hub.URL, kiko, kiko, "kiko-sec", "機構 保安", "security", "*")
+		version := nw.Hub.Directory().Version
+		kiko.open("/approvals")
+		kiko.fill(map[string]string{
+			`#request-participant\.suspend select[name=participant]`: devnet.SapporoID,
+			`#request-participant\.suspend input[name=reason]`:       "不正アクセスの疑い",
+		})
+		kiko.submit(`#request-participant\.suspend button[type=submit]`)
+		id := kiko.eval(`(document.querySelector("#approvals tr.ap-pending") || {id: ""}).id.replace("ap-", "")`)
+		if id == "" {
+			t.Fatalf("no pending suspension: %s", kiko.pageText())
+		}
+		if p, _ := nw.Hub.Directory().Participant(devnet.SapporoID); p.Suspended {
+			t.Fatal("suspended before approval")
+		}
+		officer.open("/approvals")
+		officer.submit(`#ap-` + id + ` button.approve`)
+		d := nw.Hub.Directory()
+		if p, _ := d.Participant(devnet.SapporoID); !p.Suspended || d.Version != version+1 {
+			t.Fatalf("after approval: suspended %v, version %d (was %d): %s", p.Suspended, d.Version, version, officer.eval(`document.querySelector("#ap-`+id+` .result").textContent`))
+		}
+		kiko.open("/")
+		kiko.screenshot("hub-dashboard")
 	})
 
 	t.Run("every action is in the history", func(t *testing.T) {

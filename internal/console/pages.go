@@ -43,6 +43,9 @@ func (c *Console) routes() {
 	m.HandleFunc("POST /webauthn/login/begin", c.loginBegin)
 	m.HandleFunc("POST /webauthn/login/finish", c.loginFinish)
 	m.HandleFunc("POST /webauthn/login/abort", c.loginAbort)
+	m.HandleFunc("POST /card/enrol", c.cardEnrol)
+	m.HandleFunc("POST /card/login", c.cardLogin)
+	m.HandleFunc("POST /card/pin", c.cardPIN)
 	m.HandleFunc("POST /logout", c.page(capDashboard, c.logout))
 	m.HandleFunc("POST /logout/all", c.page(capDashboard, c.logoutAll))
 	m.HandleFunc("GET /{$}", c.page(capDashboard, c.dashboard))
@@ -124,7 +127,7 @@ func (c *Console) nav(lang string, role operator.Role) []navItem {
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, nil, http.StatusOK, "login", "login.title", map[string]any{"Mode": "login"})
+	c.render(w, r, nil, http.StatusOK, "login", "login.title", map[string]any{"Mode": "login", "Card": c.cfg.CardLogin})
 }
 
 func (c *Console) reauthPage(w http.ResponseWriter, r *http.Request) {
@@ -133,15 +136,20 @@ func (c *Console) reauthPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 		return
 	}
-	next := r.URL.Query().Get("next")
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
-		next = "/"
-	}
-	c.render(w, r, nil, http.StatusOK, "login", "reauth.title", map[string]any{"Mode": "reauth", "Operator": op.ID, "Next": next, "Since": s.LastSeen})
+	next := safeNext(r.URL.Query().Get("next"))
+	c.render(w, r, nil, http.StatusOK, "login", "reauth.title", map[string]any{"Mode": "reauth", "Operator": op.ID, "Next": next, "Since": s.LastSeen, "Card": c.cfg.CardLogin})
 }
 
 func (c *Console) enrolPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, nil, http.StatusOK, "enrol", "enrol.title", nil)
+	c.render(w, r, nil, http.StatusOK, "enrol", "enrol.title", map[string]any{"Card": c.cfg.CardLogin})
+}
+
+// safeNext keeps a local path to return to after re-authentication.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/"
+	}
+	return next
 }
 
 func (c *Console) enrolDone(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"taxlink/internal/metrics"
 	"taxlink/internal/node"
 	"taxlink/internal/operator"
+	"taxlink/internal/pki"
 	"taxlink/internal/queue"
 	"taxlink/internal/searchindex"
 	"taxlink/internal/store"
@@ -70,10 +72,21 @@ func startConsole(parent context.Context, c *config.Common, cm *common, al *audi
 		ops.Close()
 		return "", nil, fmt.Errorf("console.key: %w", err)
 	}
+	var clientCAs *x509.CertPool
+	if cc.ClientCA != "" {
+		cas, err := pki.ReadCertFile(cc.ClientCA)
+		if err != nil {
+			closer.Close()
+			ops.Close()
+			return "", nil, fmt.Errorf("console.client_ca: %w", err)
+		}
+		clientCAs = pki.CertPool(cas...)
+	}
 	idle, lifetime := cc.Durations()
 	con, err := console.New(console.Config{
 		ID: c.ID, Environment: c.Environment, Origin: cc.Origin, RPID: cc.RPID,
 		Operators: ops, Audit: al, Backend: be, Records: rec, Idle: idle, Lifetime: lifetime, Logger: log, Now: clock.Now,
+		CardLogin: clientCAs != nil,
 	})
 	if err != nil {
 		closer.Close()
@@ -90,7 +103,7 @@ func startConsole(parent context.Context, c *config.Common, cm *common, al *audi
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := console.Serve(ctx, ln, cert, con.Handler(), log); err != nil {
+		if err := console.Serve(ctx, ln, cert, clientCAs, con.Handler(), log); err != nil {
 			log.Error("console stopped", "err", err)
 		}
 	}()
@@ -165,12 +178,13 @@ func (b *hubBackend) Status(ctx context.Context) (console.Status, error) {
 	if err != nil {
 		return s, err
 	}
+	failures := b.h.DeliveryFailures()
 	for _, r := range d.Recipients() {
 		n := backlogs[queue.Token(r)]
-		if n == 0 {
+		if n == 0 && failures[r] == 0 {
 			continue
 		}
-		bl := console.Backlog{Recipient: r, Count: n}
+		bl := console.Backlog{Recipient: r, Count: n, Errors: failures[r]}
 		if t, ok, err := b.q.Oldest(ctx, queue.Token(r)); err == nil && ok {
 			bl.Oldest = t
 		}

@@ -315,6 +315,11 @@ func Init(dir string, opts Options) (*Layout, error) {
 		cc := &config.Console{
 			Listen: addr(p), Origin: fmt.Sprintf("https://localhost:%d", p), RPID: "localhost",
 			Cert: "console.pem", Key: "enc:console.key",
+			// Dev operators may also sign in with a dev-CA certificate and a PIN.
+			ClientCA: caPath,
+		}
+		if r, err := filepath.Rel(d, caPath); err == nil {
+			cc.ClientCA = r
 		}
 		code, err := inviteAdmin(filepath.Join(d, "data", "console.db"))
 		if err != nil {

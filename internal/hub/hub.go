@@ -109,6 +109,9 @@ type Hub struct {
 
 	// Counters for operators and tests.
 	accepted, duplicates, refused, delivered, retries atomic.Int64
+	// failures counts failed delivery attempts per recipient
+	// (string → *atomic.Int64).
+	failures sync.Map
 }
 
 // New checks cfg and returns a hub.
@@ -168,6 +171,17 @@ func (h *Hub) SetLimits(maxInFlight int, minFreeBytes int64) {
 // Stats is a snapshot of the hub's counters since start.
 type Stats struct {
 	Accepted, Duplicates, Refused, Delivered, Retries int64
+}
+
+// DeliveryFailures returns the failed delivery attempts per recipient
+// since the hub started (recipients without failures are absent).
+func (h *Hub) DeliveryFailures() map[string]int64 {
+	out := map[string]int64{}
+	h.failures.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*atomic.Int64).Load()
+		return true
+	})
+	return out
 }
 
 // Stats returns the hub's counters.
@@ -570,7 +584,9 @@ func (h *Hub) startLoops() {
 		go func() {
 			defer h.loops.Done()
 			for ctx.Err() == nil {
-				err := h.cfg.Queue.Consume(ctx, rcpt, h.cfg.Parallel, h.deliver)
+				err := h.cfg.Queue.Consume(ctx, rcpt, h.cfg.Parallel, func(ctx context.Context, it *queue.Item) error {
+					return h.deliver(ctx, rcpt, it)
+				})
 				if ctx.Err() == nil {
 					h.log.Error("delivery loop stopped; restarting", "recipient", rcpt, "err", err)
 					sleep(ctx, time.Second)
@@ -662,7 +678,7 @@ func (h *Hub) client(node *directory.Node) (*http.Client, error) {
 // deliver hands one queued envelope to the node hosting its recipient and
 // stores the node's recording receipt for the sender. It retries until it
 // succeeds or ctx ends.
-func (h *Hub) deliver(ctx context.Context, it *queue.Item) error {
+func (h *Hub) deliver(ctx context.Context, rcpt string, it *queue.Item) error {
 	for attempt := 1; ; attempt++ {
 		t0 := time.Now()
 		err := h.deliverOnce(ctx, it)
@@ -676,6 +692,8 @@ func (h *Hub) deliver(ctx context.Context, it *queue.Item) error {
 			return ctx.Err()
 		}
 		h.retries.Add(1)
+		n, _ := h.failures.LoadOrStore(rcpt, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
 		d := h.backoff(attempt)
 		level, reason := slog.LevelWarn, "unreachable"
 		if e, ok := api.AsError(err); ok && !e.Retryable() {

@@ -1160,3 +1160,32 @@ func TestLockoutAfterConfig(t *testing.T) {
 		t.Fatal("not locked after 2")
 	}
 }
+
+func TestRegisterCertificate(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newStore(t)
+	code, err := st.Invite(ctx, "root", Operator{ID: "card", Name: "Card User", Role: RoleOperator, Grant: Grant{Tenants: []string{"*"}, Types: []string{"*"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CheckEnrolmentCode(ctx, "card", code); err != nil {
+		t.Fatal(err)
+	}
+	hash := strings.Repeat("ab", 32)
+	if err := st.RegisterCertificate(ctx, "card", hash); err != nil {
+		t.Fatalf("RegisterCertificate: %v", err)
+	}
+	op, err := st.Get(ctx, "card")
+	if err != nil || op.State != StateRegistered || op.CertSHA256 != hash {
+		t.Fatalf("after registration: %+v, %v", op, err)
+	}
+	if err := st.CheckEnrolmentCode(ctx, "card", code); err == nil {
+		t.Error("the enrolment code still works after registration")
+	}
+	if err := st.RegisterCertificate(ctx, "card", hash); !errors.Is(err, ErrState) {
+		t.Errorf("second registration: %v, want ErrState", err)
+	}
+	if got, err := st.ByCertificate(ctx, hash); err != nil || got.ID != "card" {
+		t.Errorf("ByCertificate: %+v, %v", got, err)
+	}
+}

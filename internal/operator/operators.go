@@ -895,6 +895,51 @@ func (s *Store) BindCertificate(ctx context.Context, id, sha256hex string) error
 	})
 }
 
+// RegisterCertificate completes the smart-card enrolment of the invited
+// operator id: in one transaction it binds the certificate with the
+// SHA-256 sha256hex, consumes the enrolment code and moves the operator to
+// StateRegistered, where it waits for approval as after AddCredential. The
+// caller has checked the code (CheckEnrolmentCode) and set the PIN
+// (SetPIN). ErrBadCode if the code expired, ErrState unless StateInvited,
+// ErrExists if another operator holds the certificate, ErrNotFound,
+// ErrInvalid for a malformed id or hash.
+func (s *Store) RegisterCertificate(ctx context.Context, id, sha256hex string) error {
+	if err := checkID("operator ID", id); err != nil {
+		return err
+	}
+	h, err := checkCertHash(sha256hex)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	return s.write(ctx, "register certificate", func(tx *sql.Tx) error {
+		r, err := s.getOp(ctx, tx, "register certificate", id)
+		if err != nil {
+			return err
+		}
+		if r.State != StateInvited {
+			return fmt.Errorf("operator: register certificate: %w: operator %q is %s", ErrState, id, r.State)
+		}
+		if len(r.codeHash) == 0 || now.Sub(fromNS(r.codeNS)) > CodeTTL {
+			return fmt.Errorf("operator: register certificate: %w: the enrolment code of %q expired", ErrBadCode, id)
+		}
+		var holder string
+		err = tx.QueryRowContext(ctx, `SELECT id FROM operators WHERE cert_sha256 = ? AND id != ?`, h, id).Scan(&holder)
+		if err == nil {
+			return fmt.Errorf("operator: register certificate: %w: the certificate is bound to %q", ErrExists, holder)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return s.fail("register certificate", err)
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE operators SET cert_sha256 = ?, state = ?, code_hash = NULL, code_ns = 0 WHERE id = ?`,
+			h, string(StateRegistered), id)
+		if err != nil {
+			return s.fail("register certificate", err)
+		}
+		return nil
+	})
+}
+
 // ByCertificate returns the operator bound to the certificate with the
 // SHA-256 sha256hex (64 hex digits, either case), in whatever state; the
 // caller checks CanSignIn. ErrNotFound; ErrInvalid for a malformed hash.
