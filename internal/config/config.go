@@ -312,6 +312,27 @@ type Node struct {
 	// LegalHolds stop the retention erasure of a tenant's records (of one
 	// type, or of all) while they are in force.
 	LegalHolds []LegalHold `json:"legal_holds,omitempty"`
+	// Scanner, when set, scans every received payload for malware before
+	// data users or exports may open it (第4 7(4)).
+	Scanner *Scanner `json:"scanner,omitempty"`
+}
+
+// Scanner configures the malware check of received payloads.
+type Scanner struct {
+	// Clamd is the scanner's address: "unix:/run/clamav/clamd.ctl" or
+	// "tcp:HOST:PORT" (ClamAV's clamd protocol).
+	Clamd string `json:"clamd"`
+	// Every is how often new records are looked for (default "5s").
+	Every string `json:"every,omitempty"`
+}
+
+// Period returns the scanning period.
+func (s *Scanner) Period() time.Duration {
+	d, err := time.ParseDuration(s.Every)
+	if err != nil || s.Every == "" {
+		return 5 * time.Second
+	}
+	return d
 }
 
 // RetentionRule keeps the records of Tenant (of Type only, when it is not
@@ -775,6 +796,16 @@ func (c *Node) Validate() error {
 		}
 		if strings.HasPrefix(k.File, "pkcs11:") {
 			return bad(key+".file", "sealing keys cannot live on a PKCS#11 token (see package keystore): use enc:PATH")
+		}
+	}
+	if c.Scanner != nil {
+		if !strings.HasPrefix(c.Scanner.Clamd, "unix:/") && !strings.HasPrefix(c.Scanner.Clamd, "tcp:") {
+			return bad("scanner.clamd", "%q: expected unix:/PATH or tcp:HOST:PORT", c.Scanner.Clamd)
+		}
+		if c.Scanner.Every != "" {
+			if d, err := time.ParseDuration(c.Scanner.Every); err != nil || d < 100*time.Millisecond {
+				return bad("scanner.every", "%q: expected a duration of at least 100ms, e.g. \"5s\"", c.Scanner.Every)
+			}
 		}
 	}
 	return c.validateRetention()

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
 
@@ -91,6 +92,16 @@ type Field struct {
 	// Max bounds the value's length in bytes.
 	Max int
 }
+
+// Errors a Records.Open may return for a record the malware check holds
+// back (第4 7(4)).
+var (
+	// ErrScanPending: the record has not been scanned yet.
+	ErrScanPending = errors.New("console: the record has not passed the malware check yet")
+	// ErrQuarantined: the scanner found malware; the record is kept but
+	// never served.
+	ErrQuarantined = errors.New("console: the record is quarantined by the malware check")
+)
 
 // Records is what a node offers the data users (利用端末).
 type Records interface {

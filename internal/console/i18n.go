@@ -45,6 +45,8 @@ var messages = map[string][2]string{
 	"pin.current":      {"現在の PIN", "Current PIN"},
 	"pin.new":          {"新しい PIN", "New PIN"},
 	"pin.button":       {"変更してサインイン", "Change and sign in"},
+	"err.quarantined":  {"この記録はマルウェア検査で検出されたため隔離されています。セキュリティ責任者に連絡してください。", "This record is quarantined: the malware check found something. Contact the security officer."},
+	"err.scanpending":  {"この記録はまだマルウェア検査を終えていません。しばらくしてから開いてください。", "This record has not passed the malware check yet; try again shortly."},
 	"err.request":      {"要求が不正です。", "The request is malformed."},
 	"err.internal":     {"内部エラーが発生しました。管理者に連絡してください。", "Internal error; contact an administrator."},
 	"err.ceremony":     {"認証手続きの有効期限が切れました。最初からやり直してください。", "The authentication ceremony expired; start again."},

@@ -120,6 +120,16 @@ func (c *Console) openRecord(w http.ResponseWriter, r *http.Request, wh *who, ac
 		return nil, Opened{}, false
 	}
 	rc, o, err := c.cfg.Records.Open(r.Context(), wh.op.ID, remote(r), tenant, id)
+	switch {
+	case errors.Is(err, ErrQuarantined):
+		c.audit(r, wh.op.ID, action, object, audit.ResultDenied, "quarantined by the malware check")
+		c.fail(w, r, wh, http.StatusForbidden, "err.quarantined")
+		return nil, Opened{}, false
+	case errors.Is(err, ErrScanPending):
+		c.audit(r, wh.op.ID, action, object, audit.ResultDenied, "malware check pending")
+		c.fail(w, r, wh, http.StatusConflict, "err.scanpending")
+		return nil, Opened{}, false
+	}
 	if err != nil {
 		res := audit.ResultError
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {

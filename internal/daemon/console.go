@@ -26,6 +26,7 @@ import (
 	"taxlink/internal/operator"
 	"taxlink/internal/pki"
 	"taxlink/internal/queue"
+	"taxlink/internal/scan"
 	"taxlink/internal/searchindex"
 	"taxlink/internal/store"
 )
@@ -58,19 +59,19 @@ func OpenOperators(cc *config.Console, now func() time.Time) (*operator.Store, e
 // startConsole serves the console c configures, if any, until ctx ends or
 // the returned stop function is called, and returns its address. clock
 // drives the console and its operator store.
-func startConsole(parent context.Context, c *config.Common, cm *common, al *audit.Log, be console.Backend, rec console.Records, clock *console.Clock, log *slog.Logger) (string, func(), error) {
+func startConsole(parent context.Context, c *config.Common, cm *common, al *audit.Log, be console.Backend, rec console.Records, clock *console.Clock, log *slog.Logger) (string, *operator.Store, func(), error) {
 	cc := c.Console
 	if cc == nil {
-		return "", func() {}, nil
+		return "", nil, func() {}, nil
 	}
 	ops, err := OpenOperators(cc, clock.Now)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	cert, closer, err := loadTLS(cc.Cert, cc.Key, cm.env)
 	if err != nil {
 		ops.Close()
-		return "", nil, fmt.Errorf("console.key: %w", err)
+		return "", nil, nil, fmt.Errorf("console.key: %w", err)
 	}
 	var clientCAs *x509.CertPool
 	if cc.ClientCA != "" {
@@ -78,7 +79,7 @@ func startConsole(parent context.Context, c *config.Common, cm *common, al *audi
 		if err != nil {
 			closer.Close()
 			ops.Close()
-			return "", nil, fmt.Errorf("console.client_ca: %w", err)
+			return "", nil, nil, fmt.Errorf("console.client_ca: %w", err)
 		}
 		clientCAs = pki.CertPool(cas...)
 	}
@@ -91,13 +92,13 @@ func startConsole(parent context.Context, c *config.Common, cm *common, al *audi
 	if err != nil {
 		closer.Close()
 		ops.Close()
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	ln, err := net.Listen("tcp", cc.Listen)
 	if err != nil {
 		closer.Close()
 		ops.Close()
-		return "", nil, fmt.Errorf("console.listen: %w", err)
+		return "", nil, nil, fmt.Errorf("console.listen: %w", err)
 	}
 	ctx, cancel := context.WithCancel(parent)
 	done := make(chan struct{})
@@ -108,7 +109,7 @@ func startConsole(parent context.Context, c *config.Common, cm *common, al *audi
 		}
 	}()
 	go con.Run(ctx)
-	return ln.Addr().String(), func() {
+	return ln.Addr().String(), ops, func() {
 		cancel()
 		<-done
 		closer.Close()
@@ -318,6 +319,8 @@ type nodeBackend struct {
 	keys    map[string]searchindex.Key
 	tenants []string
 	al      *audit.Log
+	// scans holds the malware verdicts; nil when no scanner is configured.
+	scans *scan.Ledger
 }
 
 func newNodeBackend(l *LoadedNode, al *audit.Log, idx *searchindex.Index, keys map[string]searchindex.Key) *nodeBackend {
@@ -386,6 +389,14 @@ func (b *nodeBackend) Open(ctx context.Context, actor, from, tenant, id string) 
 	rec, err := b.st.Get(ctx, tenant, id)
 	if err != nil {
 		return nil, console.Opened{}, err
+	}
+	if b.scans != nil {
+		switch st, _, _ := b.scans.State(tenant, id); st {
+		case scan.Quarantined:
+			return nil, console.Opened{}, console.ErrQuarantined
+		case scan.Pending:
+			return nil, console.Opened{}, console.ErrScanPending
+		}
 	}
 	rc, hdr, err := b.n.OpenAs(ctx, actor, from, tenant, id)
 	if err != nil {

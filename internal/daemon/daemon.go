@@ -33,9 +33,11 @@ import (
 	"taxlink/internal/metrics"
 	"taxlink/internal/node"
 	"taxlink/internal/notekey"
+	"taxlink/internal/operator"
 	"taxlink/internal/pki"
 	"taxlink/internal/queue"
 	"taxlink/internal/retention"
+	"taxlink/internal/scan"
 	"taxlink/internal/searchindex"
 	"taxlink/internal/store"
 	"taxlink/internal/store/postgres"
@@ -61,6 +63,11 @@ type Service struct {
 	// ConsoleClock is the console's clock, which drills and tests move
 	// forward.
 	ConsoleClock *console.Clock
+	// Records is a node's data use: what its console's data users and its
+	// exports open (nil for a hub).
+	Records console.Records
+	// Scans is a node's malware verdicts (nil without a scanner).
+	Scans *scan.Ledger
 	// Dir holds the directory in force.
 	Dir *directory.Holder
 
@@ -337,7 +344,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		be.dirSigner = ds
 	}
 	var stopConsole func()
-	svc.ConsoleAddr, stopConsole, err = startConsole(ctx, &c.Common, cm, al, be, nil, svc.ConsoleClock, log)
+	svc.ConsoleAddr, _, stopConsole, err = startConsole(ctx, &c.Common, cm, al, be, nil, svc.ConsoleClock, log)
 	if err != nil {
 		closeAll()
 		return nil, err
@@ -543,11 +550,41 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 		return nil, err
 	}
 	be := newNodeBackend(l, al, idx, ikeys)
+	var sc *scanner
+	if l.Config.Scanner != nil {
+		clamd, err := scan.NewClamd(l.Config.Scanner.Clamd)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("scanner.clamd: %w", err)
+		}
+		ledger, err := scan.OpenLedger(filepath.Join(l.Config.DataDir, "scan.jsonl"))
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		closeScan := closeAll
+		closeAll = func() {
+			ledger.Close()
+			closeScan()
+		}
+		svc.close = closeAll
+		be.scans, svc.Scans = ledger, ledger
+		sc = &scanner{st: l.Store, n: l.Node, clamd: clamd, ledger: ledger, tenants: be.tenants, al: al, log: log, cursor: map[string]int64{}}
+	}
+	svc.Records = be
 	var stopConsole func()
-	svc.ConsoleAddr, stopConsole, err = startConsole(ctx, &l.Config.Common, l.cm, al, be, be, svc.ConsoleClock, log)
+	var ops *operator.Store
+	svc.ConsoleAddr, ops, stopConsole, err = startConsole(ctx, &l.Config.Common, l.cm, al, be, be, svc.ConsoleClock, log)
 	if err != nil {
 		closeAll()
 		return nil, err
+	}
+	if sc != nil && ops != nil {
+		sc.alert = func(a operator.Alert) {
+			if _, err := ops.Alert(context.Background(), a); err != nil {
+				log.Error("console alert failed", "err", err)
+			}
+		}
 	}
 	closeNode := closeAll
 	closeAll = func() {
@@ -571,6 +608,9 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 		go l.Node.Run(ctx)
 		l.cm.runBackground(ctx, log)
 		go backupLoop(ctx, l.Config.Backup, log, map[string]*ledger.Log{"audit": al.Ledger()})
+		if sc != nil {
+			go sc.run(ctx, l.Config.Scanner.Period())
+		}
 		if len(l.Config.Retention) > 0 {
 			go retention.Loop(ctx, time.Hour, l.Store, l.Config.Retention, l.Config.LegalHolds, time.Now,
 				func(e audit.Event) { record(al, e) }, log)
