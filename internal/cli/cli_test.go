@@ -54,6 +54,9 @@ func TestDevNotificationsExit(t *testing.T) {
 	if n := strings.Count(out, "metrics: http://127.0.0.1:"); n != 5 {
 		t.Errorf("%d metrics lines, want one per process (5):\n%s", n, out)
 	}
+	if n := strings.Count(out, "console: https://localhost:"); n != 5 || !strings.Contains(out, "enrol admin with code ") || !strings.Contains(out, "sign in:") {
+		t.Errorf("%d console lines, want one per process (5) with the administrator's code and how to sign in:\n%s", n, out)
+	}
 	m := lastJSON(t, out)
 	for _, k := range []string{"sent", "accepted", "recorded", "receipts_verified"} {
 		if m[k] != float64(40) {

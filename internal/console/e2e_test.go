@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -93,6 +94,20 @@ func approveOperator(t *testing.T, tab *operatorTab, id string) (state, flash st
 }
 
 func cssEscape(id string) string { return strings.NewReplacer(".", `\\.`).Replace(id) }
+
+// enrolAndApproveTypes is enrolAndApprove for a data user granted types.
+func enrolAndApproveTypes(t *testing.T, browser context.Context, base string, admin *operatorTab, id, name, tenants, types string) *operatorTab {
+	t.Helper()
+	code := invite(t, admin, id, name, "datauser", tenants, types)
+	tab := newTab(t, browser, base)
+	tab.enrol(id, code)
+	tab.waitPath("/enrol/done")
+	if state, flash := approveOperator(t, admin, id); !strings.Contains(state, "有効") {
+		t.Fatalf("approving %s: state %q, flash %q", id, state, flash)
+	}
+	tab.signIn(id)
+	return tab
+}
 
 // enrolAndApprove enrols a new operator in its own tab, has approver
 // approve it, and signs it in.
@@ -228,6 +243,28 @@ func TestConsoleEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("grants by notification type and search filters", func(t *testing.T) {
+		admin, userA := admin.in(t), userA.in(t)
+		scans := enrolAndApproveTypes(t, browser, base, admin, "town-a-scan", "岩見沢 三郎", townA, "paper-return-scan")
+		scans.open("/records?search=1")
+		if types := scans.eval(`Array.from(document.querySelectorAll("#results td:nth-child(3)")).map(e => e.textContent).join(",")`); strings.Contains(types, "income-tax-return") || strings.Contains(types, "blue-return") {
+			t.Errorf("an operator granted scans only sees: %s", types)
+		}
+		if got := scans.eval(`fetch("/records/` + townA + "/" + recA.id + `").then(r => String(r.status))`); got != "404" {
+			t.Errorf("an operator granted scans only opens an income tax return: %s", got)
+		}
+		userA.open("/records?search=1&type=income-tax-return&year=2024")
+		rows := userA.eval(`Array.from(document.querySelectorAll("#results tr")).slice(1).map(r => r.cells[2].textContent + "/" + r.cells[3].textContent).join(",")`)
+		if rows == "" {
+			t.Fatal("no 2024 income tax returns found for town A")
+		}
+		for _, r := range strings.Split(rows, ",") {
+			if r != "income-tax-return/2024" {
+				t.Errorf("filter type=income-tax-return year=2024 returned %s", r)
+			}
+		}
+	})
+
 	t.Run("tenant isolation by every URL", func(t *testing.T) {
 		admin, sec, userA, userB := admin.in(t), sec.in(t), userA.in(t), userB.in(t)
 		_, _, _, _ = admin, sec, userA, userB
@@ -296,17 +333,48 @@ func TestConsoleEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("sealing key rotation takes two people", func(t *testing.T) {
+		admin, sec := admin.in(t), sec.in(t)
+		admin.open("/approvals")
+		admin.fill(map[string]string{
+			`#request-sealing\.rotate select[name=tenant]`: townA, `#request-sealing\.rotate input[name=reason]`: "定期更新",
+		})
+		admin.submit(`#request-sealing\.rotate button[type=submit]`)
+		id := admin.eval(`(document.querySelector("#approvals tr.ap-pending") || {id: ""}).id.replace("ap-", "")`)
+		if id == "" {
+			t.Fatalf("no pending rotation: %s", admin.pageText())
+		}
+		sec.open("/approvals")
+		sec.submit(`#ap-` + id + ` button.approve`)
+		res := sec.eval(`document.querySelector("#ap-` + id + ` .result").textContent`)
+		m := regexp.MustCompile(`publish its public key (\S+) in`).FindStringSubmatch(res)
+		if m == nil {
+			t.Fatalf("rotation result %q", res)
+		}
+		if b, err := os.ReadFile(m[1]); err != nil || len(b) < 100 {
+			t.Errorf("the new public key file %s: %d bytes, %v", m[1], len(b), err)
+		}
+	})
+
 	t.Run("lockout after five failures", func(t *testing.T) {
 		admin, sec, userA, userB := admin.in(t), sec.in(t), userA.in(t), userB.in(t)
 		_, _, _, _ = admin, sec, userA, userB
-		// Town B's authenticator now returns bogus signatures, as a cloned
+		// Town B's authenticator then returns bogus signatures, as a cloned
 		// or tampered key would; the server refuses each assertion.
 		bogus := true
-		if _, err := chromedp.Call(userB.ctx, webauthn.SetResponseOverrideBits, webauthn.SetResponseOverrideBitsParams{AuthenticatorID: userB.auth, IsBogusSignature: &bogus}); err != nil {
+		// The first two attempts come without user verification (the UV
+		// flag cleared, as a key whose PIN was not entered): refused too.
+		badUV := true
+		if _, err := chromedp.Call(userB.ctx, webauthn.SetResponseOverrideBits, webauthn.SetResponseOverrideBitsParams{AuthenticatorID: userB.auth, IsBadUV: &badUV}); err != nil {
 			t.Fatal(err)
 		}
 		var last string
 		for i := 1; i <= 5; i++ {
+			if i == 3 {
+				if _, err := chromedp.Call(userB.ctx, webauthn.SetResponseOverrideBits, webauthn.SetResponseOverrideBitsParams{AuthenticatorID: userB.auth, IsBogusSignature: &bogus}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			userB.open("/reauth")
 			if i == 1 && !strings.Contains(userB.pageText(), "town-b") {
 				t.Fatalf("re-authentication page does not name the operator: %s", userB.pageText())

@@ -406,7 +406,7 @@ func (b *nodeBackend) Open(ctx context.Context, actor, from, tenant, id string) 
 }
 
 func (b *nodeBackend) Actions() []console.Action {
-	return []console.Action{{
+	return []console.Action{b.rotateAction(), {
 		Kind: "records.erase", Title: "記録の消去", TitleEN: "Erase records", Tenant: "tenant",
 		Fields: []console.Field{
 			{Name: "tenant", Label: "団体", LabelEN: "Tenant", Kind: "text", Max: 128},
@@ -451,6 +451,33 @@ func (b *nodeBackend) Actions() []console.Action {
 			return fmt.Sprintf("%d records (%d bytes of ciphertext) erased", n, bytes), nil
 		},
 	}}
+}
+
+// rotateAction is the two-person sealing key rotation of a tenant.
+func (b *nodeBackend) rotateAction() console.Action {
+	return console.Action{
+		Kind: "sealing.rotate", Title: "封緘鍵の更新", TitleEN: "Rotate a sealing key", Tenant: "tenant",
+		Fields: []console.Field{
+			{Name: "tenant", Label: "団体", LabelEN: "Tenant", Kind: "text", Max: 128},
+			{Name: "reason", Label: "理由", LabelEN: "Reason", Kind: "text", Max: 200},
+		},
+		Check: func(ctx context.Context, v map[string]string) (string, string, error) {
+			if !slices.Contains(b.tenants, v["tenant"]) {
+				return "", "", fmt.Errorf("%q is not a tenant of this node", v["tenant"])
+			}
+			if strings.TrimSpace(v["reason"]) == "" {
+				return "", "", errors.New("a reason is required")
+			}
+			return v["tenant"], "rotate: " + v["reason"], nil
+		},
+		Exec: func(ctx context.Context, v map[string]string) (string, error) {
+			id, pub, err := rotateSealingKey(b.l.Config.DataDir, b.cm.env, b.n, v["tenant"], time.Now())
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("key %s in use; publish its public key %s in the directory", id, pub), nil
+		},
+	}
 }
 
 func (b *nodeBackend) eraseQuery(v map[string]string) (store.EraseQuery, error) {

@@ -443,6 +443,12 @@ func LoadNode(path string, log *slog.Logger) (*LoadedNode, error) {
 		cm.close()
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
+	rotated, err := loadRotated(c.DataDir, cm.env)
+	if err != nil {
+		cm.close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	keys = append(keys, rotated...)
 	verifiers, err := notekey.FromDirectory(cm.dir.Get())
 	if err != nil {
 		cm.close()

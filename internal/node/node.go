@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,6 +54,30 @@ import (
 type SealingKey struct {
 	Tenant, KeyID string
 	Key           hpke.PrivateKey
+}
+
+// key returns the tenant's sealing key with that ID.
+func (n *Node) key(tenant, id string) (hpke.PrivateKey, bool) {
+	n.keysMu.RLock()
+	defer n.keysMu.RUnlock()
+	k, ok := n.keys[tenant+"\x00"+id]
+	return k, ok
+}
+
+// AddSealingKey puts a new sealing key of a hosted tenant in use at once
+// (a key rotation): envelopes sealed to it open from now on; the older
+// keys stay for what was sealed to them. Adding a key ID twice is an error.
+func (n *Node) AddSealingKey(k SealingKey) error {
+	if !n.cfg.Directory.Get().Hosts(n.cfg.ID, k.Tenant) {
+		return fmt.Errorf("node: sealing key for %s, which this node does not host", k.Tenant)
+	}
+	n.keysMu.Lock()
+	defer n.keysMu.Unlock()
+	if _, ok := n.keys[k.Tenant+"\x00"+k.KeyID]; ok {
+		return fmt.Errorf("node: %s already has a sealing key %q", k.Tenant, k.KeyID)
+	}
+	n.keys[k.Tenant+"\x00"+k.KeyID] = k.Key
+	return nil
 }
 
 // Secret returns the key's serialization (envelope.MarshalPrivateKey), from
@@ -98,10 +123,11 @@ type Config struct {
 
 // Node is a running node.
 type Node struct {
-	cfg  Config
-	keys map[string]hpke.PrivateKey // tenant + "\x00" + key id
-	hub  *http.Client
-	log  *slog.Logger
+	cfg    Config
+	keysMu sync.RWMutex
+	keys   map[string]hpke.PrivateKey // tenant + "\x00" + key id
+	hub    *http.Client
+	log    *slog.Logger
 
 	recorded, duplicates, refused atomic.Int64
 	minFree                       atomic.Int64
@@ -213,7 +239,7 @@ func (n *Node) deliver(w http.ResponseWriter, r *http.Request) {
 		n.refuse(w, api.Errorf(404, api.CodeNotHosted, "this node does not host %s", hdr.Recipient))
 		return
 	}
-	if _, ok := n.keys[hdr.Recipient+"\x00"+hdr.KeyID]; !ok {
+	if _, ok := n.key(hdr.Recipient, hdr.KeyID); !ok {
 		n.refuse(w, api.Errorf(400, api.CodeUnknownKey, "no sealing key %q for %s", hdr.KeyID, hdr.Recipient))
 		return
 	}
@@ -297,7 +323,7 @@ func (n *Node) OpenAs(ctx context.Context, actor, from, tenant, id string) (io.R
 	if err != nil {
 		return nil, nil, fmt.Errorf("node: stored header: %w", err)
 	}
-	key, ok := n.keys[tenant+"\x00"+hdr.KeyID]
+	key, ok := n.key(tenant, hdr.KeyID)
 	if !ok {
 		return nil, nil, fmt.Errorf("node: no sealing key %q for %s", hdr.KeyID, tenant)
 	}
