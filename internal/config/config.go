@@ -10,11 +10,13 @@ package config
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -315,7 +317,109 @@ type Node struct {
 	// Scanner, when set, scans every received payload for malware before
 	// data users or exports may open it (第4 7(4)).
 	Scanner *Scanner `json:"scanner,omitempty"`
+	// Export, when set, lets the tenants' own tax systems (税務システム)
+	// pull their records (第5).
+	Export *Export `json:"export,omitempty"`
 }
+
+// Export configures the tenants' tax systems' access to their records: an
+// mTLS API and file drops.
+type Export struct {
+	// Listen is the HOST:PORT of the export API (TLS 1.3, client
+	// certificates required); empty: no API, drops only.
+	Listen string `json:"listen,omitempty"`
+	// ClientCA holds the PEM certificates of the CAs that issue the tax
+	// systems' certificates (required with Listen).
+	ClientCA string `json:"client_ca,omitempty"`
+	// Clients are the allowed tax systems.
+	Clients []ExportClient `json:"clients,omitempty"`
+	// Drops write a tenant's records as files into a directory.
+	Drops []ExportDrop `json:"drops,omitempty"`
+}
+
+// ExportClient is one tax system allowed to pull one tenant's records.
+type ExportClient struct {
+	Name       string   `json:"name"`        // [a-z0-9-]{1,64}
+	Tenant     string   `json:"tenant"`      // a tenant of this node
+	CertSHA256 string   `json:"cert_sha256"` // SHA-256 of its certificate (DER), hex
+	Networks   []string `json:"networks"`    // allowed source prefixes, e.g. "10.1.2.0/24"
+}
+
+// ExportDrop writes one tenant's records into a directory.
+type ExportDrop struct {
+	Name       string `json:"name"`
+	Tenant     string `json:"tenant"`
+	Dir        string `json:"dir"`
+	MaxPending int    `json:"max_pending,omitempty"`
+	Every      string `json:"every,omitempty"` // default "1m"
+}
+
+func (c *Node) validateExport() error {
+	e := c.Export
+	hosted := map[string]bool{}
+	for _, k := range c.SealingKeys {
+		hosted[k.Tenant] = true
+	}
+	names := map[string]bool{}
+	name := func(key, n, tenant string) error {
+		if !exportNameRe.MatchString(n) {
+			return bad(key+".name", "%q: expected [a-z0-9-]{1,64}", n)
+		}
+		if names[n] {
+			return bad(key+".name", "%q used twice", n)
+		}
+		names[n] = true
+		if !hosted[tenant] {
+			return bad(key+".tenant", "%q is not a tenant of this node (no sealing key)", tenant)
+		}
+		return nil
+	}
+	if e.Listen != "" {
+		if _, _, err := net.SplitHostPort(e.Listen); err != nil {
+			return bad("export.listen", "%q: expected HOST:PORT", e.Listen)
+		}
+		if err := fileExists(e.ClientCA); err != nil {
+			return bad("export.client_ca", "%v", err)
+		}
+	}
+	for i, cl := range e.Clients {
+		key := fmt.Sprintf("export.clients[%d]", i)
+		if e.Listen == "" {
+			return bad(key, "clients need export.listen")
+		}
+		if err := name(key, cl.Name, cl.Tenant); err != nil {
+			return err
+		}
+		if b, err := hex.DecodeString(cl.CertSHA256); err != nil || len(b) != 32 {
+			return bad(key+".cert_sha256", "expected 64 hex digits")
+		}
+		if len(cl.Networks) == 0 {
+			return bad(key+".networks", "empty: name the networks the tax system connects from")
+		}
+		for j, n := range cl.Networks {
+			if _, err := netip.ParsePrefix(n); err != nil {
+				return bad(fmt.Sprintf("%s.networks[%d]", key, j), "%q: expected a prefix such as 10.1.2.0/24", n)
+			}
+		}
+	}
+	for i, d := range e.Drops {
+		key := fmt.Sprintf("export.drops[%d]", i)
+		if err := name(key, d.Name, d.Tenant); err != nil {
+			return err
+		}
+		if st, err := os.Stat(d.Dir); err != nil || !st.IsDir() {
+			return bad(key+".dir", "%q: expected an existing directory", d.Dir)
+		}
+		if d.Every != "" {
+			if p, err := time.ParseDuration(d.Every); err != nil || p < time.Second {
+				return bad(key+".every", "%q: expected a duration of at least 1s", d.Every)
+			}
+		}
+	}
+	return nil
+}
+
+var exportNameRe = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
 
 // Scanner configures the malware check of received payloads.
 type Scanner struct {
@@ -608,6 +712,12 @@ func LoadNode(path string) (*Node, error) {
 	for i := range c.SealingKeys {
 		c.SealingKeys[i].File = resolveRef(filepath.Dir(path), c.SealingKeys[i].File)
 	}
+	if c.Export != nil {
+		c.Export.ClientCA = abs(filepath.Dir(path), c.Export.ClientCA)
+		for i := range c.Export.Drops {
+			c.Export.Drops[i].Dir = abs(filepath.Dir(path), c.Export.Drops[i].Dir)
+		}
+	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -796,6 +906,11 @@ func (c *Node) Validate() error {
 		}
 		if strings.HasPrefix(k.File, "pkcs11:") {
 			return bad(key+".file", "sealing keys cannot live on a PKCS#11 token (see package keystore): use enc:PATH")
+		}
+	}
+	if c.Export != nil {
+		if err := c.validateExport(); err != nil {
+			return err
 		}
 	}
 	if c.Scanner != nil {

@@ -68,6 +68,9 @@ type Service struct {
 	Records console.Records
 	// Scans is a node's malware verdicts (nil without a scanner).
 	Scans *scan.Ledger
+	// ExportAddr is where a node's export API listens ("" when not
+	// configured).
+	ExportAddr string
 	// Dir holds the directory in force.
 	Dir *directory.Holder
 
@@ -585,6 +588,20 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 		closeAll()
 		return nil, err
 	}
+	if l.Config.Export != nil {
+		var stopExport func()
+		svc.ExportAddr, stopExport, err = startExport(ctx, l.Config.Export, l.Config.DataDir, be, al, log)
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		closeExport := closeAll
+		closeAll = func() {
+			stopExport()
+			closeExport()
+		}
+		svc.close = closeAll
+	}
 	if sc != nil && ops != nil {
 		sc.alert = func(a operator.Alert) {
 			if _, err := ops.Alert(context.Background(), a); err != nil {
@@ -617,6 +634,7 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 		if sc != nil {
 			go sc.run(ctx, l.Config.Scanner.Period())
 		}
+
 		if len(l.Config.Retention) > 0 {
 			go retention.Loop(ctx, time.Hour, l.Store, l.Config.Retention, l.Config.LegalHolds, time.Now,
 				func(e audit.Event) { record(al, e) }, log)

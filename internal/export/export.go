@@ -88,7 +88,15 @@ const (
 	// CodeBadSeq (400): an acknowledgement of a Seq that is not a record
 	// of the client's tenant (for example beyond its last record).
 	CodeBadSeq api.Code = "bad-seq"
+	// CodeHeld (503): the record may not leave the node yet (the malware
+	// check has not passed it); retry later.
+	CodeHeld api.Code = "held"
 )
+
+// ErrHeld is what an Opener returns (wrapped) for a record that may not
+// leave the node yet: the client is told to retry later, a drop skips it
+// for now.
+var ErrHeld = errors.New("export: record held back by the malware check")
 
 var clientNameRE = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
 

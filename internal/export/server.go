@@ -384,6 +384,12 @@ func (s *Server) fetch(q *request, id string) {
 		s.refuse(q, actionFetch, object, "not found", notFound)
 		return
 	}
+	if errors.Is(err, ErrHeld) {
+		held := api.Errorf(http.StatusServiceUnavailable, CodeHeld, "the record has not passed the malware check; retry later")
+		held.RetryAfter = time.Minute
+		s.refuse(q, actionFetch, object, "held by the malware check", held)
+		return
+	}
 	if err != nil {
 		s.internal(q, actionFetch, object, "open record", err)
 		return
