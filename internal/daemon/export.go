@@ -83,9 +83,9 @@ func startExport(parent context.Context, e *config.Export, dataDir string, b *no
 		return "", nil, fmt.Errorf("export.client_ca: %w", err)
 	}
 	tc := &tls.Config{
-		MinVersion: tls.VersionTLS13,
-		ClientAuth: tls.RequireAndVerifyClientCert,
-		ClientCAs:  pki.CertPool(cas...),
+		MinVersion:     tls.VersionTLS13,
+		ClientAuth:     tls.RequireAndVerifyClientCert,
+		ClientCAs:      pki.CertPool(cas...),
 		GetCertificate: b.cm.reloader.GetCertificate,
 	}
 	ln, err := net.Listen("tcp", e.Listen)
