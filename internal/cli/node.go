@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"encoding/json"
+	"time"
+
 	"fmt"
 	"log/slog"
+	"taxlink/internal/erasure"
 
 	"github.com/spf13/cobra"
 
@@ -29,6 +33,81 @@ func nodeCmd() *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&cfg, "config", "", "node configuration file (JSON)")
+	_ = c.MarkFlagRequired("config")
+	c.AddCommand(nodeEraseCmd(), nodeVerifyEraseCmd())
+	return c
+}
+
+// nodeEraseCmd files a tenant's decommission for a second person's
+// approval in the node's console.
+func nodeEraseCmd() *cobra.Command {
+	var cfg, tenant, by, reason string
+	c := &cobra.Command{
+		Use:   "erase --config FILE --tenant ID --requested-by OPERATOR --reason TEXT",
+		Short: "Request the erasure of a tenant (keys destroyed, records removed, signed erase certificate); a second operator approves it in the node's console",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			id, err := daemon.RequestDecommission(cmd.Context(), cfg, tenant, by, reason)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "decommission of %s requested by %s: approval %s\na second operator (admin or security officer) approves it on the node console's 承認 page; the node then erases and writes the certificate to data_dir/erase-certificates/\n", tenant, by, id)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&cfg, "config", "", "node configuration file (JSON)")
+	c.Flags().StringVar(&tenant, "tenant", "", "the tenant to erase, e.g. lg:013323")
+	c.Flags().StringVar(&by, "requested-by", "", "the requesting operator's ID in the console")
+	c.Flags().StringVar(&reason, "reason", "", "why (e.g. the contract ended; the tenant moved to another outsourcer)")
+	for _, f := range []string{"config", "tenant", "requested-by", "reason"} {
+		_ = c.MarkFlagRequired(f)
+	}
+	return c
+}
+
+// nodeVerifyEraseCmd checks an erase certificate against the node's key in
+// the directory.
+func nodeVerifyEraseCmd() *cobra.Command {
+	var cfg string
+	c := &cobra.Command{
+		Use:   "verify-erase --config FILE CERTIFICATE",
+		Short: "Verify an erase certificate with the issuing node's key from the directory",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			doc, err := readLimited(args[0], erasure.MaxSize)
+			if err != nil {
+				return err
+			}
+			dc, err := loadDirContext(cfg)
+			if err != nil {
+				return err
+			}
+			d, err := dc.verify(dc.path)
+			if err != nil {
+				return err
+			}
+			var probe struct {
+				Certificate struct {
+					Node string `json:"node"`
+				} `json:"certificate"`
+			}
+			if err := json.Unmarshal(doc, &probe); err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			n, err := d.Node(probe.Certificate.Node)
+			if err != nil {
+				return err
+			}
+			c, err := erasure.Verify(doc, n.Key())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "valid erase certificate: node %s erased %s at %s (%d records, %d bytes; keys %v) requested by %s, approved by %s (approval %s)\n",
+				c.Node, c.Tenant, c.Time.Format(time.RFC3339), c.Records, c.CiphertextBytes, c.KeysDestroyed, c.RequestedBy, c.ApprovedBy, c.Approval)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&cfg, "config", "", "a hub or node configuration (for the directory and its key)")
 	_ = c.MarkFlagRequired("config")
 	return c
 }

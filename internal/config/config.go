@@ -322,6 +322,29 @@ type Node struct {
 	Export *Export `json:"export,omitempty"`
 }
 
+// ErasedTenantsFile, in a node's data_dir, lists the tenants
+// decommissioned on the node (JSON array of participant IDs): their
+// sealing keys are destroyed, and a configuration that still names them is
+// accepted without them.
+const ErasedTenantsFile = "erased-tenants.json"
+
+// ErasedTenants reads the tenants decommissioned in dataDir (none when the
+// file does not exist).
+func ErasedTenants(dataDir string) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, ErasedTenantsFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ts []string
+	if err := json.Unmarshal(b, &ts); err != nil {
+		return nil, fmt.Errorf("%s: %w", ErasedTenantsFile, err)
+	}
+	return ts, nil
+}
+
 // Export configures the tenants' tax systems' access to their records: an
 // mTLS API and file drops.
 type Export struct {
@@ -893,6 +916,10 @@ func (c *Node) Validate() error {
 	if len(c.SealingKeys) == 0 {
 		return bad("sealing_keys", "empty: a node needs the sealing key of every tenant it hosts")
 	}
+	erased, err := ErasedTenants(c.DataDir)
+	if err != nil {
+		return bad("data_dir", "%v", err)
+	}
 	for i, k := range c.SealingKeys {
 		key := fmt.Sprintf("sealing_keys[%d]", i)
 		if err := envelope.ValidParticipantID(k.Tenant); err != nil {
@@ -900,6 +927,9 @@ func (c *Node) Validate() error {
 		}
 		if k.KeyID == "" {
 			return bad(key+".key_id", "missing")
+		}
+		if slices.Contains(erased, k.Tenant) {
+			continue // decommissioned: its key file is destroyed
 		}
 		if err := checkKeyRef(key+".file", k.File, c.Environment, c.Keys); err != nil {
 			return err

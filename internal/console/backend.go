@@ -84,6 +84,14 @@ type Action struct {
 	Exec func(ctx context.Context, values map[string]string) (string, error)
 }
 
+// Keys the console adds to an approved action's values before Exec: the
+// requester, the approver and the approval's ID.
+const (
+	ParamRequestedBy = "_requested_by"
+	ParamApprovedBy  = "_approved_by"
+	ParamApproval    = "_approval"
+)
+
 // Field is one form field of an Action.
 type Field struct {
 	Name, Label, LabelEN string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,8 +15,10 @@ import (
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
+	"taxlink/internal/daemon"
 	"taxlink/internal/devnet"
 	"taxlink/internal/devnet/devtest"
+	"taxlink/internal/erasure"
 	"taxlink/internal/searchindex"
 	"taxlink/internal/store"
 )
@@ -330,6 +333,45 @@ func TestConsoleEndToEnd(t *testing.T) {
 		}
 		if state := sec.eval(`document.querySelector("#ap-` + id + ` .state").textContent`); state != "executed" {
 			t.Errorf("approval state %q, want executed (%s)", state, sec.eval(`document.querySelector("#ap-`+id+` .result").textContent`))
+		}
+	})
+
+	t.Run("decommission: keys destroyed, signed erase certificate", func(t *testing.T) {
+		sec := sec.in(t)
+		n, _ := nw.Layout.Node(devnet.OutsourcerID)
+		id, err := daemon.RequestDecommission(context.Background(), n.Config, townC, "admin", "契約終了")
+		if err != nil {
+			t.Fatalf("taxlink node erase: %v", err)
+		}
+		sec.open("/approvals")
+		sec.submit(`#ap-` + id + ` button.approve`)
+		res := sec.eval(`document.querySelector("#ap-` + id + ` .result").textContent`)
+		m := regexp.MustCompile(`certificate (\S+\.json)`).FindStringSubmatch(res)
+		if m == nil {
+			t.Fatalf("decommission result %q", res)
+		}
+		doc, err := os.ReadFile(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		dn, err := nw.Nodes[devnet.OutsourcerID].Directory().Node(devnet.OutsourcerID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := erasure.Verify(doc, dn.Key())
+		if err != nil {
+			t.Fatalf("the erase certificate does not verify with the node's key: %v", err)
+		}
+		if cert.Tenant != townC || cert.RequestedBy != "admin" || cert.ApprovedBy != "sec" || cert.Approval != id || len(cert.KeysDestroyed) == 0 || len(cert.KeyFiles) == 0 {
+			t.Errorf("certificate %+v", cert)
+		}
+		for _, f := range cert.KeyFiles {
+			if _, err := os.Stat(filepath.Join(filepath.Dir(n.Config), f)); !os.IsNotExist(err) {
+				t.Errorf("key file %s still exists (%v)", f, err)
+			}
+		}
+		if c, _ := svc.Store.Count(context.Background(), townC); c != 0 {
+			t.Errorf("%d records of %s remain", c, townC)
 		}
 	})
 

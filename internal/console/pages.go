@@ -451,6 +451,8 @@ func (c *Console) decide(w http.ResponseWriter, r *http.Request, wh *who) {
 		if err := jsonUnmarshal(a.Params, &values); err != nil {
 			return "", err
 		}
+		// Who asked and who approved, for actions that issue evidence.
+		values[ParamRequestedBy], values[ParamApprovedBy], values[ParamApproval] = a.RequestedBy, wh.op.ID, a.ID
 		return act.Exec(ctx, values)
 	})
 	verb := "approval.reject"

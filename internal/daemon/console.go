@@ -406,7 +406,7 @@ func (b *nodeBackend) Open(ctx context.Context, actor, from, tenant, id string) 
 }
 
 func (b *nodeBackend) Actions() []console.Action {
-	return []console.Action{b.rotateAction(), {
+	return []console.Action{b.rotateAction(), b.decommissionAction(), {
 		Kind: "records.erase", Title: "記録の消去", TitleEN: "Erase records", Tenant: "tenant",
 		Fields: []console.Field{
 			{Name: "tenant", Label: "団体", LabelEN: "Tenant", Kind: "text", Max: 128},

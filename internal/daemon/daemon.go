@@ -19,6 +19,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -426,8 +427,17 @@ func LoadNode(path string, log *slog.Logger) (*LoadedNode, error) {
 		return nil, fmt.Errorf("%s: signing_key: %w", path, err)
 	}
 	cm.addCloser(sc)
+	erased, err := config.ErasedTenants(c.DataDir)
+	if err != nil {
+		cm.close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	var keys []node.SealingKey
 	for i, k := range c.SealingKeys {
+		if slices.Contains(erased, k.Tenant) {
+			log.Warn("tenant decommissioned: its sealing key is destroyed and not loaded; remove it from the configuration", "tenant", k.Tenant, "key_id", k.KeyID)
+			continue
+		}
 		ref, err := keystore.ParseRef(k.File)
 		if err != nil {
 			cm.close()
@@ -446,7 +456,7 @@ func LoadNode(path string, log *slog.Logger) (*LoadedNode, error) {
 		cm.close()
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
-	rotated, err := loadRotated(c.DataDir, cm.env)
+	rotated, err := loadRotated(c.DataDir, cm.env, erased)
 	if err != nil {
 		cm.close()
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,14 +46,18 @@ func readRotated(dataDir string) ([]rotatedKey, error) {
 	return ks, nil
 }
 
-// loadRotated opens the sealing keys made by earlier rotations.
-func loadRotated(dataDir string, env keystore.Env) ([]node.SealingKey, error) {
+// loadRotated opens the sealing keys made by earlier rotations, but those
+// of the erased tenants (whose key files are destroyed).
+func loadRotated(dataDir string, env keystore.Env, erased []string) ([]node.SealingKey, error) {
 	ks, err := readRotated(dataDir)
 	if err != nil {
 		return nil, err
 	}
 	var out []node.SealingKey
 	for _, k := range ks {
+		if slices.Contains(erased, k.Tenant) {
+			continue
+		}
 		if strings.ContainsAny(k.File, `/\`) {
 			return nil, fmt.Errorf("%s/index.json: bad file name %q", rotatedDir, k.File)
 		}

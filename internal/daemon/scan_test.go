@@ -6,12 +6,15 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"taxlink/internal/console"
+	"taxlink/internal/daemon"
 	"taxlink/internal/devnet"
+	"taxlink/internal/erasure"
 	"taxlink/internal/node"
 	"taxlink/internal/scan"
 	"taxlink/internal/scan/scantest"
@@ -92,5 +95,37 @@ func TestNodeQuarantinesMalware(t *testing.T) {
 	rc.Close()
 	if o.ContentType != "application/xml" {
 		t.Errorf("clean record content type %q", o.ContentType)
+	}
+}
+
+// TestLoadNodeSkipsErasedTenant restarts a node after a decommission (the
+// tenant listed in erased-tenants.json, its key file destroyed): the node
+// starts, without that tenant's key, and keeps the others.
+func TestLoadNodeSkipsErasedTenant(t *testing.T) {
+	lay, err := devnet.Init(t.TempDir(), devnet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := lay.Node(devnet.OutsourcerID)
+	dir := filepath.Dir(n.Config)
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data", "erased-tenants.json"), []byte(`["lg:013323"]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := erasure.DestroyFile(filepath.Join(dir, "sealing-lg-013323.key")); err != nil {
+		t.Fatal(err)
+	}
+	l, err := daemon.LoadNode(n.Config, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("the node does not start after a decommission: %v", err)
+	}
+	defer l.Close()
+	if ids := l.Node.RemoveTenantKeys("lg:013323"); len(ids) != 0 {
+		t.Errorf("the erased tenant's keys were loaded: %v", ids)
+	}
+	if ids := l.Node.RemoveTenantKeys("lg:013030"); len(ids) != 1 {
+		t.Errorf("another tenant's keys: %v, want one", ids)
 	}
 }

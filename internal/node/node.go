@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,6 +79,23 @@ func (n *Node) AddSealingKey(k SealingKey) error {
 	}
 	n.keys[k.Tenant+"\x00"+k.KeyID] = k.Key
 	return nil
+}
+
+// RemoveTenantKeys takes every sealing key of tenant out of use (a
+// decommission) and returns their IDs; envelopes sealed to them no longer
+// open, and deliveries to the tenant are refused.
+func (n *Node) RemoveTenantKeys(tenant string) []string {
+	n.keysMu.Lock()
+	defer n.keysMu.Unlock()
+	var ids []string
+	for k := range n.keys {
+		if t, id, _ := strings.Cut(k, "\x00"); t == tenant {
+			ids = append(ids, id)
+			delete(n.keys, k)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // Secret returns the key's serialization (envelope.MarshalPrivateKey), from

@@ -471,3 +471,13 @@ type NodeStore interface {
 	Inbox
 	Outbox
 }
+
+// Vacuumer is implemented by stores that can give the space of erased
+// records back and overwrite or drop what the database still keeps of
+// them (old pages, write-ahead log copies). A tenant's decommission calls
+// it after erasing every record of the tenant.
+type Vacuumer interface {
+	// Vacuum runs the store's reclamation; it may take long and, for some
+	// stores, block writers meanwhile.
+	Vacuum(ctx context.Context) error
+}

@@ -75,3 +75,18 @@ func (s *Store) eraseSQL() string {
 DELETE FROM ` + q + `.records r USING doomed d WHERE r.seq = d.seq
 RETURNING r.seq, r.id, r.ciphertext_size`
 }
+
+// Vacuum runs VACUUM on the records and chunks tables so that the erased
+// rows' space is reclaimed. It implements store.Vacuumer. (VACUUM FULL,
+// which also rewrites the files, takes an exclusive lock; an operator runs
+// it in a maintenance window if the policy asks for it.)
+func (s *Store) Vacuum(ctx context.Context) error {
+	if err := s.live(); err != nil {
+		return err
+	}
+	q := "VACUUM (ANALYZE) " + pgx.Identifier{s.opts.schema, "records"}.Sanitize() + ", " + s.chunks.Sanitize()
+	if _, err := s.pool.Exec(ctx, q); err != nil {
+		return s.fail("vacuum", err)
+	}
+	return nil
+}

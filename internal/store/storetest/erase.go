@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -22,6 +23,7 @@ func RunErase(t *testing.T, open func(t *testing.T) store.Inbox) {
 	}
 	t.Run("Scope", func(t *testing.T) { testEraseScope(t, o(t)) })
 	t.Run("Nothing", func(t *testing.T) { testEraseNothing(t, o(t)) })
+	t.Run("Vacuum", func(t *testing.T) { testVacuum(t, o(t)) })
 	t.Run("Invalid", func(t *testing.T) { testEraseInvalid(t, o(t)) })
 	t.Run("Closed", func(t *testing.T) {
 		in := open(t)
@@ -33,6 +35,36 @@ func RunErase(t *testing.T, open func(t *testing.T) store.Inbox) {
 			t.Errorf("Erase after Close: error = %v, want ErrClosed", err)
 		}
 	})
+}
+
+// testVacuum erases one tenant whole and vacuums a store that can: the
+// other tenant's records stay intact, ciphertext included.
+func testVacuum(t *testing.T, in store.Inbox) {
+	v, ok := in.(store.Vacuumer)
+	if !ok {
+		t.Skip("the store does not implement store.Vacuumer")
+	}
+	ctx := t.Context()
+	recordAt(t, in, 1, "tenant-a", "income-tax-return", -time.Hour, 300_000)
+	keep := recordAt(t, in, 2, "tenant-b", "income-tax-return", -time.Hour, 70_000)
+	if _, err := in.Erase(ctx, store.EraseQuery{Recipient: "tenant-a", RecordedBefore: eraseBase.Add(time.Hour), Limit: store.MaxEraseLimit}); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Vacuum(ctx); err != nil {
+		t.Fatalf("Vacuum: %v", err)
+	}
+	if n, err := in.Count(ctx, "tenant-a"); err != nil || n != 0 {
+		t.Errorf("tenant-a after erase and vacuum: %d records, %v", n, err)
+	}
+	rc, err := in.OpenCiphertext(ctx, "tenant-b", keep.ID)
+	if err != nil {
+		t.Fatalf("tenant-b's record after vacuum: %v", err)
+	}
+	defer rc.Close()
+	n, err := io.Copy(io.Discard, rc)
+	if err != nil || n != keep.CiphertextSize {
+		t.Errorf("tenant-b's ciphertext after vacuum: %d bytes, %v; want %d", n, err, keep.CiphertextSize)
+	}
 }
 
 // eraseBase is the "now" of the erase tests.
