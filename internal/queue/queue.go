@@ -13,6 +13,8 @@ package queue
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -216,6 +218,7 @@ func (q *Queue) SetAccepted(ctx context.Context, id string, receipt []byte) erro
 func (q *Queue) Enqueue(ctx context.Context, recipient, id string, preamble []byte, ct io.Reader, size int64) (seq uint64, dup bool, err error) {
 	msg := nats.NewMsg("q." + Token(recipient))
 	msg.Header.Set(jetstream.MsgIDHeader, id)
+	var blob string // the chunks' subject, when chunked
 	if size <= int64(q.opts.InlineMax) {
 		buf := bytes.NewBuffer(make([]byte, 0, len(preamble)+int(size)))
 		buf.Write(preamble)
@@ -224,10 +227,11 @@ func (q *Queue) Enqueue(ctx context.Context, recipient, id string, preamble []by
 		}
 		msg.Data = buf.Bytes()
 	} else {
-		seqs, err := q.putBlob(ctx, id, ct)
+		seqs, subj, err := q.putBlob(ctx, id, ct)
 		if err != nil {
 			return 0, false, err
 		}
+		blob = subj
 		list := make([]string, len(seqs))
 		for i, s := range seqs {
 			list[i] = strconv.FormatUint(s, 10)
@@ -236,44 +240,53 @@ func (q *Queue) Enqueue(ctx context.Context, recipient, id string, preamble []by
 		msg.Data = preamble
 	}
 	ack, err := q.js.PublishMsg(ctx, msg)
+	if err == nil && !ack.Duplicate {
+		return ack.Sequence, false, nil
+	}
+	if blob != "" {
+		// The chunks of this attempt are referenced by no queue entry.
+		if bs, berr := q.js.Stream(context.WithoutCancel(ctx), blobStream); berr == nil {
+			_ = bs.Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject(blob))
+		}
+	}
 	if err != nil {
 		return 0, false, fmt.Errorf("queue: enqueue: %w", err)
 	}
-	return ack.Sequence, ack.Duplicate, nil
+	return ack.Sequence, true, nil
 }
 
-// putBlob stores ct as chunk messages under b.<id>, replacing chunks left by
-// an earlier attempt that never reached the queue, and returns their stream
-// sequences in order.
-func (q *Queue) putBlob(ctx context.Context, id string, ct io.Reader) ([]uint64, error) {
-	subj := "b." + id
+// putBlob stores ct as chunk messages under b.<id>.<attempt>, a subject of
+// this attempt alone (so that a concurrent or later attempt for the same
+// envelope never touches its chunks), and returns their stream sequences in
+// order and the subject.
+func (q *Queue) putBlob(ctx context.Context, id string, ct io.Reader) ([]uint64, string, error) {
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:]) // crypto/rand never fails
+	subj := "b." + id + "." + hex.EncodeToString(nonce[:])
 	bs, err := q.js.Stream(ctx, blobStream)
 	if err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
-	}
-	if err := bs.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
-		return nil, fmt.Errorf("queue: clear earlier chunks: %w", err)
+		return nil, "", fmt.Errorf("queue: %w", err)
 	}
 	buf := make([]byte, chunkSize)
 	var futures []jetstream.PubAckFuture
 	var seqs []uint64
-	n := 0
-	fail := func(err error) ([]uint64, error) {
+	fail := func(err error) ([]uint64, string, error) {
 		_ = bs.Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject(subj))
-		return nil, err
+		return nil, "", err
 	}
 	for {
 		m, rerr := io.ReadFull(ct, buf)
 		if m > 0 {
+			// No deduplication ID: a retry after a failed attempt must
+			// store new chunks, not be answered with the sequences of the
+			// attempt's chunks that fail purged.
 			msg := nats.NewMsg(subj)
 			msg.Data = append([]byte(nil), buf[:m]...)
-			msg.Header.Set(jetstream.MsgIDHeader, id+"."+strconv.Itoa(n))
 			f, err := q.js.PublishMsgAsync(msg)
 			if err != nil {
 				return fail(fmt.Errorf("queue: store chunk: %w", err))
 			}
 			futures = append(futures, f)
-			n++
 			// Bound what is in flight so a big payload is never held whole.
 			if len(futures) >= 8 {
 				if seqs, err = waitAcks(ctx, futures, seqs); err != nil {
@@ -292,7 +305,7 @@ func (q *Queue) putBlob(ctx context.Context, id string, ct io.Reader) ([]uint64,
 	if seqs, err = waitAcks(ctx, futures, seqs); err != nil {
 		return fail(err)
 	}
-	return seqs, nil
+	return seqs, subj, nil
 }
 
 // waitAcks waits for every publish in fs, in order, and appends their
@@ -301,6 +314,9 @@ func waitAcks(ctx context.Context, fs []jetstream.PubAckFuture, seqs []uint64) (
 	for _, f := range fs {
 		select {
 		case ack := <-f.Ok():
+			if ack.Duplicate {
+				return seqs, fmt.Errorf("queue: store chunk: answered as a duplicate of sequence %d", ack.Sequence)
+			}
 			seqs = append(seqs, ack.Sequence)
 		case err := <-f.Err():
 			return seqs, fmt.Errorf("queue: store chunk: %w", err)
@@ -354,7 +370,7 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("queue: read chunk %d: %w", r.seqs[0], err)
 		}
-		if msg.Subject != r.subj {
+		if msg.Subject != r.subj && !strings.HasPrefix(msg.Subject, r.subj+".") {
 			return 0, fmt.Errorf("queue: chunk %d belongs to %s, not %s", r.seqs[0], msg.Subject, r.subj)
 		}
 		r.cur = msg.Data
@@ -461,6 +477,8 @@ func (q *Queue) handle(ctx context.Context, msg jetstream.Msg, it *Item, h Handl
 	}
 	if len(it.chunks) > 0 {
 		if bs, err := q.js.Stream(ctx, blobStream); err == nil {
+			// b.<id>.<attempt> since chunks are per attempt; b.<id> before.
+			_ = bs.Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject("b."+it.ID+".*"))
 			_ = bs.Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject("b."+it.ID))
 		}
 	}
