@@ -67,6 +67,7 @@ const (
 	CodeNotHosted        Code = "not-hosted"
 	CodeSuspended        Code = "suspended"
 	CodeWindowClosed     Code = "window-closed"
+	CodeHeld             Code = "held"
 	CodeBusy             Code = "busy"
 	CodeDiskLow          Code = "disk-low"
 	CodeForbidden        Code = "forbidden"

@@ -43,6 +43,20 @@ type Status struct {
 	DiskFree float64
 	// Facts are other labelled figures (directory version, ledger size …).
 	Facts []Fact
+	// Bulletins are the 機構's notices from the directory that concern this
+	// process, newest first.
+	Bulletins []Bulletin
+	// Holds are the incident measures in force.
+	Holds []string
+}
+
+// Bulletin is a notice shown on the dashboard of the operators its
+// audience concerns ("*": all).
+type Bulletin struct {
+	Time        time.Time
+	Severity    string
+	Title, Body string
+	Audience    []string
 }
 
 // Backlog is what waits for one recipient.

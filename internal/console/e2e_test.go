@@ -523,6 +523,82 @@ func TestConsoleEndToEnd(t *testing.T) {
 		}
 		kiko.open("/")
 		kiko.screenshot("hub-dashboard")
+
+		// An incident: a hold on one type, a bulletin to 札幌市, the root
+		// cause, the report.
+		approve := func(kind string, fields map[string]string) string {
+			t.Helper()
+			kiko.open("/approvals")
+			sel := map[string]string{}
+			for k, v := range fields {
+				tag := "input"
+				if k == "body" {
+					tag = "textarea"
+				}
+				sel[`#request-`+strings.ReplaceAll(kind, ".", `\.`)+` `+tag+`[name=`+k+`]`] = v
+			}
+			kiko.fill(sel)
+			kiko.submit(`#request-` + strings.ReplaceAll(kind, ".", `\.`) + ` button[type=submit]`)
+			id := kiko.eval(`(document.querySelector("#approvals tr.ap-pending") || {id: ""}).id.replace("ap-", "")`)
+			if id == "" {
+				t.Fatalf("no pending %s: %s", kind, kiko.pageText())
+			}
+			officer.open("/approvals")
+			officer.submit(`#ap-` + id + ` button.approve`)
+			if st := officer.eval(`document.querySelector("#ap-` + id + ` .state").textContent`); st != "executed" {
+				t.Fatalf("%s: %s (%s)", kind, st, officer.eval(`document.querySelector("#ap-`+id+` .result").textContent`))
+			}
+			return id
+		}
+		kiko.open("/incidents")
+		kiko.fill(map[string]string{`#incident-open input[name=title]`: "紙申告スキャンの配信停止", `#incident-open select[name=severity]`: "critical"})
+		kiko.submit(`#incident-open button[type=submit]`)
+		incPath := kiko.eval(`location.pathname`)
+		if !strings.HasPrefix(incPath, "/incidents/inc-") {
+			t.Fatalf("opening an incident led to %s", incPath)
+		}
+		approve("incident.hold", map[string]string{"id": "scan-hold", "scope": "type", "type": "paper-return-scan", "reason": "不審なファイルの調査"})
+		if h := nw.Hub.Directory().HeldBy(devnet.NTAID, devnet.SapporoID, "paper-return-scan"); h == nil || h.ID != "scan-hold" {
+			t.Fatalf("the hold is not in force: %v", h)
+		}
+		if h := nw.Hub.Directory().HeldBy(devnet.NTAID, devnet.SapporoID, "income-tax-return"); h != nil {
+			t.Errorf("the type hold also holds income tax returns")
+		}
+		approve("bulletin.post", map[string]string{"id": "scan-hold-notice", "severity": "warning", "title": "紙申告スキャンの配信を一時停止しています", "body": "調査中です。受信済みの記録には影響ありません。", "audience": devnet.SapporoID})
+		sapporo := consoleURL(t, nw, devnet.SapporoID)
+		city := newTab(t, browser, sapporo.URL)
+		city.enrol(devnet.DevAdmin, sapporo.AdminCode)
+		city.waitPath("/login")
+		city.signIn(devnet.DevAdmin)
+		deadline := time.Now().Add(time.Minute)
+		for !strings.Contains(city.eval(`(document.getElementById("bulletins") || {textContent: ""}).textContent`), "一時停止") {
+			if time.Now().After(deadline) {
+				t.Fatal("札幌市's console does not show the bulletin")
+			}
+			time.Sleep(500 * time.Millisecond) // the node fetches the directory periodically
+			city.open("/")
+		}
+		city.screenshot("bulletin")
+		kiko.open(incPath)
+		kiko.fill(map[string]string{`#incident-rootcause textarea`: "原因: 送信側システムの設定誤り。対策: 設定変更の二者確認を導入。"})
+		kiko.submit(`#incident-rootcause button[type=submit]`)
+		approve("incident.release", map[string]string{"id": "scan-hold", "reason": "調査完了"})
+		if h := nw.Hub.Directory().HeldBy(devnet.NTAID, devnet.SapporoID, "paper-return-scan"); h != nil {
+			t.Error("the hold is still in force after its release")
+		}
+		officer.open(incPath)
+		officer.submit(`#incident-close button[type=submit]`)
+		kiko.open(incPath + "/report")
+		rep := kiko.eval(`document.getElementById("incident-report").innerText`)
+		for _, want := range []string{"インシデント報告書", "講じた措置", "incident.hold", "incident.release", "bulletin.post", "送信側システムの設定誤り", "終結"} {
+			if !strings.Contains(rep, want) {
+				t.Errorf("the incident report lacks %q", want)
+			}
+		}
+		if cp := kiko.eval(`document.getElementById("checkpoint").textContent`); !strings.Contains(cp, "\n—") {
+			t.Errorf("the report's checkpoint is not a signed note: %q", cp)
+		}
+		kiko.screenshot("incident-report")
 	})
 
 	t.Run("every action is in the history", func(t *testing.T) {

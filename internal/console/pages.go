@@ -62,6 +62,11 @@ func (c *Console) routes() {
 	m.HandleFunc("POST /approvals/{id}/decide", c.page(capApprove, c.decide))
 	m.HandleFunc("GET /alerts", c.page(capAlerts, c.alerts))
 	m.HandleFunc("POST /alerts/{id}/ack", c.page(capAckAlert, c.ackAlert))
+	m.HandleFunc("GET /incidents", c.page(capAlerts, c.incidentList))
+	m.HandleFunc("POST /incidents/open", c.page(capRequest, c.incidentOpen))
+	m.HandleFunc("GET /incidents/{id}", c.page(capAlerts, func(w http.ResponseWriter, r *http.Request, wh *who) { c.incidentPage(w, r, wh, false) }))
+	m.HandleFunc("GET /incidents/{id}/report", c.page(capAlerts, func(w http.ResponseWriter, r *http.Request, wh *who) { c.incidentPage(w, r, wh, true) }))
+	m.HandleFunc("POST /incidents/{id}/{verb}", c.page(capRequest, c.incidentVerb))
 	m.HandleFunc("GET /history", c.page(capHistory, c.history))
 	m.HandleFunc("GET /history.csv", c.page(capHistory, c.historyCSV))
 	m.HandleFunc("GET /records", c.page(capData, c.records))
@@ -121,6 +126,7 @@ func (c *Console) nav(lang string, role operator.Role) []navItem {
 	add(can(role, capData) && c.cfg.Records != nil, "/records", "nav.records")
 	add(can(role, capRequest), "/approvals", "nav.approvals")
 	add(can(role, capAlerts), "/alerts", "nav.alerts")
+	add(can(role, capAlerts), "/incidents", "nav.incidents")
 	add(can(role, capHistory), "/history", "nav.history")
 	add(can(role, capOperators), "/operators", "nav.operators")
 	return n
@@ -168,6 +174,8 @@ func (c *Console) grantedTenants(op operator.Operator) []string {
 }
 
 type dashData struct {
+	Bulletins                []Bulletin
+	Holds                    []string
 	Throughput, BacklogChart []byte
 	Backlog                  []Backlog
 	Certificates             []Certificate
@@ -181,7 +189,12 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, wh *who) {
 	if err != nil {
 		c.log.Warn("console: status", "err", err)
 	}
-	d := dashData{Certificates: st.Certificates, Facts: st.Facts, DiskFree: bytesText(st.DiskFree)}
+	d := dashData{Certificates: st.Certificates, Facts: st.Facts, DiskFree: bytesText(st.DiskFree), Holds: st.Holds}
+	for _, b := range st.Bulletins {
+		if slices.Contains(b.Audience, "*") || slices.ContainsFunc(b.Audience, wh.op.Grant.AllowsTenant) || c.cfg.Backend.Kind() == "hub" {
+			d.Bulletins = append(d.Bulletins, b)
+		}
+	}
 	var bars []svgchart.Bar
 	for _, b := range st.Backlog {
 		if !wh.op.Grant.AllowsTenant(b.Recipient) {

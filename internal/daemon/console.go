@@ -175,6 +175,10 @@ func (b *hubBackend) Status(ctx context.Context) (console.Status, error) {
 			{Label: "accepted / delivered / retries", Value: fmt.Sprintf("%d / %d / %d", st.Accepted, st.Delivered, st.Retries)},
 		},
 	}
+	s.Bulletins = bulletins(d.Bulletins)
+	for _, h := range d.Holds {
+		s.Holds = append(s.Holds, fmt.Sprintf("%s: %s %s%s%s (%s)", h.ID, h.Scope, h.From, arrow(h.From, h.To), h.Type, h.Reason))
+	}
 	backlogs, err := b.q.Backlogs(ctx)
 	if err != nil {
 		return s, err
@@ -217,6 +221,7 @@ func (b *hubBackend) Actions() []console.Action {
 	if b.dirSigner == nil {
 		return acts
 	}
+	acts = append(acts, b.incidentActions()...)
 	for _, suspend := range []bool{true, false} {
 		kind, title, titleEN := "participant.suspend", "参加者の停止", "Suspend a participant"
 		if !suspend {
@@ -249,6 +254,17 @@ func (b *hubBackend) Actions() []console.Action {
 	return acts
 }
 
+// bulletins converts the directory's bulletins for the console, newest
+// first.
+func bulletins(bs []directory.Bulletin) []console.Bulletin {
+	var out []console.Bulletin
+	for _, b := range bs {
+		out = append(out, console.Bulletin{Time: b.Time, Severity: b.Severity, Title: b.Title, Body: b.Body, Audience: b.Audience})
+	}
+	slices.SortFunc(out, func(a, b console.Bulletin) int { return b.Time.Compare(a.Time) })
+	return out
+}
+
 func summarise(ch []directory.Change) string {
 	var parts []string
 	for _, c := range ch {
@@ -279,25 +295,36 @@ func (b *hubBackend) publish(doc []byte) (string, error) {
 	return fmt.Sprintf("directory version %d in force", b.cm.dir.Get().Version), nil
 }
 
-// setSuspended signs a new directory version with the participant's
-// suspension set or cleared.
-func (b *hubBackend) setSuspended(id string, suspended bool) (string, error) {
+// changeDirectory signs and puts in force a new directory version made by
+// mutate from the one in force.
+func (b *hubBackend) changeDirectory(mutate func(d *directory.Directory) error) (string, error) {
 	d, err := directory.Verify(b.cm.dir.Signed(), b.cm.dirKey, b.env)
 	if err != nil {
 		return "", err
 	}
-	i := slices.IndexFunc(d.Participants, func(p directory.Participant) bool { return p.ID == id })
-	if i < 0 {
-		return "", fmt.Errorf("%s: %w", id, directory.ErrUnknown)
+	if err := mutate(d); err != nil {
+		return "", err
 	}
-	d.Participants[i].Suspended = suspended
 	d.Version++
 	d.Issued = b.now().UTC().Truncate(time.Second)
 	doc, err := directory.Sign(d, b.dirSigner)
 	if err != nil {
 		return "", err
 	}
-	res, err := b.publish(doc)
+	return b.publish(doc)
+}
+
+// setSuspended signs a new directory version with the participant's
+// suspension set or cleared.
+func (b *hubBackend) setSuspended(id string, suspended bool) (string, error) {
+	res, err := b.changeDirectory(func(d *directory.Directory) error {
+		i := slices.IndexFunc(d.Participants, func(p directory.Participant) bool { return p.ID == id })
+		if i < 0 {
+			return fmt.Errorf("%s: %w", id, directory.ErrUnknown)
+		}
+		d.Participants[i].Suspended = suspended
+		return nil
+	})
 	if err != nil {
 		return "", err
 	}
@@ -306,6 +333,146 @@ func (b *hubBackend) setSuspended(id string, suspended bool) (string, error) {
 		state = "resumed"
 	}
 	return id + " " + state + "; " + res, nil
+}
+
+// incidentActions are the hub's incident measures (第2 4): holds of the
+// whole network, a route or a type, their release, and bulletins.
+func (b *hubBackend) incidentActions() []console.Action {
+	hold := func(v map[string]string) directory.Hold {
+		return directory.Hold{ID: strings.TrimSpace(v["id"]), Scope: v["scope"], From: strings.TrimSpace(v["from"]), To: strings.TrimSpace(v["to"]),
+			Type: strings.TrimSpace(v["type"]), Reason: v["reason"], Since: b.now().UTC().Truncate(time.Second)}
+	}
+	// tryDir applies mutate to a copy of the directory in force and
+	// validates the result, so a request is refused before it is queued.
+	tryDir := func(mutate func(d *directory.Directory) error) error {
+		d, err := directory.Verify(b.cm.dir.Signed(), b.cm.dirKey, b.env)
+		if err != nil {
+			return err
+		}
+		if err := mutate(d); err != nil {
+			return err
+		}
+		d.Version++
+		_, err = directory.Sign(d, b.dirSigner)
+		return err
+	}
+	addHold := func(h directory.Hold) func(d *directory.Directory) error {
+		return func(d *directory.Directory) error {
+			if slices.ContainsFunc(d.Holds, func(x directory.Hold) bool { return x.ID == h.ID }) {
+				return fmt.Errorf("a hold %q is already in force", h.ID)
+			}
+			d.Holds = append(d.Holds, h)
+			return nil
+		}
+	}
+	release := func(id string) func(d *directory.Directory) error {
+		return func(d *directory.Directory) error {
+			i := slices.IndexFunc(d.Holds, func(x directory.Hold) bool { return x.ID == id })
+			if i < 0 {
+				return fmt.Errorf("no hold %q is in force", id)
+			}
+			d.Holds = slices.Delete(d.Holds, i, i+1)
+			return nil
+		}
+	}
+	bulletin := func(v map[string]string) directory.Bulletin {
+		return directory.Bulletin{ID: strings.TrimSpace(v["id"]), Time: b.now().UTC().Truncate(time.Second), Severity: v["severity"],
+			Title: v["title"], Body: strings.ReplaceAll(v["body"], "\r\n", "\n"), Audience: splitIDs(v["audience"])}
+	}
+	post := func(x directory.Bulletin) func(d *directory.Directory) error {
+		return func(d *directory.Directory) error {
+			if slices.ContainsFunc(d.Bulletins, func(y directory.Bulletin) bool { return y.ID == x.ID }) {
+				return fmt.Errorf("a bulletin %q exists", x.ID)
+			}
+			d.Bulletins = append(d.Bulletins, x)
+			return nil
+		}
+	}
+	return []console.Action{{
+		Kind: "incident.hold", Title: "配信の一時停止（全体・経路・種別）", TitleEN: "Hold traffic (network, route or type)",
+		Fields: []console.Field{
+			{Name: "id", Label: "措置ID（英小文字・数字・-）", LabelEN: "Measure ID ([a-z0-9-])", Kind: "text", Max: 64},
+			{Name: "scope", Label: "範囲（network / route / type）", LabelEN: "Scope (network / route / type)", Kind: "text", Max: 10},
+			{Name: "from", Label: "送信者（経路）", LabelEN: "Sender (route)", Kind: "text", Max: 128},
+			{Name: "to", Label: "受信者（経路）", LabelEN: "Recipient (route)", Kind: "text", Max: 128},
+			{Name: "type", Label: "通知種別", LabelEN: "Type", Kind: "text", Max: 64},
+			{Name: "reason", Label: "理由", LabelEN: "Reason", Kind: "text", Max: 200},
+		},
+		Check: func(ctx context.Context, v map[string]string) (string, string, error) {
+			h := hold(v)
+			if err := tryDir(addHold(h)); err != nil {
+				return "", "", err
+			}
+			return "hold " + h.ID, fmt.Sprintf("hold %s %s%s%s: %s", h.Scope, h.From, arrow(h.From, h.To), h.Type, h.Reason), nil
+		},
+		Exec: func(ctx context.Context, v map[string]string) (string, error) {
+			h := hold(v)
+			res, err := b.changeDirectory(addHold(h))
+			if err != nil {
+				return "", err
+			}
+			return "hold " + h.ID + " in force; " + res, nil
+		},
+	}, {
+		Kind: "incident.release", Title: "一時停止の解除", TitleEN: "Release a hold",
+		Fields: []console.Field{
+			{Name: "id", Label: "措置ID", LabelEN: "Measure ID", Kind: "text", Max: 64},
+			{Name: "reason", Label: "理由", LabelEN: "Reason", Kind: "text", Max: 200},
+		},
+		Check: func(ctx context.Context, v map[string]string) (string, string, error) {
+			if err := tryDir(release(v["id"])); err != nil {
+				return "", "", err
+			}
+			return "hold " + v["id"], "release: " + v["reason"], nil
+		},
+		Exec: func(ctx context.Context, v map[string]string) (string, error) {
+			res, err := b.changeDirectory(release(v["id"]))
+			if err != nil {
+				return "", err
+			}
+			return "hold " + v["id"] + " released; " + res, nil
+		},
+	}, {
+		Kind: "bulletin.post", Title: "お知らせの掲示（参加者の端末へ）", TitleEN: "Post a bulletin to participants' consoles",
+		Fields: []console.Field{
+			{Name: "id", Label: "お知らせID（英小文字・数字・-）", LabelEN: "Bulletin ID ([a-z0-9-])", Kind: "text", Max: 64},
+			{Name: "severity", Label: "重要度（info / warning / critical）", LabelEN: "Severity (info / warning / critical)", Kind: "text", Max: 10},
+			{Name: "title", Label: "件名", LabelEN: "Title", Kind: "text", Max: 200},
+			{Name: "body", Label: "本文", LabelEN: "Body", Kind: "textarea", Max: 4000},
+			{Name: "audience", Label: "宛先（参加者ID、* は全員）", LabelEN: "Audience (participant IDs, * for all)", Kind: "text", Max: 4000},
+		},
+		Check: func(ctx context.Context, v map[string]string) (string, string, error) {
+			x := bulletin(v)
+			if err := tryDir(post(x)); err != nil {
+				return "", "", err
+			}
+			return "bulletin " + x.ID, x.Severity + ": " + x.Title, nil
+		},
+		Exec: func(ctx context.Context, v map[string]string) (string, error) {
+			x := bulletin(v)
+			res, err := b.changeDirectory(post(x))
+			if err != nil {
+				return "", err
+			}
+			return "bulletin " + x.ID + " posted; " + res, nil
+		},
+	}}
+}
+
+func arrow(from, to string) string {
+	if from == "" && to == "" {
+		return ""
+	}
+	return "→" + to + " "
+}
+
+// splitIDs splits a list of participant IDs given in a form.
+func splitIDs(s string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' }) {
+		out = append(out, f)
+	}
+	return out
 }
 
 // nodeBackend is the console's view of a node, and the data users' access
@@ -346,6 +513,7 @@ func (b *nodeBackend) Status(ctx context.Context) (console.Status, error) {
 		DiskFree:     metrics.DiskFree(b.l.Config.DataDir),
 		Facts:        []console.Fact{{Label: "directory version", Value: fmt.Sprint(b.cm.dir.Get().Version)}},
 	}
+	s.Bulletins = bulletins(b.cm.dir.Get().BulletinsFor(append([]string{b.l.Config.ID}, b.tenants...)))
 	total, accepted, recorded, err := b.st.OutgoingCounts(ctx)
 	if err != nil {
 		return s, err

@@ -40,6 +40,8 @@ func Diff(a, b *Directory) []Change {
 	out = append(out, diffList("node", entries(a.Nodes, func(n Node) string { return n.ID }), entries(b.Nodes, func(n Node) string { return n.ID }))...)
 	out = append(out, diffList("type", entries(a.Types, func(t Type) string { return t.Name }), entries(b.Types, func(t Type) string { return t.Name }))...)
 	out = append(out, diffList("policy", entries(a.Policy, func(r Rule) string { return r.From + "→" + fmt.Sprint(r.To) }), entries(b.Policy, func(r Rule) string { return r.From + "→" + fmt.Sprint(r.To) }))...)
+	out = append(out, diffList("hold", entries(a.Holds, func(h Hold) string { return h.ID }), entries(b.Holds, func(h Hold) string { return h.ID }))...)
+	out = append(out, diffList("bulletin", entries(a.Bulletins, func(x Bulletin) string { return x.ID }), entries(b.Bulletins, func(x Bulletin) string { return x.ID }))...)
 	return out
 }
 

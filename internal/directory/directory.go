@@ -61,6 +61,10 @@ type Directory struct {
 	Policy []Rule `json:"policy"`
 	// Window is the hub's acceptance calendar (zero: always open).
 	Window Window `json:"window,omitzero"`
+	// Holds are incident measures in force; Bulletins are notices to the
+	// participants' consoles.
+	Holds     []Hold     `json:"holds,omitempty"`
+	Bulletins []Bulletin `json:"bulletins,omitempty"`
 
 	participants map[string]*Participant
 	nodes        map[string]*Node
@@ -156,6 +160,8 @@ const sigDomain = "taxlink/directory/v1\x00"
 var kinds = []string{"nta", "prefecture", "municipality", "outsourcer"}
 
 var nameRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`)
+
+var idRe = regexp.MustCompile(`^[a-z0-9-]{1,64}$`)
 
 // Sign serializes d and signs it with key. It validates d first.
 func Sign(d *Directory, key crypto.Signer) ([]byte, error) {
@@ -335,6 +341,9 @@ func (d *Directory) index() error {
 		d.types[t.Name] = t
 	}
 	if err := d.Window.validate(); err != nil {
+		return err
+	}
+	if err := d.validateIncidents(); err != nil {
 		return err
 	}
 	for i, r := range d.Policy {

@@ -254,6 +254,11 @@ func check(dir *directory.Directory, peer string, h *envelope.Header, hb, sig []
 	if !dir.Allowed(sender, recipient, h.Type) {
 		return api.Errorf(403, api.CodePolicyDenied, "%s (%s) may not send %s to %s (%s)", h.Sender, sender.Kind, h.Type, h.Recipient, recipient.Kind)
 	}
+	if hold := dir.HeldBy(h.Sender, h.Recipient, h.Type); hold != nil {
+		e := api.Errorf(503, api.CodeHeld, "held by the incident measure %s; keep the notification and retry later", hold.ID)
+		e.RetryAfter = 5 * time.Minute
+		return e
+	}
 	if open, next := dir.Window.Accepting(now, hol); !open {
 		e := api.Errorf(503, api.CodeWindowClosed, "the hub accepts %s; it opens again at %s", dir.Window.String(), next.In(lgdata.JST()).Format("2006-01-02 15:04 JST"))
 		if !next.IsZero() {
@@ -738,6 +743,9 @@ func (h *Hub) deliverOnce(ctx context.Context, it *queue.Item) error {
 	}
 	if err := dir.Certified(node, h.now()); err != nil {
 		return fmt.Errorf("held: %w", err)
+	}
+	if hold := dir.HeldBy(hdr.Sender, hdr.Recipient, hdr.Type); hold != nil {
+		return fmt.Errorf("held: incident measure %s (%s)", hold.ID, hold.Scope)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, node.Endpoint+api.PathDeliver, io.MultiReader(&head, body))
 	if err != nil {
