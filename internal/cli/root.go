@@ -34,7 +34,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(devCmd(), hubCmd(), nodeCmd(), sendCmd(), receiptsCmd(), directoryCmd(), drillCmd(), sbomCmd(), benchCmd())
-	root.AddCommand(auditCmd(), consoleCmd())
+	root.AddCommand(auditCmd(), consoleCmd(), selfcheckCmd())
 	err := root.ExecuteContext(ctx)
 	var ee exitError
 	switch {
