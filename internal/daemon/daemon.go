@@ -308,7 +308,6 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		cm.close()
 		return nil, err
 	}
-	hubGauges(reg, q, lg, cm, c.DataDir)
 	closeAll := func() {
 		q.Close()
 		recordLocal(al, "stop", c.ID)
@@ -326,6 +325,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		closeAll()
 		return nil, err
 	}
+	hubGauges(reg, h, q, lg, cm, c.DataDir)
 	svc := &Service{Hub: h, Queue: q, Dir: cm.dir, close: closeAll, ConsoleClock: &console.Clock{}}
 	if c.MetricsListen != "" {
 		svc.MetricsAddr, err = metrics.Serve(ctx, c.MetricsListen, metrics.Handler(reg, func(ctx context.Context) error {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"taxlink/internal/hub"
 	"taxlink/internal/ledger"
 	"taxlink/internal/metrics"
 	"taxlink/internal/queue"
@@ -26,7 +27,7 @@ func commonGauges(reg prometheus.Registerer, cm *common, dataDir string) {
 	})
 }
 
-func hubGauges(reg prometheus.Registerer, q *queue.Queue, lg *ledger.Log, cm *common, dataDir string) {
+func hubGauges(reg prometheus.Registerer, h *hub.Hub, q *queue.Queue, lg *ledger.Log, cm *common, dataDir string) {
 	commonGauges(reg, cm, dataDir)
 	metrics.GaugeFunc(reg, "taxlink_hub_ledger_entries", "Entries in the hub's ledger.", func() float64 {
 		return float64(lg.Size())
@@ -45,6 +46,13 @@ func hubGauges(reg prometheus.Registerer, q *queue.Queue, lg *ledger.Log, cm *co
 		return out
 	}
 	metrics.GaugeSet(reg, "taxlink_hub_backlog", "Envelopes queued for a recipient and not yet recorded.", []string{"recipient"}, backlog)
+	metrics.GaugeSet(reg, "taxlink_hub_delivery_failures", "Failed delivery attempts per recipient since the hub started.", []string{"recipient"}, func() []metrics.Sample {
+		var out []metrics.Sample
+		for rcpt, n := range h.DeliveryFailures() {
+			out = append(out, metrics.Sample{Labels: []string{rcpt}, Value: float64(n)})
+		}
+		return out
+	})
 	metrics.GaugeSet(reg, "taxlink_hub_backlog_oldest_seconds", "Age of the oldest envelope queued for a recipient (0 when none).", []string{"recipient"}, func() []metrics.Sample {
 		ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 		defer cancel()
