@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -269,6 +270,18 @@ func ParseEvent(data []byte) (Event, error) {
 // Log is an audit log. It is safe for concurrent use.
 type Log struct {
 	l *ledger.Log
+	// observe, when set, sees every event recorded (detection rules).
+	observe atomic.Pointer[func(Event)]
+}
+
+// Observe makes f see every event recorded from now on, after it is
+// durable; f must return quickly (the detector queues). nil stops it.
+func (l *Log) Observe(f func(Event)) {
+	if f == nil {
+		l.observe.Store(nil)
+		return
+	}
+	l.observe.Store(&f)
 }
 
 // Open opens (or, with opts.Signer set, creates) the audit log in dir. It
@@ -296,6 +309,9 @@ func (l *Log) Record(ctx context.Context, e Event) (int64, error) {
 	idx, err := l.l.Append(ctx, b)
 	if err != nil {
 		return 0, fmt.Errorf("audit: record %s by %s: %w", e.Action, e.Actor, err)
+	}
+	if f := l.observe.Load(); f != nil {
+		(*f)(e)
 	}
 	return idx, nil
 }

@@ -291,3 +291,26 @@ func TestVerifyRefusesNonEvents(t *testing.T) {
 		t.Fatalf("Events over a non-event = %v, want ErrCorrupt", err)
 	}
 }
+
+func TestObserve(t *testing.T) {
+	l, err := Open(t.TempDir(), testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var seen []string
+	l.Observe(func(e Event) { seen = append(seen, e.Action) })
+	if _, err := l.Record(context.Background(), Event{Actor: "op:a", Action: "auth.failure", From: "local", Result: ResultDenied}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Record(context.Background(), Event{Actor: "op:a", Action: "bad action!", From: "local", Result: ResultDenied}); err == nil {
+		t.Fatal("an invalid event was recorded")
+	}
+	l.Observe(nil)
+	if _, err := l.Record(context.Background(), Event{Actor: "op:a", Action: "auth.success", From: "local", Result: ResultOK}); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 1 || seen[0] != "auth.failure" {
+		t.Errorf("observed %v, want only the first recorded event", seen)
+	}
+}
