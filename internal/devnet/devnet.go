@@ -127,6 +127,11 @@ type Options struct {
 	Ports []int
 	// ConsolePorts fixes the consoles' ports likewise.
 	ConsolePorts []int
+	// Endpoint, when set, returns the HOST:PORT at which the hub or node
+	// id, listening on listen, is reached: what the directory advertises
+	// as its endpoint and, for the hub, what every node's hub_url names (a
+	// drill puts a fault proxy there). "" or a nil Endpoint: listen.
+	Endpoint func(id, listen string) string
 }
 
 type nodeSpec struct {
@@ -204,6 +209,14 @@ func Init(dir string, opts Options) (*Layout, error) {
 		return nil, fmt.Errorf("devnet: %d console ports given, %d needed", len(cports), 1+len(specs))
 	}
 	addr := func(p int) string { return fmt.Sprintf("127.0.0.1:%d", p) }
+	endpoint := func(id, listen string) string {
+		if opts.Endpoint != nil {
+			if e := opts.Endpoint(id, listen); e != "" {
+				return "https://" + e
+			}
+		}
+		return "https://" + listen
+	}
 
 	ca, err := pki.NewCA("taxlink dev CA (DEVELOPMENT ONLY)", opts.Now.Add(-time.Hour), 90*24*time.Hour)
 	if err != nil {
@@ -370,9 +383,10 @@ func Init(dir string, opts Options) (*Layout, error) {
 		return nil, err
 	}
 
+	hubURL := endpoint(HubID, lay.HubListen)
 	d := &directory.Directory{
 		Version: 1, Environment: Environment, Issued: opts.Now.UTC().Truncate(time.Second),
-		Hub:          directory.Hub{ID: HubID, Endpoint: "https://" + lay.HubListen, SigningKey: hubPEM},
+		Hub:          directory.Hub{ID: HubID, Endpoint: hubURL, SigningKey: hubPEM},
 		Participants: participants, Types: Types(), Policy: Policy(),
 	}
 	pidx := map[string]*directory.Participant{}
@@ -390,9 +404,14 @@ func Init(dir string, opts Options) (*Layout, error) {
 			return nil, err
 		}
 		listen := addr(ports[1+i])
-		nc := config.Node{Common: common("node", s.id, nd, listen), HubURL: "https://" + lay.HubListen, HubID: HubID}
+		nc := config.Node{Common: common("node", s.id, nd, listen), HubURL: hubURL, HubID: HubID}
 		if nc.Console, err = console(s.id, nd, cports[1+i]); err != nil {
 			return nil, err
+		}
+		for _, t := range s.tenants {
+			// The statutory retention of tax records (e.g. 7 years);
+			// nothing in a throwaway network gets that old.
+			nc.Retention = append(nc.Retention, config.RetentionRule{Tenant: t, Keep: "7y"})
 		}
 		for _, t := range s.tenants {
 			priv, err := envelope.GenerateSealingKey(envelope.DefaultKEM)
@@ -415,7 +434,7 @@ func Init(dir string, opts Options) (*Layout, error) {
 		if err := writeJSON(cfgPath, nc); err != nil {
 			return nil, err
 		}
-		dn := directory.Node{ID: s.id, Name: s.name, Endpoint: "https://" + listen, SigningKey: pem, Tenants: s.tenants}
+		dn := directory.Node{ID: s.id, Name: s.name, Endpoint: endpoint(s.id, listen), SigningKey: pem, Tenants: s.tenants}
 		if s.id == OutsourcerID {
 			dn.Operator = OutsourcerID
 		}
