@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"taxlink/internal/standard"
 	"text/tabwriter"
 	"time"
 
@@ -210,7 +211,7 @@ appended and never rewritten.`,
 			if err != nil {
 				return err
 			}
-			it, ok := selfcheck.Lookup(item)
+			it, ok := standard.Lookup(item)
 			if !ok {
 				return fmt.Errorf("--item %q is not an item of the catalogue (taxlink selfcheck items lists them)", item)
 			}
@@ -219,14 +220,14 @@ appended and never rewritten.`,
 				return fmt.Errorf("--valid: %v", err)
 			}
 			now := time.Now().UTC().Truncate(time.Second)
-			a := selfcheck.Attestation{Item: it.ID, AttestedBy: by, Statement: statement, Date: now,
+			a := standard.Attestation{Item: it.ID, AttestedBy: by, Statement: statement, Date: now,
 				Expires: now.AddDate(k.Years, 0, k.Days).Add(k.D)}
 			if err := env.Attestations.Add(a); err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "recorded: %s %s attested by %s, in force until %s (%s)\n", it.ID, it.Title, a.AttestedBy,
-				a.Expires.Format(time.DateOnly), filepath.Join(env.Common.DataDir, selfcheck.AttestationsFile))
+				a.Expires.Format(time.DateOnly), filepath.Join(env.Common.DataDir, standard.AttestationsFile))
 			line, _ := json.Marshal(a)
 			fmt.Fprintln(w, string(line))
 			return nil
@@ -254,8 +255,8 @@ func selfcheckItemsCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ITEM\tKIND\tTITLE\tCHECKS")
 			var auto, att int
-			for _, it := range selfcheck.Catalogue() {
-				if it.Kind == selfcheck.Automated {
+			for _, it := range standard.Catalogue() {
+				if it.Kind == standard.Automated {
 					auto++
 				} else {
 					att++

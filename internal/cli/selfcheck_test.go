@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"taxlink/internal/standard"
 	"testing"
 	"time"
 
@@ -41,7 +42,7 @@ func TestSelfcheckDev(t *testing.T) {
 		t.Fatalf("selfcheck --dev: %v\nstdout:\n%s\nstderr:\n%s", err, out, errw)
 	}
 	m := lastJSON(t, out)
-	n := float64(len(selfcheck.Catalogue()))
+	n := float64(len(standard.Catalogue()))
 	if m["items"] != n {
 		t.Fatalf("items = %v, want the catalogue's %v\n%s", m["items"], n, out)
 	}
@@ -119,7 +120,7 @@ func TestSelfcheckConfigAndAttest(t *testing.T) {
 		t.Errorf("a node that never ran (no audit log, no backup) did not fail: %v", err)
 	}
 	m := lastJSON(t, out)
-	if m["items"] != float64(len(selfcheck.Catalogue())) || m["attested"] != float64(1) || m["config"] != cfg {
+	if m["items"] != float64(len(standard.Catalogue())) || m["attested"] != float64(1) || m["config"] != cfg {
 		t.Errorf("last line %v", m)
 	}
 	if !regexp.MustCompile(`第4-1-\(1\)\s+attested`).MatchString(out) {
@@ -129,7 +130,7 @@ func TestSelfcheckConfigAndAttest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := lastJSON(t, out); m["items"] != float64(len(selfcheck.Catalogue())) {
+	if m := lastJSON(t, out); m["items"] != float64(len(standard.Catalogue())) {
 		t.Errorf("items: %v", m)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"taxlink/internal/standard"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -68,32 +69,32 @@ type checkFunc func(ctx context.Context, r *runState) finding
 
 // checkFuncs maps the names the catalogue uses to the checks.
 var checkFuncs = map[string]checkFunc{
-	chkMonitoring:     checkMonitoring,
-	chkTLS13:          checkTLS13,
-	chkSealing:        checkSealing,
-	chkDataPerms:      checkDataPerms,
-	chkPolicy:         checkPolicy,
-	chkListenAddrs:    checkListenAddrs,
-	chkStray:          checkStray,
-	chkIdentity:       checkIdentity,
-	chkCerts:          checkCerts,
-	chkConsole:        checkConsole,
-	chkTwoPerson:      checkTwoPerson,
-	chkOperatorAuth:   checkOperatorAuth,
-	chkPIN:            checkPIN,
-	chkGrants:         checkGrants,
-	chkAudit:          checkAudit,
-	chkLockout:        checkLockout,
-	chkConsoleLine:    checkConsoleLine,
-	chkKeys:           checkKeys,
-	chkLedger:         checkLedger,
-	chkBackup:         checkBackup,
-	chkBackupMedium:   checkBackupMedium,
-	chkScanner:        checkScanner,
-	chkRetention:      checkRetention,
-	chkDisk:           checkDisk,
-	chkCertification:  checkCertification,
-	chkAuthMonitoring: checkIntrusionDetection,
+	standard.ChkMonitoring:     checkMonitoring,
+	standard.ChkTLS13:          checkTLS13,
+	standard.ChkSealing:        checkSealing,
+	standard.ChkDataPerms:      checkDataPerms,
+	standard.ChkPolicy:         checkPolicy,
+	standard.ChkListenAddrs:    checkListenAddrs,
+	standard.ChkStray:          checkStray,
+	standard.ChkIdentity:       checkIdentity,
+	standard.ChkCerts:          checkCerts,
+	standard.ChkConsole:        checkConsole,
+	standard.ChkTwoPerson:      checkTwoPerson,
+	standard.ChkOperatorAuth:   checkOperatorAuth,
+	standard.ChkPIN:            checkPIN,
+	standard.ChkGrants:         checkGrants,
+	standard.ChkAudit:          checkAudit,
+	standard.ChkLockout:        checkLockout,
+	standard.ChkConsoleLine:    checkConsoleLine,
+	standard.ChkKeys:           checkKeys,
+	standard.ChkLedger:         checkLedger,
+	standard.ChkBackup:         checkBackup,
+	standard.ChkBackupMedium:   checkBackupMedium,
+	standard.ChkScanner:        checkScanner,
+	standard.ChkRetention:      checkRetention,
+	standard.ChkDisk:           checkDisk,
+	standard.ChkCertification:  checkCertification,
+	standard.ChkAuthMonitoring: checkIntrusionDetection,
 }
 
 // CheckNames returns the names of every check, sorted.

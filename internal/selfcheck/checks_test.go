@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"taxlink/internal/standard"
 	"testing"
 	"time"
 
@@ -219,152 +220,152 @@ func TestChecksOnConfiguration(t *testing.T) {
 	f := newFixture(t, true)
 	now := time.Now()
 	cases := []checkCase{
-		{"configured", chkMonitoring, hubCfg, nil, true, "metrics_listen 127.0.0.1:0 configured"},
-		{"no metrics_listen", chkMonitoring, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Common.MetricsListen = "" }, false, "not configured"},
+		{"configured", standard.ChkMonitoring, hubCfg, nil, true, "metrics_listen 127.0.0.1:0 configured"},
+		{"no metrics_listen", standard.ChkMonitoring, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Common.MetricsListen = "" }, false, "not configured"},
 
-		{"offline", chkTLS13, hubCfg, nil, true, "by construction"},
+		{"offline", standard.ChkTLS13, hubCfg, nil, true, "by construction"},
 
-		{"node holds its keys", chkSealing, sapporo, nil, true, "every one of 1 tenants"},
-		{"outsourcer holds its keys", chkSealing, outsourcer, nil, true, "every one of 3 tenants"},
-		{"hub", chkSealing, hubCfg, nil, true, "not applicable"},
-		{"key missing", chkSealing, outsourcer, func(t *testing.T, f *fixture, e *Env) { e.Node.SealingKeys = e.Node.SealingKeys[:2] }, false, "does not hold"},
-		{"no directory", chkSealing, sapporo, func(t *testing.T, f *fixture, e *Env) {
+		{"node holds its keys", standard.ChkSealing, sapporo, nil, true, "every one of 1 tenants"},
+		{"outsourcer holds its keys", standard.ChkSealing, outsourcer, nil, true, "every one of 3 tenants"},
+		{"hub", standard.ChkSealing, hubCfg, nil, true, "not applicable"},
+		{"key missing", standard.ChkSealing, outsourcer, func(t *testing.T, f *fixture, e *Env) { e.Node.SealingKeys = e.Node.SealingKeys[:2] }, false, "does not hold"},
+		{"no directory", standard.ChkSealing, sapporo, func(t *testing.T, f *fixture, e *Env) {
 			e.Directory, e.DirectoryErr = nil, fmt.Errorf("signature does not verify")
 		}, false, "signature does not verify"},
 
-		{"closed", chkDataPerms, sapporo, nil, true, "data_dir, backup.dir, console.state"},
-		{"no data_dir", chkDataPerms, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Common.DataDir += "-missing" }, false, "data_dir"},
+		{"closed", standard.ChkDataPerms, sapporo, nil, true, "data_dir, backup.dir, console.state"},
+		{"no data_dir", standard.ChkDataPerms, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Common.DataDir += "-missing" }, false, "data_dir"},
 
-		{"deny by default", chkPolicy, hubCfg, nil, true, "3 allow rules, everything else denied"},
-		{"node", chkPolicy, sapporo, nil, true, "verifies"},
-		{"not the directory's hub", chkPolicy, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.ID = "hub:other" }, false, "not hub:other"},
-		{"directory refused", chkPolicy, hubCfg, func(t *testing.T, f *fixture, e *Env) {
+		{"deny by default", standard.ChkPolicy, hubCfg, nil, true, "3 allow rules, everything else denied"},
+		{"node", standard.ChkPolicy, sapporo, nil, true, "verifies"},
+		{"not the directory's hub", standard.ChkPolicy, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.ID = "hub:other" }, false, "not hub:other"},
+		{"directory refused", standard.ChkPolicy, hubCfg, func(t *testing.T, f *fixture, e *Env) {
 			e.Directory, e.DirectoryErr = nil, fmt.Errorf("directory: signature does not verify")
 		}, false, "signature"},
 
-		{"explicit", chkListenAddrs, hubCfg, nil, true, "explicit addresses"},
-		{"wildcard service", chkListenAddrs, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Listen = "0.0.0.0:7443" }, false, "binds every interface"},
-		{"wildcard metrics", chkListenAddrs, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Common.MetricsListen = ":9100" }, false, "metrics_listen"},
-		{"wildcard console v6", chkListenAddrs, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Common.Console.Listen = "[::]:8443" }, false, "console.listen"},
+		{"explicit", standard.ChkListenAddrs, hubCfg, nil, true, "explicit addresses"},
+		{"wildcard service", standard.ChkListenAddrs, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Listen = "0.0.0.0:7443" }, false, "binds every interface"},
+		{"wildcard metrics", standard.ChkListenAddrs, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Common.MetricsListen = ":9100" }, false, "metrics_listen"},
+		{"wildcard console v6", standard.ChkListenAddrs, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Common.Console.Listen = "[::]:8443" }, false, "console.listen"},
 
-		{"offline", chkStray, hubCfg, nil, true, "not inspected"},
+		{"offline", standard.ChkStray, hubCfg, nil, true, "not inspected"},
 
-		{"hub", chkIdentity, hubCfg, nil, true, "taxlink://dev/hub:kiko"},
-		{"node", chkIdentity, outsourcer, nil, true, "only the hub hub:kiko is admitted"},
-		{"someone else's certificate", chkIdentity, sapporo, func(t *testing.T, f *fixture, e *Env) {
+		{"hub", standard.ChkIdentity, hubCfg, nil, true, "taxlink://dev/hub:kiko"},
+		{"node", standard.ChkIdentity, outsourcer, nil, true, "only the hub hub:kiko is admitted"},
+		{"someone else's certificate", standard.ChkIdentity, sapporo, func(t *testing.T, f *fixture, e *Env) {
 			e.Common.TLS.Cert = filepath.Join(filepath.Dir(f.node(devnet.TokyoID)), "tls.pem")
 		}, false, "names taxlink://dev/lg:130001"},
-		{"certificate of another CA", chkIdentity, sapporo, func(t *testing.T, f *fixture, e *Env) {
+		{"certificate of another CA", standard.ChkIdentity, sapporo, func(t *testing.T, f *fixture, e *Env) {
 			other := newFixture(t, false)
 			e.Common.TLS.Cert = filepath.Join(filepath.Dir(other.node(devnet.SapporoID)), "tls.pem")
 		}, false, "does not verify against tls.ca"},
-		{"no CRL", chkIdentity, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.TLS.CRL = nil }, false, "no tls.crl"},
-		{"CRL expired", chkIdentity, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Now = now.AddDate(0, 0, 31) }, false, "expired"},
-		{"wrong hub", chkIdentity, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Node.HubID = "hub:other" }, false, "hub_id hub:other"},
-		{"wrong hub URL", chkIdentity, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Node.HubURL = "https://127.0.0.1:1" }, false, "hub_url"},
+		{"no CRL", standard.ChkIdentity, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.TLS.CRL = nil }, false, "no tls.crl"},
+		{"CRL expired", standard.ChkIdentity, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Now = now.AddDate(0, 0, 31) }, false, "expired"},
+		{"wrong hub", standard.ChkIdentity, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Node.HubID = "hub:other" }, false, "hub_id hub:other"},
+		{"wrong hub URL", standard.ChkIdentity, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Node.HubURL = "https://127.0.0.1:1" }, false, "hub_url"},
 
-		{"valid", chkCerts, hubCfg, nil, true, "certificates valid"},
-		{"expiring in 30 days", chkCerts, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Now = now.AddDate(0, 0, 70) }, true, "warning"},
-		{"expiring in 7 days", chkCerts, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Now = now.AddDate(0, 0, 85) }, false, "renew it now"},
-		{"expired", chkCerts, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Now = now.AddDate(0, 0, 100) }, false, "expired"},
-		{"not yet valid", chkCerts, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Now = now.AddDate(0, 0, -1) }, false, "not valid before"},
+		{"valid", standard.ChkCerts, hubCfg, nil, true, "certificates valid"},
+		{"expiring in 30 days", standard.ChkCerts, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Now = now.AddDate(0, 0, 70) }, true, "warning"},
+		{"expiring in 7 days", standard.ChkCerts, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Now = now.AddDate(0, 0, 85) }, false, "renew it now"},
+		{"expired", standard.ChkCerts, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Now = now.AddDate(0, 0, 100) }, false, "expired"},
+		{"not yet valid", standard.ChkCerts, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Now = now.AddDate(0, 0, -1) }, false, "not valid before"},
 
-		{"configured", chkConsole, hubCfg, nil, true, "console on 127.0.0.1:"},
-		{"none", chkConsole, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Common.Console = nil }, false, "no console"},
+		{"configured", standard.ChkConsole, hubCfg, nil, true, "console on 127.0.0.1:"},
+		{"none", standard.ChkConsole, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Common.Console = nil }, false, "no console"},
 
-		{"only an invited admin", chkTwoPerson, hubCfg, nil, false, "0 active operators"},
-		{"no console", chkTwoPerson, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console = nil }, false, "no console"},
+		{"only an invited admin", standard.ChkTwoPerson, hubCfg, nil, false, "0 active operators"},
+		{"no console", standard.ChkTwoPerson, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console = nil }, false, "no console"},
 
-		{"default idle", chkOperatorAuth, hubCfg, nil, true, "after 15m0s idle"},
-		{"10m idle", chkOperatorAuth, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console.Idle = "10m" }, true, "after 10m0s idle"},
-		{"30m idle", chkOperatorAuth, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console.Idle = "30m" }, false, "more than 15m0s"},
-		{"webauthn only", chkOperatorAuth, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console.ClientCA = "" }, true, "WebAuthn"},
-		{"no console", chkOperatorAuth, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console = nil }, false, "no console"},
+		{"default idle", standard.ChkOperatorAuth, hubCfg, nil, true, "after 15m0s idle"},
+		{"10m idle", standard.ChkOperatorAuth, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console.Idle = "10m" }, true, "after 10m0s idle"},
+		{"30m idle", standard.ChkOperatorAuth, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console.Idle = "30m" }, false, "more than 15m0s"},
+		{"webauthn only", standard.ChkOperatorAuth, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console.ClientCA = "" }, true, "WebAuthn"},
+		{"no console", standard.ChkOperatorAuth, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console = nil }, false, "no console"},
 
-		{"default policy", chkPIN, hubCfg, nil, true, "at least 8 characters"},
-		{"6 characters", chkPIN, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console.PIN.MinLength = 6 }, true, "at least 6"},
-		{"4 characters", chkPIN, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console.PIN.MinLength = 4 }, false, "shorter than 6"},
-		{"no PIN sign-in", chkPIN, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console.ClientCA = "" }, true, "not enabled"},
+		{"default policy", standard.ChkPIN, hubCfg, nil, true, "at least 8 characters"},
+		{"6 characters", standard.ChkPIN, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console.PIN.MinLength = 6 }, true, "at least 6"},
+		{"4 characters", standard.ChkPIN, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console.PIN.MinLength = 4 }, false, "shorter than 6"},
+		{"no PIN sign-in", standard.ChkPIN, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console.ClientCA = "" }, true, "not enabled"},
 
-		{"hub", chkGrants, hubCfg, nil, true, "not applicable"},
-		{"no data users", chkGrants, outsourcer, nil, true, "0 data users"},
+		{"hub", standard.ChkGrants, hubCfg, nil, true, "not applicable"},
+		{"no data users", standard.ChkGrants, outsourcer, nil, true, "0 data users"},
 
-		{"verifies", chkAudit, sapporo, nil, true, "3 events"},
-		{"no directory", chkAudit, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Directory, e.DirectoryErr = nil, fmt.Errorf("gone") }, false, "gone"},
+		{"verifies", standard.ChkAudit, sapporo, nil, true, "3 events"},
+		{"no directory", standard.ChkAudit, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Directory, e.DirectoryErr = nil, fmt.Errorf("gone") }, false, "gone"},
 
-		{"default 5", chkLockout, hubCfg, nil, true, "after 5 consecutive"},
-		{"10", chkLockout, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console.LockoutAfter = 10 }, true, "after 10"},
-		{"11", chkLockout, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console.LockoutAfter = 11 }, false, "lockout_after 11"},
-		{"no console", chkLockout, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console = nil }, false, "no console"},
+		{"default 5", standard.ChkLockout, hubCfg, nil, true, "after 5 consecutive"},
+		{"10", standard.ChkLockout, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console.LockoutAfter = 10 }, true, "after 10"},
+		{"11", standard.ChkLockout, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console.LockoutAfter = 11 }, false, "lockout_after 11"},
+		{"no console", standard.ChkLockout, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console = nil }, false, "no console"},
 
-		{"dev same host", chkConsoleLine, hubCfg, nil, true, "allowed in dev only"},
-		{"production same host", chkConsoleLine, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Environment = "production" }, false, "service network"},
-		{"production admin network", chkConsoleLine, hubCfg, func(t *testing.T, f *fixture, e *Env) {
+		{"dev same host", standard.ChkConsoleLine, hubCfg, nil, true, "allowed in dev only"},
+		{"production same host", standard.ChkConsoleLine, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Environment = "production" }, false, "service network"},
+		{"production admin network", standard.ChkConsoleLine, hubCfg, func(t *testing.T, f *fixture, e *Env) {
 			e.Common.Environment, e.Common.Console.Listen = "production", "10.1.0.5:8443"
 		}, true, "own admin listener 10.1.0.5:8443"},
-		{"same listener", chkConsoleLine, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console.Listen = e.Common.Listen }, false, "is the service listener"},
-		{"no console", chkConsoleLine, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console = nil }, false, "no console"},
+		{"same listener", standard.ChkConsoleLine, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console.Listen = e.Common.Listen }, false, "is the service listener"},
+		{"no console", standard.ChkConsoleLine, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Console = nil }, false, "no console"},
 
-		{"encrypted", chkKeys, outsourcer, nil, true, "6 keys: 6 encrypted"},
-		{"hub with directory key", chkKeys, hubCfg, nil, true, "4 keys: 4 encrypted"},
-		{"token", chkKeys, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.SigningKey = "pkcs11:token=tl;object=signing" }, true, "1 on a PKCS#11 token"},
-		{"clear key in production", chkKeys, hubCfg, func(t *testing.T, f *fixture, e *Env) {
+		{"encrypted", standard.ChkKeys, outsourcer, nil, true, "6 keys: 6 encrypted"},
+		{"hub with directory key", standard.ChkKeys, hubCfg, nil, true, "4 keys: 4 encrypted"},
+		{"token", standard.ChkKeys, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.SigningKey = "pkcs11:token=tl;object=signing" }, true, "1 on a PKCS#11 token"},
+		{"clear key in production", standard.ChkKeys, hubCfg, func(t *testing.T, f *fixture, e *Env) {
 			e.Common.Environment = "production"
 			e.Common.TLS.Key = "file:" + strings.TrimPrefix(e.Common.TLS.Key, "enc:")
 		}, false, "in the clear (file:) in environment production"},
-		{"clear key in dev", chkKeys, hubCfg, func(t *testing.T, f *fixture, e *Env) {
+		{"clear key in dev", standard.ChkKeys, hubCfg, func(t *testing.T, f *fixture, e *Env) {
 			e.Common.TLS.Key = "file:" + strings.TrimPrefix(e.Common.TLS.Key, "enc:")
 		}, true, "allowed in dev only"},
 
-		{"hub", chkLedger, hubCfg, nil, true, "3 entries"},
-		{"node", chkLedger, sapporo, nil, true, "not applicable"},
+		{"hub", standard.ChkLedger, hubCfg, nil, true, "3 entries"},
+		{"node", standard.ChkLedger, sapporo, nil, true, "not applicable"},
 
-		{"current", chkBackup, hubCfg, nil, true, "ledger: copy holds all 3 entries; audit: copy holds all 3 entries"},
-		{"node", chkBackup, outsourcer, nil, true, "audit: copy holds all 3"},
-		{"not configured", chkBackup, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Common.Backup.Dir = "" }, false, "not configured"},
+		{"current", standard.ChkBackup, hubCfg, nil, true, "ledger: copy holds all 3 entries; audit: copy holds all 3 entries"},
+		{"node", standard.ChkBackup, outsourcer, nil, true, "audit: copy holds all 3"},
+		{"not configured", standard.ChkBackup, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Common.Backup.Dir = "" }, false, "not configured"},
 
-		{"dev same device", chkBackupMedium, hubCfg, nil, true, "allowed in dev only"},
-		{"production same device", chkBackupMedium, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Environment = "production" }, false, "same device"},
-		{"inside data_dir", chkBackupMedium, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Backup.Dir = filepath.Join(e.Common.DataDir, "copy") }, false, "inside data_dir"},
-		{"not configured", chkBackupMedium, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Backup.Dir = "" }, false, "not configured"},
+		{"dev same device", standard.ChkBackupMedium, hubCfg, nil, true, "allowed in dev only"},
+		{"production same device", standard.ChkBackupMedium, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Environment = "production" }, false, "same device"},
+		{"inside data_dir", standard.ChkBackupMedium, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Backup.Dir = filepath.Join(e.Common.DataDir, "copy") }, false, "inside data_dir"},
+		{"not configured", standard.ChkBackupMedium, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Backup.Dir = "" }, false, "not configured"},
 
-		{"hub", chkScanner, hubCfg, nil, true, "not applicable"},
-		{"none", chkScanner, sapporo, nil, false, "no scanner"},
-		{"configured, offline", chkScanner, sapporo, func(t *testing.T, f *fixture, e *Env) {
+		{"hub", standard.ChkScanner, hubCfg, nil, true, "not applicable"},
+		{"none", standard.ChkScanner, sapporo, nil, false, "no scanner"},
+		{"configured, offline", standard.ChkScanner, sapporo, func(t *testing.T, f *fixture, e *Env) {
 			e.Node.Scanner = &config.Scanner{Clamd: "unix:/run/clamav/clamd.ctl"}
 		}, true, "configured"},
 
-		{"hub", chkRetention, hubCfg, nil, true, "not applicable"},
-		{"none", chkRetention, sapporo, nil, false, "1 of 1 tenants (lg:011002)"},
-		{"every tenant", chkRetention, sapporo, func(t *testing.T, f *fixture, e *Env) {
+		{"hub", standard.ChkRetention, hubCfg, nil, true, "not applicable"},
+		{"none", standard.ChkRetention, sapporo, func(t *testing.T, f *fixture, e *Env) { e.Node.Retention = nil }, false, "1 of 1 tenants (lg:011002)"},
+		{"every tenant", standard.ChkRetention, sapporo, func(t *testing.T, f *fixture, e *Env) {
 			e.Node.Retention = []config.RetentionRule{{Tenant: devnet.SapporoID, Keep: "7y"}}
 		}, true, "every one of 1 tenants"},
-		{"one tenant of three", chkRetention, outsourcer, func(t *testing.T, f *fixture, e *Env) {
+		{"one tenant of three", standard.ChkRetention, outsourcer, func(t *testing.T, f *fixture, e *Env) {
 			e.Node.Retention = []config.RetentionRule{{Tenant: "lg:013030", Type: "income-tax-return", Keep: "7y"}}
 		}, false, "2 of 3 tenants (lg:013315, lg:013323)"},
 
-		{"room", chkDisk, hubCfg, nil, true, "free in data_dir"},
-		{"below the minimum", chkDisk, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.MinFreeBytes = 1 << 62 }, false, "below min_free_bytes"},
-		{"close to the minimum", chkDisk, hubCfg, func(t *testing.T, f *fixture, e *Env) {
+		{"room", standard.ChkDisk, hubCfg, nil, true, "free in data_dir"},
+		{"below the minimum", standard.ChkDisk, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.MinFreeBytes = 1 << 62 }, false, "below min_free_bytes"},
+		{"close to the minimum", standard.ChkDisk, hubCfg, func(t *testing.T, f *fixture, e *Env) {
 			e.Common.MinFreeBytes = int64(metrics.DiskFree(e.Common.DataDir) * 0.6)
 		}, true, "warning"},
 
-		{"hub sees every node", chkCertification, hubCfg, nil, true, "certified outsourcers (certification in force, audited within a year): 1; self-hosted: 3"},
-		{"outsourcer", chkCertification, outsourcer, nil, true, "certified outsourcers (certification in force, audited within a year): 1; self-hosted: 0"},
-		{"self-hosted", chkCertification, sapporo, nil, true, "self-hosted: 1"},
-		{"lapsed", chkCertification, outsourcer, func(t *testing.T, f *fixture, e *Env) { e.Now = now.AddDate(1, 0, 2) }, false, "lapsed"},
-		{"not yet", chkCertification, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Now = now.AddDate(0, -2, 0) }, false, "starts"},
-		{"ends within 7 days", chkCertification, hubCfg, func(t *testing.T, f *fixture, e *Env) { cert(t, e).Until = now.Add(3 * 24 * time.Hour) }, false, "in 3 days"},
-		{"ends within 30 days", chkCertification, hubCfg, func(t *testing.T, f *fixture, e *Env) { cert(t, e).Until = now.AddDate(0, 0, 20) }, true, "warning"},
-		{"audit too old", chkCertification, outsourcer, func(t *testing.T, f *fixture, e *Env) { cert(t, e).LastAudit = now.AddDate(-1, -1, 0) }, false, "more than a year ago"},
-		{"no audit", chkCertification, outsourcer, func(t *testing.T, f *fixture, e *Env) { cert(t, e).LastAudit = time.Time{} }, false, "no audit date"},
-		{"company without certification", chkCertification, hubCfg, func(t *testing.T, f *fixture, e *Env) {
+		{"hub sees every node", standard.ChkCertification, hubCfg, nil, true, "certified outsourcers (certification in force, audited within a year): 1; self-hosted: 3"},
+		{"outsourcer", standard.ChkCertification, outsourcer, nil, true, "certified outsourcers (certification in force, audited within a year): 1; self-hosted: 0"},
+		{"self-hosted", standard.ChkCertification, sapporo, nil, true, "self-hosted: 1"},
+		{"lapsed", standard.ChkCertification, outsourcer, func(t *testing.T, f *fixture, e *Env) { e.Now = now.AddDate(1, 0, 2) }, false, "lapsed"},
+		{"not yet", standard.ChkCertification, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Now = now.AddDate(0, -2, 0) }, false, "starts"},
+		{"ends within 7 days", standard.ChkCertification, hubCfg, func(t *testing.T, f *fixture, e *Env) { cert(t, e).Until = now.Add(3 * 24 * time.Hour) }, false, "in 3 days"},
+		{"ends within 30 days", standard.ChkCertification, hubCfg, func(t *testing.T, f *fixture, e *Env) { cert(t, e).Until = now.AddDate(0, 0, 20) }, true, "warning"},
+		{"audit too old", standard.ChkCertification, outsourcer, func(t *testing.T, f *fixture, e *Env) { cert(t, e).LastAudit = now.AddDate(-1, -1, 0) }, false, "more than a year ago"},
+		{"no audit", standard.ChkCertification, outsourcer, func(t *testing.T, f *fixture, e *Env) { cert(t, e).LastAudit = time.Time{} }, false, "no audit date"},
+		{"company without certification", standard.ChkCertification, hubCfg, func(t *testing.T, f *fixture, e *Env) {
 			n, _ := e.Directory.Node(devnet.OutsourcerID)
 			n.Operator = ""
 		}, false, "names no certified outsourcer"},
 
-		{"in place", chkAuthMonitoring, hubCfg, nil, true, "audit log"},
-		{"no console, no metrics", chkAuthMonitoring, hubCfg, func(t *testing.T, f *fixture, e *Env) {
+		{"in place", standard.ChkAuthMonitoring, hubCfg, nil, true, "audit log"},
+		{"no console, no metrics", standard.ChkAuthMonitoring, hubCfg, func(t *testing.T, f *fixture, e *Env) {
 			e.Common.Console, e.Common.MetricsListen = nil, ""
 		}, false, "no metrics_listen"},
 	}
@@ -408,52 +409,52 @@ func TestChecksOnState(t *testing.T) {
 	}
 	auditEntries := func(e *Env) string { return filepath.Join(e.Common.DataDir, "audit", "entries") }
 	cases := []checkCase{
-		{"data_dir open to others", chkDataPerms, sapporo, chmod(func(e *Env) string { return e.Common.DataDir }, 0o755), false, "mode 0755"},
-		{"backup.dir open to others", chkDataPerms, hubCfg, func(t *testing.T, f *fixture, e *Env) {
+		{"data_dir open to others", standard.ChkDataPerms, sapporo, chmod(func(e *Env) string { return e.Common.DataDir }, 0o755), false, "mode 0755"},
+		{"backup.dir open to others", standard.ChkDataPerms, hubCfg, func(t *testing.T, f *fixture, e *Env) {
 			f.seed(t, e.ConfigPath, 1, true)
 			chmod(func(e *Env) string { return e.Common.Backup.Dir }, 0o750)(t, f, e)
 		}, false, "backup.dir"},
-		{"console state readable", chkDataPerms, hubCfg, chmod(func(e *Env) string { return e.Common.Console.State }, 0o640), false, "console.state"},
-		{"configuration writable", chkDataPerms, hubCfg, chmod(func(e *Env) string { return e.ConfigPath }, 0o666), false, "writable by group or others"},
+		{"console state readable", standard.ChkDataPerms, hubCfg, chmod(func(e *Env) string { return e.Common.Console.State }, 0o640), false, "console.state"},
+		{"configuration writable", standard.ChkDataPerms, hubCfg, chmod(func(e *Env) string { return e.ConfigPath }, 0o666), false, "writable by group or others"},
 
-		{"key file readable", chkKeys, sapporo, chmod(func(e *Env) string { return strings.TrimPrefix(e.Common.SigningKey, "enc:") }, 0o644), false, "group or others have access"},
-		{"sealing key readable", chkKeys, outsourcer, chmod(func(e *Env) string { return strings.TrimPrefix(e.Node.SealingKeys[1].File, "enc:") }, 0o640), false, "sealing_keys[1]"},
-		{"passphrase readable", chkKeys, hubCfg, chmod(func(e *Env) string { return e.Common.Keys.PassphraseFile }, 0o644), false, "keys.passphrase_file"},
+		{"key file readable", standard.ChkKeys, sapporo, chmod(func(e *Env) string { return strings.TrimPrefix(e.Common.SigningKey, "enc:") }, 0o644), false, "group or others have access"},
+		{"sealing key readable", standard.ChkKeys, outsourcer, chmod(func(e *Env) string { return strings.TrimPrefix(e.Node.SealingKeys[1].File, "enc:") }, 0o640), false, "sealing_keys[1]"},
+		{"passphrase readable", standard.ChkKeys, hubCfg, chmod(func(e *Env) string { return e.Common.Keys.PassphraseFile }, 0o644), false, "keys.passphrase_file"},
 
-		{"two approvers", chkTwoPerson, sapporo, func(t *testing.T, f *fixture, e *Env) {
+		{"two approvers", standard.ChkTwoPerson, sapporo, func(t *testing.T, f *fixture, e *Env) {
 			enrol(t, operators(t, e.ConfigPath), "sato", operator.RoleSecurity, operator.Grant{})
 		}, true, "2 active operators"},
-		{"an approver and an operator", chkTwoPerson, sapporo, func(t *testing.T, f *fixture, e *Env) {
+		{"an approver and an operator", standard.ChkTwoPerson, sapporo, func(t *testing.T, f *fixture, e *Env) {
 			enrol(t, operators(t, e.ConfigPath), "suzuki", operator.RoleOperator, operator.Grant{})
 		}, false, "1 active operators"},
 
-		{"data user of every tenant", chkGrants, outsourcer, func(t *testing.T, f *fixture, e *Env) {
+		{"data user of every tenant", standard.ChkGrants, outsourcer, func(t *testing.T, f *fixture, e *Env) {
 			enrol(t, operators(t, e.ConfigPath), "yamada", operator.RoleDataUser, operator.Grant{Tenants: []string{"*"}, Types: []string{"*"}})
 		}, false, "1 of 1 data users are granted every tenant"},
-		{"data user of one tenant", chkGrants, outsourcer, func(t *testing.T, f *fixture, e *Env) {
+		{"data user of one tenant", standard.ChkGrants, outsourcer, func(t *testing.T, f *fixture, e *Env) {
 			enrol(t, operators(t, e.ConfigPath), "yamada", operator.RoleDataUser, operator.Grant{Tenants: []string{"lg:013030"}, Types: []string{"*"}})
 		}, true, "1 data users"},
-		{"every tenant of a single-tenant node", chkGrants, sapporo, func(t *testing.T, f *fixture, e *Env) {
+		{"every tenant of a single-tenant node", standard.ChkGrants, sapporo, func(t *testing.T, f *fixture, e *Env) {
 			enrol(t, operators(t, e.ConfigPath), "yamada", operator.RoleDataUser, operator.Grant{Tenants: []string{"*"}, Types: []string{"*"}})
 		}, true, "1 data users"},
 
-		{"never ran", chkAudit, sapporo, nil, false, "no audit log"},
-		{"tampered", chkAudit, sapporo, func(t *testing.T, f *fixture, e *Env) { f.seed(t, e.ConfigPath, 3, false); flip(auditEntries)(t, f, e) }, false, "does not verify"},
-		{"never ran", chkAuthMonitoring, sapporo, nil, false, "no audit log"},
+		{"never ran", standard.ChkAudit, sapporo, nil, false, "no audit log"},
+		{"tampered", standard.ChkAudit, sapporo, func(t *testing.T, f *fixture, e *Env) { f.seed(t, e.ConfigPath, 3, false); flip(auditEntries)(t, f, e) }, false, "does not verify"},
+		{"never ran", standard.ChkAuthMonitoring, sapporo, nil, false, "no audit log"},
 
-		{"never ran", chkLedger, hubCfg, nil, false, "no ledger"},
-		{"tampered", chkLedger, hubCfg, func(t *testing.T, f *fixture, e *Env) {
+		{"never ran", standard.ChkLedger, hubCfg, nil, false, "no ledger"},
+		{"tampered", standard.ChkLedger, hubCfg, func(t *testing.T, f *fixture, e *Env) {
 			f.seed(t, e.ConfigPath, 3, false)
 			flip(func(e *Env) string { return filepath.Join(e.Common.DataDir, "ledger", "entries") })(t, f, e)
 		}, false, "does not verify"},
 
-		{"never ran", chkBackup, sapporo, nil, false, "no audit log in data_dir"},
-		{"no copy yet", chkBackup, sapporo, func(t *testing.T, f *fixture, e *Env) { f.seed(t, e.ConfigPath, 3, false) }, false, "no copy of the audit log"},
-		{"copy lags, written just now", chkBackup, sapporo, func(t *testing.T, f *fixture, e *Env) {
+		{"never ran", standard.ChkBackup, sapporo, nil, false, "no audit log in data_dir"},
+		{"no copy yet", standard.ChkBackup, sapporo, func(t *testing.T, f *fixture, e *Env) { f.seed(t, e.ConfigPath, 3, false) }, false, "no copy of the audit log"},
+		{"copy lags, written just now", standard.ChkBackup, sapporo, func(t *testing.T, f *fixture, e *Env) {
 			f.seed(t, e.ConfigPath, 3, true)
 			f.seed(t, e.ConfigPath, 2, false)
 		}, true, "copy holds 3 of 5 entries"},
-		{"copy lags, written long ago", chkBackup, sapporo, func(t *testing.T, f *fixture, e *Env) {
+		{"copy lags, written long ago", standard.ChkBackup, sapporo, func(t *testing.T, f *fixture, e *Env) {
 			f.seed(t, e.ConfigPath, 3, true)
 			f.seed(t, e.ConfigPath, 2, false)
 			old := time.Now().Add(-time.Hour)
@@ -463,7 +464,7 @@ func TestChecksOnState(t *testing.T) {
 				}
 			}
 		}, false, "holds 3 of 5 entries and was last written 1h0m0s ago"},
-		{"idle copy written long ago", chkBackup, sapporo, func(t *testing.T, f *fixture, e *Env) {
+		{"idle copy written long ago", standard.ChkBackup, sapporo, func(t *testing.T, f *fixture, e *Env) {
 			f.seed(t, e.ConfigPath, 3, true)
 			old := time.Now().Add(-time.Hour)
 			for _, n := range []string{"entries", "hashes", "checkpoints", "head"} {
@@ -472,11 +473,11 @@ func TestChecksOnState(t *testing.T) {
 				}
 			}
 		}, true, "copy holds all 3 entries"},
-		{"copy tampered", chkBackup, sapporo, func(t *testing.T, f *fixture, e *Env) {
+		{"copy tampered", standard.ChkBackup, sapporo, func(t *testing.T, f *fixture, e *Env) {
 			f.seed(t, e.ConfigPath, 3, true)
 			flip(func(e *Env) string { return filepath.Join(e.Common.Backup.Dir, "audit", "entries") })(t, f, e)
 		}, false, "does not verify against the live log"},
-		{"copy of another log", chkBackup, hubCfg, func(t *testing.T, f *fixture, e *Env) {
+		{"copy of another log", standard.ChkBackup, hubCfg, func(t *testing.T, f *fixture, e *Env) {
 			f.seed(t, e.ConfigPath, 3, true)
 			if err := os.RemoveAll(filepath.Join(e.Common.Backup.Dir, "audit")); err != nil {
 				t.Fatal(err)

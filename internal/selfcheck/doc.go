@@ -5,7 +5,7 @@
 //
 // # The catalogue
 //
-// [Catalogue] lists the 69 numbered items of 第2 to 第6. An item is a
+// [standard.Catalogue] lists the 69 numbered items of 第2 to 第6. An item is a
 // parenthesised number — (1), (2) … — under a numbered section, or the
 // numbered section itself when it has no parenthesised numbers under it
 // (第3 2, 第5 2) and 第6, which has no number at all. The katakana
@@ -15,13 +15,13 @@
 //
 // Each item is of one of two kinds:
 //
-//   - [Automated]: one or more named checks (see [CheckNames]) run
+//   - [standard.Automated]: one or more named checks (see [CheckNames]) run
 //     against an [Env]; the item passes when every check passes. Where a
 //     clause also has an organisational side that no program can see, the
 //     item's Note says what the checks establish and what they do not.
-//   - [AttestationKind]: organisational measures (rules, training,
+//   - [standard.AttestationKind]: organisational measures (rules, training,
 //     buildings and rooms, contracts, staffing, reporting lines, audits).
-//     The item is attested while an operator's dated [Attestation] of it
+//     The item is attested while an operator's dated [standard.Attestation] of it
 //     has not expired, and unattested otherwise. An automated item can
 //     never be attested.
 //

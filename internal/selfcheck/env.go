@@ -5,16 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"taxlink/internal/standard"
 	"time"
 
 	"taxlink/internal/config"
 	"taxlink/internal/directory"
 	"taxlink/internal/pki"
 )
-
-// AttestationsFile is the name of the attestation store in a data
-// directory.
-const AttestationsFile = "attestations.jsonl"
 
 // Env is what the checks of one hub or node look at.
 type Env struct {
@@ -36,7 +33,7 @@ type Env struct {
 	DirectoryErr error
 	// Attestations holds the operators' attestations (Load opens the
 	// file store in the data directory).
-	Attestations Attestations
+	Attestations standard.Attestations
 	// Now is the time of the check.
 	Now time.Time
 	// Live says how to look at the running process.
@@ -103,7 +100,7 @@ func Load(path string) (*Env, error) {
 		return nil, fmt.Errorf("selfcheck: %s: role: expected \"hub\" or \"node\", got %q", path, probe.Role)
 	}
 	env.Directory, env.DirectoryErr = loadDirectory(env.Common.Directory, env.Common.DirectoryKey, env.Common.Environment)
-	st, err := OpenFileAttestations(filepath.Join(env.Common.DataDir, AttestationsFile))
+	st, err := standard.OpenFileAttestations(filepath.Join(env.Common.DataDir, standard.AttestationsFile))
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"taxlink/internal/standard"
 	"testing"
 
 	"taxlink/internal/config"
@@ -117,20 +118,20 @@ func TestLiveChecks(t *testing.T) {
 	}
 	up := live(tls13, console13, healthy.Listener.Addr().String())
 	cases := []checkCase{
-		{"refused", chkTLS13, hubCfg, up, true, "refuses TLS 1.2; console " + console13 + " refuses TLS 1.2"},
-		{"console down", chkTLS13, hubCfg, live(tls13, closed, ""), true, "not answering"},
-		{"not running", chkTLS13, hubCfg, live(closed, closed, ""), true, "not running"},
-		{"service asks for a certificate in TLS 1.2", chkTLS13, hubCfg, live(tls12mtls, console13, ""), false, "asked for a client certificate"},
-		{"service completes TLS 1.2", chkTLS13, hubCfg, live(tls12, console13, ""), false, "TLS 1.2"},
-		{"console in TLS 1.2 with a certificate we do not trust", chkTLS13, hubCfg, live(tls13, tls12untrusted, ""), false, "console listener"},
+		{"refused", standard.ChkTLS13, hubCfg, up, true, "refuses TLS 1.2; console " + console13 + " refuses TLS 1.2"},
+		{"console down", standard.ChkTLS13, hubCfg, live(tls13, closed, ""), true, "not answering"},
+		{"not running", standard.ChkTLS13, hubCfg, live(closed, closed, ""), true, "not running"},
+		{"service asks for a certificate in TLS 1.2", standard.ChkTLS13, hubCfg, live(tls12mtls, console13, ""), false, "asked for a client certificate"},
+		{"service completes TLS 1.2", standard.ChkTLS13, hubCfg, live(tls12, console13, ""), false, "TLS 1.2"},
+		{"console in TLS 1.2 with a certificate we do not trust", standard.ChkTLS13, hubCfg, live(tls13, tls12untrusted, ""), false, "console listener"},
 
-		{"answers", chkMonitoring, hubCfg, up, true, "answers /healthz"},
-		{"503", chkMonitoring, hubCfg, live(tls13, console13, sick.Listener.Addr().String()), false, "status 503"},
-		{"down", chkMonitoring, hubCfg, live(tls13, console13, closed), false, "does not answer"},
-		{"not running", chkMonitoring, hubCfg, live(closed, closed, closed), true, "not probed"},
+		{"answers", standard.ChkMonitoring, hubCfg, up, true, "answers /healthz"},
+		{"503", standard.ChkMonitoring, hubCfg, live(tls13, console13, sick.Listener.Addr().String()), false, "status 503"},
+		{"down", standard.ChkMonitoring, hubCfg, live(tls13, console13, closed), false, "does not answer"},
+		{"not running", standard.ChkMonitoring, hubCfg, live(closed, closed, closed), true, "not probed"},
 
-		{"only ours", chkStray, hubCfg, up, true, "all on configured addresses"},
-		{"one more", chkStray, hubCfg, func(t *testing.T, f *fixture, e *Env) {
+		{"only ours", standard.ChkStray, hubCfg, up, true, "all on configured addresses"},
+		{"one more", standard.ChkStray, hubCfg, func(t *testing.T, f *fixture, e *Env) {
 			up(t, f, e)
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
@@ -139,20 +140,20 @@ func TestLiveChecks(t *testing.T) {
 			t.Cleanup(func() { ln.Close() })
 			e.Live.Shared = ours // not ln
 		}, false, "outside the admin and service addresses"},
-		{"not running", chkStray, hubCfg, func(t *testing.T, f *fixture, e *Env) {
+		{"not running", standard.ChkStray, hubCfg, func(t *testing.T, f *fixture, e *Env) {
 			live(closed, closed, "")(t, f, e)
 			e.Live.PID = 0
 		}, true, "not inspected"},
-		{"owner found by its listener", chkStray, hubCfg, func(t *testing.T, f *fixture, e *Env) {
+		{"owner found by its listener", standard.ChkStray, hubCfg, func(t *testing.T, f *fixture, e *Env) {
 			up(t, f, e)
 			e.Live.PID = 0
 		}, true, "all on configured addresses"},
 
-		{"clamd answers", chkScanner, sapporo, func(t *testing.T, f *fixture, e *Env) {
+		{"clamd answers", standard.ChkScanner, sapporo, func(t *testing.T, f *fixture, e *Env) {
 			up(t, f, e)
 			e.Node.Scanner = &config.Scanner{Clamd: clamd}
 		}, true, "answers"},
-		{"clamd down", chkScanner, sapporo, func(t *testing.T, f *fixture, e *Env) {
+		{"clamd down", standard.ChkScanner, sapporo, func(t *testing.T, f *fixture, e *Env) {
 			up(t, f, e)
 			e.Node.Scanner = &config.Scanner{Clamd: "unix:" + filepath.Join(t.TempDir(), "none.sock")}
 		}, false, "does not answer PING"},

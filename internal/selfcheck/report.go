@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"taxlink/internal/standard"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -88,7 +89,7 @@ func mdCell(s string) string {
 func (d *Document) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("# 自己点検結果\n\n")
-	fmt.Fprintf(&b, "総務省告示第151号 第2〜第6 の全 %d 項目の自己点検(第4 11(1))。実施日時: %s\n\n", len(catalogue), d.Time.Format(time.RFC3339))
+	fmt.Fprintf(&b, "総務省告示第151号 第2〜第6 の全 %d 項目の自己点検(第4 11(1))。実施日時: %s\n\n", len(standard.Catalogue()), d.Time.Format(time.RFC3339))
 	b.WriteString("結果: 適合 (pass) / 不適合 (fail) は設定と状態の自動点検、確認済 (attested) / 未確認 (unattested) は運用者の申告(有効期限付き)による。\n\n")
 	if len(d.Reports) > 1 {
 		b.WriteString("## 総括\n\n")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"taxlink/internal/standard"
 	"time"
 )
 
@@ -32,9 +33,9 @@ type CheckResult struct {
 // ItemResult is the result of one item.
 type ItemResult struct {
 	// ID, Title and Kind are the item's, as in the catalogue.
-	ID    string `json:"id"`
-	Title string `json:"title"` // see ID
-	Kind  Kind   `json:"kind"`  // see ID
+	ID    string        `json:"id"`
+	Title string        `json:"title"` // see ID
+	Kind  standard.Kind `json:"kind"`  // see ID
 	// Status is StatusPass or StatusFail for an automated item,
 	// StatusAttested or StatusUnattested for an attestation item.
 	Status Status `json:"status"`
@@ -43,7 +44,7 @@ type ItemResult struct {
 	// Checks are the outcomes of an automated item's checks.
 	Checks []CheckResult `json:"checks,omitempty"`
 	// Attestation is the attestation in force (attested items only).
-	Attestation *Attestation `json:"attestation,omitempty"`
+	Attestation *standard.Attestation `json:"attestation,omitempty"`
 }
 
 // Summary counts results. Items = Pass + Fail + Attested + Unattested.
@@ -111,10 +112,10 @@ func Run(ctx context.Context, e *Env) *Report {
 		return f
 	}
 	rep := &Report{Config: e.ConfigPath, Role: e.Role, Participant: e.Common.ID, Environment: e.Common.Environment, Time: e.Now.UTC()}
-	for _, it := range catalogue {
+	for _, it := range standard.Catalogue() {
 		res := ItemResult{ID: it.ID, Title: it.Title, Kind: it.Kind}
 		switch it.Kind {
-		case Automated:
+		case standard.Automated:
 			res.Status = StatusPass
 			var failed, all []string
 			for _, name := range it.Checks {
@@ -152,7 +153,7 @@ func safe(ctx context.Context, r *runState, fn checkFunc) (f finding) {
 }
 
 // attestationStatus says whether item id is attested in e at e.Now.
-func attestationStatus(e *Env, id string) (Status, string, *Attestation) {
+func attestationStatus(e *Env, id string) (Status, string, *standard.Attestation) {
 	if e.Attestations == nil {
 		return StatusUnattested, "no attestation store", nil
 	}
@@ -160,7 +161,7 @@ func attestationStatus(e *Env, id string) (Status, string, *Attestation) {
 		return StatusAttested, oneLine(fmt.Sprintf("attested by %s on %s, in force until %s: %s",
 			a.AttestedBy, a.Date.UTC().Format(time.DateOnly), a.Expires.UTC().Format(time.DateOnly), a.Statement)), &a
 	}
-	if a, ok := lastOf(e.Attestations, id); ok {
+	if a, ok := standard.LastOf(e.Attestations, id); ok {
 		if a.Date.After(e.Now) {
 			return StatusUnattested, fmt.Sprintf("the attestation by %s is dated %s, in the future", a.AttestedBy, a.Date.UTC().Format(time.DateOnly)), nil
 		}
@@ -178,9 +179,9 @@ func Combine(reports []*Report) Summary {
 	if len(reports) == 0 {
 		return s
 	}
-	for i, it := range catalogue {
+	for i, it := range standard.Catalogue() {
 		st := StatusPass
-		if it.Kind == AttestationKind {
+		if it.Kind == standard.AttestationKind {
 			st = StatusAttested
 		}
 		for _, r := range reports {

@@ -1,4 +1,4 @@
-package selfcheck
+package standard
 
 import (
 	"strings"
@@ -40,32 +40,32 @@ type Item struct {
 
 // Names of the checks (see checks.go for what each one does).
 const (
-	chkMonitoring     = "monitoring"
-	chkTLS13          = "tls13-only"
-	chkSealing        = "sealing-keys"
-	chkDataPerms      = "data-permissions"
-	chkPolicy         = "peer-policy"
-	chkListenAddrs    = "listener-addresses"
-	chkStray          = "no-stray-listeners"
-	chkIdentity       = "tls-identity"
-	chkCerts          = "certificate-validity"
-	chkConsole        = "console"
-	chkTwoPerson      = "two-person-rule"
-	chkOperatorAuth   = "operator-authentication"
-	chkPIN            = "pin-policy"
-	chkGrants         = "data-use-grants"
-	chkAudit          = "audit-log"
-	chkLockout        = "lockout"
-	chkConsoleLine    = "console-listener"
-	chkKeys           = "key-protection"
-	chkLedger         = "ledger"
-	chkBackup         = "backup"
-	chkBackupMedium   = "backup-medium"
-	chkScanner        = "malware-scanner"
-	chkRetention      = "retention"
-	chkDisk           = "disk-space"
-	chkCertification  = "outsourcer-certification"
-	chkAuthMonitoring = "intrusion-detection"
+	ChkMonitoring     = "monitoring"
+	ChkTLS13          = "tls13-only"
+	ChkSealing        = "sealing-keys"
+	ChkDataPerms      = "data-permissions"
+	ChkPolicy         = "peer-policy"
+	ChkListenAddrs    = "listener-addresses"
+	ChkStray          = "no-stray-listeners"
+	ChkIdentity       = "tls-identity"
+	ChkCerts          = "certificate-validity"
+	ChkConsole        = "console"
+	ChkTwoPerson      = "two-person-rule"
+	ChkOperatorAuth   = "operator-authentication"
+	ChkPIN            = "pin-policy"
+	ChkGrants         = "data-use-grants"
+	ChkAudit          = "audit-log"
+	ChkLockout        = "lockout"
+	ChkConsoleLine    = "console-listener"
+	ChkKeys           = "key-protection"
+	ChkLedger         = "ledger"
+	ChkBackup         = "backup"
+	ChkBackupMedium   = "backup-medium"
+	ChkScanner        = "malware-scanner"
+	ChkRetention      = "retention"
+	ChkDisk           = "disk-space"
+	ChkCertification  = "outsourcer-certification"
+	ChkAuthMonitoring = "intrusion-detection"
 )
 
 // attest builds an attestation item.
@@ -90,7 +90,7 @@ var catalogue = []Item{
 	auto("第2-1-(3)", "監視体制の整備",
 		"機構は、国税連携ネットワークシステムの運用に関し、異常な状態を早期に発見できるよう組織内での迅速かつ適切な報告経路を確保するとともに、認定委託先事業者、委託利用型地方団体及び単独設置型地方団体に連絡することができるよう体制の整備を図ること。",
 		"checks that abnormal states can be seen early: the monitoring endpoint is configured and answers; the reporting route itself is part of 第2-1-(1)",
-		chkMonitoring),
+		ChkMonitoring),
 	attest("第2-2-(1)", "規程の整備",
 		"国税連携ネットワークシステムの企画、開発、作成、運用保守及び利用に関する規程を整備すること。",
 		"the rules for planning, development, operation and use are in force"),
@@ -138,7 +138,7 @@ var catalogue = []Item{
 	auto("第3-3-(2)", "必要な伝送速度の確保",
 		"データを円滑に伝送するために必要な伝送速度を確保するとともに、伝送途上で情報の破壊、盗取、改ざん、消去等が生じないようにセキュリティ対策を講ずること。",
 		"checks the protection in transit: TLS 1.3 only on the listeners and end-to-end sealing keys for every tenant; the line's bandwidth is part of the dedicated-line contract (第3-3-(1))",
-		chkTLS13, chkSealing),
+		ChkTLS13, ChkSealing),
 
 	// 第4 国税連携ネットワークシステムの管理
 	attest("第4-1-(1)", "入室資格の付与",
@@ -168,22 +168,22 @@ var catalogue = []Item{
 	auto("第4-3-(1)", "アクセス権限の限定",
 		"国税連携ネットワークシステムを運用保守又は利用する職員に対して、電子計算機、端末機、電気通信関係装置、電気通信回線、ファイル等に関し、アクセス権限を適切に付与し、適切に管理すること。",
 		"checks the file side: the data and backup directories and the console state are closed to group and others, the configuration is not writable by them; console roles and grants are checked under 第4-4",
-		chkDataPerms),
+		ChkDataPerms),
 	auto("第4-3-(2)", "ファイアウォールによる通信制御",
 		"不正行為又は不正アクセス行為から国税連携ネットワークシステムを保護するため、国税庁サーバ、市区町村サーバ、都道府県サーバ及び機構サーバ間等、必要な部分には、ファイアウォールを設置し、通信制御を行うこと。",
 		"checks taxlink's own communication control: the signed directory's deny-by-default peer policy, listeners on explicit addresses, and no listener outside them; a network firewall in front is part of the building and line measures",
-		chkPolicy, chkListenAddrs, chkStray),
+		ChkPolicy, ChkListenAddrs, ChkStray),
 	attest("第4-3-(3)", "電気通信関係装置の管理",
 		"電気通信関係装置の管理に際しては厳重な確認を行う等、管理権限がある者以外の者による操作を防止するための措置を講ずること。また、通信については、電気通信関係装置相互の認証を行うこと。",
 		"routers, switches and firewalls: who may administer them, and their mutual authentication"),
 	auto("第4-3-(4)", "通信相手との相互認証",
 		"国税庁サーバ、市区町村サーバ、都道府県サーバ及び機構サーバそれぞれの間の通信について、通信相手との相互認証を行うこと。",
 		"checks the process's TLS identity (certificate chain to the configured CA, identity and environment in it, the peer known to the directory), that revocation lists are configured and current, and that no certificate is about to expire",
-		chkIdentity, chkCerts),
+		ChkIdentity, ChkCerts),
 	auto("第4-3-(5)", "データの暗号化",
 		"国税庁サーバ、市区町村サーバ、都道府県サーバ及び機構サーバそれぞれの間の通信について、送信するデータの暗号化を実施すること。",
 		"checks TLS 1.3 only on every listener and the end-to-end sealing keys of every hosted tenant",
-		chkTLS13, chkSealing),
+		ChkTLS13, ChkSealing),
 	attest("第4-3-(6)", "模擬攻撃に対する防御訓練の実施",
 		"インターネット経由の模擬攻撃を適宜実施し、その実施結果に基づき必要な措置を講ずること。",
 		"the date and result of the last simulated attack (taxlink drill attack: not_blocked 0, lost 0) and the measures taken"),
@@ -193,42 +193,42 @@ var catalogue = []Item{
 	auto("第4-4-(1)", "端末機の管理",
 		"端末機の取扱いは、当該端末機の管理を行う責任者の指示又は承認を受けた者に限ること。また、操作者による不正な行為及び誤操作による障害発生を防止するため、端末機を操作する際は複数の者で行うこととすることなど、必要な措置を講ずること。",
 		"checks that the terminals are the console (operators enrol only with an approval) and that two active operators can approve, so that dangerous actions take two people",
-		chkConsole, chkTwoPerson),
+		ChkConsole, ChkTwoPerson),
 	auto("第4-4-(2)", "端末機の操作者の認証",
 		"操作者が正当なアクセス権限を付与された者であることを、…操作者識別カード及び暗証番号、生体認証又はこれらと同等以上のものと認められる方法により…確認すること。…端末機の操作が一定時間行われなかった場合に、再度、操作者の認証を行うよう端末機を設定すること。",
 		"checks the console's sign-in (WebAuthn with user verification, or smart card and PIN from a valid CA) and idle re-authentication of at most 15 minutes",
-		chkOperatorAuth),
+		ChkOperatorAuth),
 	auto("第4-4-(3)", "暗証番号等の取扱い",
 		"暗証番号及び生体認証情報の管理及び運用の方法を定め、操作者に当該管理及び運用の方法を遵守させること。",
 		"checks the PIN policy the console enforces (length, history); biometrics stay in the operators' authenticators",
-		chkPIN),
+		ChkPIN),
 	auto("第4-4-(4)", "ファイルに対する利用制限",
 		"端末機の操作者ごとに利用可能なファイルを設定する等、ファイルの利用を制限する方法を定めると。",
 		"checks the data users' grants: on a node hosting several tenants no active data user is granted all of them",
-		chkGrants),
+		ChkGrants),
 	auto("第4-4-(5)", "操作履歴の記録等",
 		"機構及び認定委託先事業者は、端末機を操作した履歴を記憶媒体に記録し、各操作者の利用の正当性について確認すること。",
 		"checks that the audit log of every operation exists and verifies (signed checkpoints, canonical events); reviewing it is the operators' task",
-		chkAudit),
+		ChkAudit),
 	auto("第4-4-(6)", "強制的に終了する機能",
 		"機構及び認定委託先事業者は、端末機には、複数回アクセスに失敗した場合、強制的に終了する機能を設けること。",
 		"checks that the console locks an operator out after at most 10 consecutive failures",
-		chkLockout),
+		ChkLockout),
 	auto("第4-4-(7)", "専用回線の使用",
 		"市区町村サーバ、都道府県サーバ及び機構サーバについて、端末機と相互に接続する電気通信回線は専用回線とすることとし、端末機を他の電気通信回線に接続しないこと。",
 		"checks that the console has its own admin listener on an explicit address apart from the service listener, and no other listener exists; the line to the terminals is the operator's",
-		chkConsoleLine, chkStray),
+		ChkConsoleLine, ChkStray),
 	auto("第4-5-(1)", "秘密鍵の厳重な管理",
 		"通信相手の認証及び送信するデータの暗号化を行うために必要な秘密鍵を厳重に保護し、外部に漏えいすることを防止するための措置を講ずること。",
 		"checks every key reference (enc: or pkcs11:; file: only in dev) and that key, passphrase and PIN files are closed to group and others",
-		chkKeys),
+		ChkKeys),
 	attest("第4-5-(2)", "他のソフトウェアの作動の制限",
 		"国税連携ネットワークシステムの管理及び運用保守並びに国税庁、都道府県及び市区町村の資料情報等の相互データ提供の管理及び運用保守に必要なソフトウェア以外のソフトウェアを作動させないよう措置を講ずること。",
 		"the servers run nothing but taxlink and what it needs (OS hardening, allow-listing)"),
 	auto("第4-5-(3)", "ログの取得及びバックアップの実施",
 		"国税連携ネットワークシステムの動作履歴、操作者のアクセス履歴その他運用保守等に必要な情報を記録すること。また、当該情報について、定期的にバックアップすること。",
 		"checks the audit log (and the hub's ledger) verifies, and that its backup copy verifies against it and is current",
-		chkAudit, chkLedger, chkBackup),
+		ChkAudit, ChkLedger, ChkBackup),
 	attest("第4-5-(4)", "記録の消去",
 		"市区町村サーバ、都道府県サーバ又は機構サーバを使用しなくなった場合には、当該機器に備えられた記憶媒体からファイル及びドキュメントを復元できない形で消去すること。",
 		"the erasure procedure for decommissioned servers and its certificates"),
@@ -247,30 +247,30 @@ var catalogue = []Item{
 	auto("第4-7-(3)", "稼働状況の監視",
 		"それぞれ分担して、市区町村サーバ、都道府県サーバ、機構サーバ及び電気通信関係機器の稼働状況を常時監視し、必要に応じ対策を実施すること。",
 		"checks that the monitoring endpoint is configured and, when the process runs, answers /healthz; watching it is the operators' task",
-		chkMonitoring),
+		ChkMonitoring),
 	auto("第4-7-(4)", "不正プログラムの混入防止等",
 		"国税連携ネットワークシステムにコンピュータウイルス等の不正プログラムが混入されていないかどうかを監視する措置を講じ、混入されていた場合には駆除する措置を講ずること。",
 		"checks that a node scans every received payload (scanner configured, clamd answers); the hub never holds a payload in the clear",
-		chkScanner),
+		ChkScanner),
 	auto("第4-8-(1)", "データ等の管理方法",
 		"データ、プログラム及びドキュメントの使用、保管、複写、受渡し、消去及び廃棄について、その取扱い及び管理の方法を定めること。…プログラムの登録及び抹消は、責任者の指示又は承認を受けた者が行うこと。",
 		"checks that a node keeps every tenant's records under a retention rule (erased when it expires); handling of programs and paper is organisational",
-		chkRetention),
+		ChkRetention),
 	attest("第4-8-(2)", "帳票の管理",
 		"帳票の受渡し及び廃棄の方法を定めること。…事務室の出力装置から出力する場合のデータの漏えいを防止するため、必要な措置を講ずること。",
 		"printed forms: hand-over, disposal, printers in the office (the console's prints are watermarked and audited)"),
 	auto("第4-9-(1)", "国税連携ネットワークシステムの障害の早期発見",
 		"国税連携ネットワークシステムの障害箇所の発見や性能の低下を検知するため、必要な措置を講ずること。",
 		"checks the monitoring endpoint and that the data directory has more free space than the configured minimum",
-		chkMonitoring, chkDisk),
+		ChkMonitoring, ChkDisk),
 	auto("第4-9-(2)", "早期回復のための代替機能等の整備",
 		"重要なファイルについて、記憶媒体に保存するとともに、他の記憶媒体に複製を保存することとし、必要に応じ、それぞれの記憶媒体を別に保管すること。…確実に回復することを、試験により確認すること。",
 		"checks that the logs are copied to another medium and that the copies verify and are current; the restore drill (ウ) is to be recorded under 第2-4-(1)",
-		chkBackup, chkBackupMedium),
+		ChkBackup, ChkBackupMedium),
 	auto("第4-9-(3)", "不正アクセスの早期発見",
 		"不正アクセスを早期に発見するため、必要な措置を講ずること。",
 		"checks that refused handshakes and sign-in failures reach the audit log and the alerts (audit log, monitoring endpoint, console)",
-		chkAuthMonitoring),
+		ChkAuthMonitoring),
 	attest("第4-9-(4)", "不正アクセスが判明した場合の対応",
 		"不正アクセスが判明した場合、機構、認定委託先事業者、委託利用型地方団体及び単独設置型地方団体の間で連絡調整を行い、被害状況の把握、被害拡大を防止するための措置等必要な措置を講ずること。",
 		"the intrusion response and coordination procedure"),
@@ -283,7 +283,7 @@ var catalogue = []Item{
 	auto("第4-10-(1)", "認定委託先事業者等への委託",
 		"認定委託先事業者又は単独設置型地方団体以外の者へは委託を行わないこと。…少なくとも年一回、機構による監査を受けさせ、…委託契約を解除すること。",
 		"checks in the signed directory that every node hosting others is run by a certified outsourcer whose certification covers today and whose last audit is at most a year old; the sub-contracting clauses (ウ) are contractual",
-		chkCertification),
+		ChkCertification),
 	attest("第4-10-(2)", "認定委託先事業者等以外の事業者への委託",
 		"委託する事業者の社会的信用及び能力を確認すること。…この基準と同様のセキュリティ対策を実施させるとともに、適切な監督を行うこと。…秘密保持義務、事業所内からの個人情報の持出しの禁止",
 		"contracts with other contractors: vetting, supervision, confidentiality and personal-data clauses (ア–エ)"),

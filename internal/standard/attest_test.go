@@ -1,4 +1,4 @@
-package selfcheck
+package standard
 
 import (
 	"errors"
@@ -117,29 +117,5 @@ func TestFileAttestations(t *testing.T) {
 	}
 	if _, err := OpenFileAttestations(path); err == nil || !strings.Contains(err.Error(), "line 1") {
 		t.Errorf("damaged store: %v", err)
-	}
-}
-
-// TestAttestationStatus runs the attestation items through Run's status:
-// attested while in force, and the reason once it expired.
-func TestAttestationStatus(t *testing.T) {
-	st, err := OpenFileAttestations(filepath.Join(t.TempDir(), AttestationsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := goodAttestation()
-	if err := st.Add(a); err != nil {
-		t.Fatal(err)
-	}
-	e := &Env{Attestations: st, Now: t0.AddDate(0, 6, 0)}
-	if s, reason, got := attestationStatus(e, "第4-1-(1)"); s != StatusAttested || got == nil || !strings.Contains(reason, "tanaka") {
-		t.Errorf("in force: %s %q", s, reason)
-	}
-	e.Now = t0.AddDate(1, 0, 1)
-	if s, reason, _ := attestationStatus(e, "第4-1-(1)"); s != StatusUnattested || !strings.Contains(reason, "expired") {
-		t.Errorf("expired: %s %q", s, reason)
-	}
-	if s, reason, _ := attestationStatus(e, "第4-1-(2)"); s != StatusUnattested || reason != "no attestation recorded" {
-		t.Errorf("none: %s %q", s, reason)
 	}
 }

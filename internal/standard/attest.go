@@ -1,4 +1,4 @@
-package selfcheck
+package standard
 
 import (
 	"bufio"
@@ -20,6 +20,10 @@ import (
 	"taxlink/internal/fsutil"
 )
 
+// AttestationsFile is the name of the attestation store in a hub's or
+// node's data directory.
+const AttestationsFile = "attestations.jsonl"
+
 // Limits of an attestation.
 const (
 	// MaxStatementLen bounds Attestation.Statement in bytes.
@@ -32,7 +36,7 @@ const (
 )
 
 // ErrInvalidAttestation is wrapped by the errors of Attestation.Validate.
-var ErrInvalidAttestation = errors.New("selfcheck: invalid attestation")
+var ErrInvalidAttestation = errors.New("standard: invalid attestation")
 
 // Attestation is an operator's dated statement that the organisational
 // measures an item asks for are in place. It holds no personal data
@@ -247,9 +251,9 @@ func (s *FileAttestations) Current(id string, now time.Time) (Attestation, bool)
 	return best, found
 }
 
-// lastOf returns the most recent attestation of id in the store, in force
+// LastOf returns the most recent attestation of id in the store, in force
 // or not, when the store can list its attestations.
-func lastOf(st Attestations, id string) (Attestation, bool) {
+func LastOf(st Attestations, id string) (Attestation, bool) {
 	l, ok := st.(interface{ List() []Attestation })
 	if !ok {
 		return Attestation{}, false
