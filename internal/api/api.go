@@ -119,6 +119,14 @@ func (e *Error) Retryable() bool {
 	return e.Status >= 500 || e.Status == http.StatusTooManyRequests
 }
 
+// HTTP2Client is the HTTP/2 configuration of the hub's and nodes' clients:
+// an idle connection is pinged, and one whose peer stops answering (a cut
+// or blackholed path) is closed within half a minute instead of holding
+// the requests on it until the peer's idle timeout.
+func HTTP2Client() *http.HTTP2Config {
+	return &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second, WriteByteTimeout: 30 * time.Second}
+}
+
 // Errorf builds an Error.
 func Errorf(status int, code Code, format string, a ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, a...)}

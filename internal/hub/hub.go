@@ -673,6 +673,7 @@ func (h *Hub) client(node *directory.Node) (*http.Client, error) {
 			MaxIdleConnsPerHost: 16,
 			IdleConnTimeout:     90 * time.Second,
 			TLSHandshakeTimeout: 10 * time.Second,
+			HTTP2:               api.HTTP2Client(),
 		},
 		Timeout: 10 * time.Minute,
 	}

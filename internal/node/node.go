@@ -148,7 +148,10 @@ type Node struct {
 	log    *slog.Logger
 
 	recorded, duplicates, refused atomic.Int64
-	minFree                       atomic.Int64
+	// unaccepted holds the IDs of envelopes recorded at their recipient
+	// whose acceptance receipt never came back (string → struct{}).
+	unaccepted sync.Map
+	minFree    atomic.Int64
 }
 
 // New checks cfg and returns a node.
@@ -189,6 +192,7 @@ func New(cfg Config) (*Node, error) {
 			ForceAttemptHTTP2:   true,
 			MaxIdleConnsPerHost: 16,
 			TLSHandshakeTimeout: 10 * time.Second,
+			HTTP2:               api.HTTP2Client(),
 		},
 		Timeout: 10 * time.Minute,
 	}
@@ -670,7 +674,23 @@ func (n *Node) takeReceipt(ctx context.Context, dir *directory.Directory, raw []
 	if err := n.cfg.Store.MarkRecorded(ctx, rc.EnvelopeID, raw, rc.Time); err != nil {
 		return err
 	}
-	return n.cfg.Store.SetRecordedIndex(ctx, rc.EnvelopeID, ledgerIndex)
+	if err := n.cfg.Store.SetRecordedIndex(ctx, rc.EnvelopeID, ledgerIndex); err != nil {
+		return err
+	}
+	if o.Accepted == nil {
+		// The hub's answer to the submission was lost (or the hub stopped
+		// before answering) and the recording came back first: the
+		// outbox no longer lists the envelope as pending, so ask for the
+		// acceptance receipt now. Submitting again is idempotent: the hub
+		// answers with the receipt it holds, or completes the acceptance.
+		n.unaccepted.Store(rc.EnvelopeID, struct{}{})
+		if _, err := n.submitID(ctx, rc.EnvelopeID); err != nil {
+			n.log.Warn("fetching the acceptance receipt of a recorded envelope failed; the outbox loop retries", "id", rc.EnvelopeID, "err", err)
+		} else {
+			n.unaccepted.Delete(rc.EnvelopeID)
+		}
+	}
+	return nil
 }
 
 // Run submits what is pending in the outbox, collects receipts and keeps
@@ -704,6 +724,7 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	n.findUnaccepted(ctx)
 	for ctx.Err() == nil {
 		n.ResubmitPending(ctx)
 		sleep(ctx, 5*time.Second)
@@ -711,9 +732,42 @@ func (n *Node) Run(ctx context.Context) error {
 	return nil
 }
 
+// findUnaccepted looks through the outbox once for envelopes recorded
+// without an acceptance receipt (left by an earlier run), for
+// ResubmitPending to complete.
+func (n *Node) findUnaccepted(ctx context.Context) {
+	after := ""
+	for ctx.Err() == nil {
+		page, err := n.cfg.Store.ListOutgoing(ctx, after, store.MaxListLimit)
+		if err != nil {
+			n.log.Warn("reading the outbox failed", "err", err)
+			return
+		}
+		if len(page) == 0 {
+			return
+		}
+		for _, o := range page {
+			if o.Recorded != nil && o.Accepted == nil {
+				n.unaccepted.Store(o.ID, struct{}{})
+			}
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
 // ResubmitPending submits every outbox entry the hub has not yet accepted
-// and has not refused.
+// and has not refused, and asks again for the acceptance receipts of
+// envelopes recorded without one.
 func (n *Node) ResubmitPending(ctx context.Context) {
+	n.unaccepted.Range(func(k, _ any) bool {
+		id := k.(string)
+		if _, err := n.submitID(ctx, id); err != nil {
+			n.log.Warn("fetching an acceptance receipt failed; will retry", "id", id, "err", err)
+			return false
+		}
+		n.unaccepted.Delete(id)
+		return true
+	})
 	pending, err := n.cfg.Store.Pending(ctx, 1000)
 	if err != nil {
 		n.log.Warn("reading the outbox failed", "err", err)
