@@ -96,6 +96,8 @@ type Config struct {
 	Backend Backend
 	// Records is set on a node: the data users' search and viewer.
 	Records Records
+	// Attestations keeps the self-check's attestations (nil: no page).
+	Attestations AttestationStore
 	// CardLogin enables the smart card + PIN sign-in: the listener must
 	// ask for client certificates (Serve with clientCAs).
 	CardLogin bool

@@ -20,6 +20,7 @@ import (
 	"taxlink/internal/devnet/devtest"
 	"taxlink/internal/erasure"
 	"taxlink/internal/searchindex"
+	"taxlink/internal/standard"
 	"taxlink/internal/store"
 )
 
@@ -333,6 +334,26 @@ func TestConsoleEndToEnd(t *testing.T) {
 		}
 		if state := sec.eval(`document.querySelector("#ap-` + id + ` .state").textContent`); state != "executed" {
 			t.Errorf("approval state %q, want executed (%s)", state, sec.eval(`document.querySelector("#ap-`+id+` .result").textContent`))
+		}
+	})
+
+	t.Run("attestations for the self-check", func(t *testing.T) {
+		sec := sec.in(t)
+		sec.open("/attestations")
+		row := `#att-第2-1-\(1\) `
+		sec.fill(map[string]string{row + `input[name=statement]`: "情報セキュリティ委員会を設置（議事録 2026-04-01）", row + `input[name=days]`: "365"})
+		sec.submit(row + `button[type=submit]`)
+		if st := sec.eval(`document.querySelector("#att-第2-1-\\(1\\) .status").textContent`); !strings.Contains(st, "sec") || !strings.Contains(st, "委員会") {
+			t.Errorf("the attestation is not shown: %q", st)
+		}
+		sec.screenshot("attestations")
+		n, _ := nw.Layout.Node(devnet.OutsourcerID)
+		st, err := standard.OpenFileAttestations(filepath.Join(filepath.Dir(n.Config), "data", standard.AttestationsFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, ok := st.Current("第2-1-(1)", time.Now()); !ok || a.AttestedBy != "sec" {
+			t.Errorf("the self-check does not find the attestation: %+v %v", a, ok)
 		}
 	})
 

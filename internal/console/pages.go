@@ -67,6 +67,8 @@ func (c *Console) routes() {
 	m.HandleFunc("GET /incidents/{id}", c.page(capAlerts, func(w http.ResponseWriter, r *http.Request, wh *who) { c.incidentPage(w, r, wh, false) }))
 	m.HandleFunc("GET /incidents/{id}/report", c.page(capAlerts, func(w http.ResponseWriter, r *http.Request, wh *who) { c.incidentPage(w, r, wh, true) }))
 	m.HandleFunc("POST /incidents/{id}/{verb}", c.page(capRequest, c.incidentVerb))
+	m.HandleFunc("GET /attestations", c.page(capAlerts, c.attestations))
+	m.HandleFunc("POST /attestations", c.page(capApprove, c.attest))
 	m.HandleFunc("GET /history", c.page(capHistory, c.history))
 	m.HandleFunc("GET /history.csv", c.page(capHistory, c.historyCSV))
 	m.HandleFunc("GET /records", c.page(capData, c.records))
@@ -127,6 +129,7 @@ func (c *Console) nav(lang string, role operator.Role) []navItem {
 	add(can(role, capRequest), "/approvals", "nav.approvals")
 	add(can(role, capAlerts), "/alerts", "nav.alerts")
 	add(can(role, capAlerts), "/incidents", "nav.incidents")
+	add(can(role, capAlerts) && c.cfg.Attestations != nil, "/attestations", "nav.attestations")
 	add(can(role, capHistory), "/history", "nav.history")
 	add(can(role, capOperators), "/operators", "nav.operators")
 	return n

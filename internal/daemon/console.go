@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -28,6 +29,7 @@ import (
 	"taxlink/internal/queue"
 	"taxlink/internal/scan"
 	"taxlink/internal/searchindex"
+	"taxlink/internal/standard"
 	"taxlink/internal/store"
 )
 
@@ -83,11 +85,17 @@ func startConsole(parent context.Context, c *config.Common, cm *common, al *audi
 		}
 		clientCAs = pki.CertPool(cas...)
 	}
+	atts, err := standard.OpenFileAttestations(filepath.Join(c.DataDir, standard.AttestationsFile))
+	if err != nil {
+		closer.Close()
+		ops.Close()
+		return "", nil, nil, err
+	}
 	idle, lifetime := cc.Durations()
 	con, err := console.New(console.Config{
 		ID: c.ID, Environment: c.Environment, Origin: cc.Origin, RPID: cc.RPID,
 		Operators: ops, Audit: al, Backend: be, Records: rec, Idle: idle, Lifetime: lifetime, Logger: log, Now: clock.Now,
-		CardLogin: clientCAs != nil,
+		CardLogin: clientCAs != nil, Attestations: atts,
 	})
 	if err != nil {
 		closer.Close()
