@@ -103,6 +103,46 @@ type Common struct {
 	// Console configures the web console on its own admin listener;
 	// absent: no console.
 	Console *Console `json:"console,omitempty"`
+	// Detection configures the built-in detection rules and where their
+	// alerts go besides the console (第4 9(1)(3)); absent: default rules,
+	// console only.
+	Detection *Detection `json:"detection,omitempty"`
+}
+
+// Detection says where detection alerts go and how the rules are tuned.
+type Detection struct {
+	// Rules, when set, overrides the default rules (see package detect,
+	// DefaultRules; JSON merged over the defaults).
+	Rules json.RawMessage `json:"rules,omitempty"`
+	// Webhooks receive every alert as a signed JSON POST.
+	Webhooks []WebhookSink `json:"webhooks,omitempty"`
+	// Email sends alerts of at least MinSeverity by SMTP (STARTTLS).
+	Email *EmailSink `json:"email,omitempty"`
+	// Syslog sends every alert as an RFC 5424 line.
+	Syslog *SyslogSink `json:"syslog,omitempty"`
+}
+
+// WebhookSink is one webhook: an https URL (http only on loopback) and the
+// file holding the HMAC secret.
+type WebhookSink struct {
+	URL        string `json:"url"`
+	SecretFile string `json:"secret_file"`
+}
+
+// EmailSink is the SMTP relay alerts are mailed through.
+type EmailSink struct {
+	Addr         string   `json:"addr"` // HOST:PORT
+	From         string   `json:"from"`
+	To           []string `json:"to"`
+	Username     string   `json:"username,omitempty"`
+	PasswordFile string   `json:"password_file,omitempty"`
+	MinSeverity  string   `json:"min_severity,omitempty"` // info, warning (default) or critical
+}
+
+// SyslogSink is a syslog collector: network udp, tcp or unix.
+type SyslogSink struct {
+	Network string `json:"network"`
+	Addr    string `json:"addr"`
 }
 
 // Console configures the web console (端末機) of a hub or node.
@@ -769,6 +809,14 @@ func (c *Common) resolve(base string) {
 	c.SigningKey = resolveRef(base, c.SigningKey)
 	c.Directory = abs(base, c.Directory)
 	c.DirectoryKey = abs(base, c.DirectoryKey)
+	if c.Detection != nil {
+		for i := range c.Detection.Webhooks {
+			c.Detection.Webhooks[i].SecretFile = abs(base, c.Detection.Webhooks[i].SecretFile)
+		}
+		if c.Detection.Email != nil {
+			c.Detection.Email.PasswordFile = abs(base, c.Detection.Email.PasswordFile)
+		}
+	}
 	if c.Console != nil {
 		c.Console.Cert = abs(base, c.Console.Cert)
 		c.Console.ClientCA = abs(base, c.Console.ClientCA)
@@ -851,6 +899,21 @@ func (c *Common) validate(role string) error {
 	if c.TLS.CRLRefresh != "" {
 		if d, err := time.ParseDuration(c.TLS.CRLRefresh); err != nil || d < time.Second {
 			return bad("tls.crl_refresh", "%q: expected a duration of at least 1s, e.g. \"5m\"", c.TLS.CRLRefresh)
+		}
+	}
+	if d := c.Detection; d != nil {
+		for i, w := range d.Webhooks {
+			if err := fileExists(w.SecretFile); err != nil {
+				return bad(fmt.Sprintf("detection.webhooks[%d].secret_file", i), "%v", err)
+			}
+		}
+		if d.Email != nil && d.Email.PasswordFile != "" {
+			if err := fileExists(d.Email.PasswordFile); err != nil {
+				return bad("detection.email.password_file", "%v", err)
+			}
+		}
+		if d.Syslog != nil && !slices.Contains([]string{"udp", "tcp", "unix"}, d.Syslog.Network) {
+			return bad("detection.syslog.network", "%q: expected udp, tcp or unix", d.Syslog.Network)
 		}
 	}
 	if c.Console != nil {

@@ -27,6 +27,7 @@ import (
 	"taxlink/internal/audit"
 	"taxlink/internal/config"
 	"taxlink/internal/console"
+	"taxlink/internal/detect"
 	"taxlink/internal/directory"
 	"taxlink/internal/hub"
 	"taxlink/internal/keystore"
@@ -348,17 +349,24 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		be.dirSigner = ds
 	}
 	var stopConsole func()
-	svc.ConsoleAddr, _, stopConsole, err = startConsole(ctx, &c.Common, cm, al, be, nil, svc.ConsoleClock, log)
+	var ops *operator.Store
+	svc.ConsoleAddr, ops, stopConsole, err = startConsole(ctx, &c.Common, cm, al, be, nil, svc.ConsoleClock, log)
 	if err != nil {
 		closeAll()
 		return nil, err
 	}
+	dctx, stopDetection := context.WithCancel(ctx)
 	closeHub := closeAll
 	closeAll = func() {
+		stopDetection()
 		stopConsole()
 		closeHub()
 	}
 	svc.close = closeAll
+	if _, err := startDetection(dctx, &c.Common, al, ops, func() detect.Sample { return hubSample(dctx, h, q, cm) }, log); err != nil {
+		closeAll()
+		return nil, err
+	}
 	tc, err := pki.ServerConfigWith(tls.Certificate{}, cm.roots, c.Environment, cm.opts...)
 	if err != nil {
 		closeAll()
@@ -611,6 +619,19 @@ func StartNode(ctx context.Context, path string, log *slog.Logger) (*Service, er
 			closeExport()
 		}
 		svc.close = closeAll
+	}
+	dctx, stopDetection := context.WithCancel(ctx)
+	closeDetection := closeAll
+	closeAll = func() {
+		stopDetection()
+		closeDetection()
+	}
+	svc.close = closeAll
+	if _, err := startDetection(dctx, &l.Config.Common, al, ops, func() detect.Sample {
+		return detect.Sample{Recorded: float64(l.Node.Stats().Recorded)}
+	}, log); err != nil {
+		closeAll()
+		return nil, err
 	}
 	if sc != nil && ops != nil {
 		sc.alert = func(a operator.Alert) {
