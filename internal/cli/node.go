@@ -34,7 +34,7 @@ func nodeCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&cfg, "config", "", "node configuration file (JSON)")
 	_ = c.MarkFlagRequired("config")
-	c.AddCommand(nodeEraseCmd(), nodeVerifyEraseCmd())
+	c.AddCommand(nodeEraseCmd(), nodeVerifyEraseCmd(), nodeTransferOutCmd(), nodeTransferInCmd())
 	return c
 }
 
@@ -109,5 +109,59 @@ func nodeVerifyEraseCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&cfg, "config", "", "a hub or node configuration (for the directory and its key)")
 	_ = c.MarkFlagRequired("config")
+	return c
+}
+
+// nodeTransferOutCmd exports a moving tenant's records re-sealed to its
+// new sealing key.
+func nodeTransferOutCmd() *cobra.Command {
+	var cfg, tenant, pub, keyID, out string
+	c := &cobra.Command{
+		Use:   "transfer-out --config FILE --tenant ID --to-key PUBFILE --key-id ID --out DIR",
+		Short: "Export a tenant moving to another node: every record re-sealed to its new key, in a bundle this node signs",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := daemon.TransferOut(cmd.Context(), cfg, tenant, pub, keyID, out, jsonLogger(cmd.ErrOrStderr(), slog.LevelWarn))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d records of %s re-sealed to key %s in %s; the new node imports them with `taxlink node transfer-in`\n", len(m.Entries), tenant, keyID, out)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&cfg, "config", "", "the old node's configuration")
+	c.Flags().StringVar(&tenant, "tenant", "", "the tenant that moves")
+	c.Flags().StringVar(&pub, "to-key", "", "file with the tenant's new sealing public key (base64)")
+	c.Flags().StringVar(&keyID, "key-id", "", "the new key's ID")
+	c.Flags().StringVar(&out, "out", "", "the bundle directory to create")
+	for _, f := range []string{"config", "tenant", "to-key", "key-id", "out"} {
+		_ = c.MarkFlagRequired(f)
+	}
+	return c
+}
+
+// nodeTransferInCmd imports and verifies a bundle at the new node.
+func nodeTransferInCmd() *cobra.Command {
+	var cfg, tenant, from, bundle string
+	c := &cobra.Command{
+		Use:   "transfer-in --config FILE --tenant ID --from NODE --bundle DIR",
+		Short: "Import a moving tenant's bundle: verify the old node's signature, open and check every record, record it, sign the verification",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v, err := daemon.TransferIn(cmd.Context(), cfg, tenant, from, bundle, jsonLogger(cmd.ErrOrStderr(), slog.LevelWarn))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d records of %s (%d bytes) from %s opened, checked and recorded; signed verification in %s/verification.json\n", v.Records, tenant, v.PlainBytes, from, bundle)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&cfg, "config", "", "the new node's configuration (with the tenant's new sealing key)")
+	c.Flags().StringVar(&tenant, "tenant", "", "the tenant that moves")
+	c.Flags().StringVar(&from, "from", "", "the old node's ID")
+	c.Flags().StringVar(&bundle, "bundle", "", "the bundle directory")
+	for _, f := range []string{"config", "tenant", "from", "bundle"} {
+		_ = c.MarkFlagRequired(f)
+	}
 	return c
 }
