@@ -583,8 +583,16 @@ func (ix *Index) Search(ctx context.Context, q Query, keys map[string]Key) ([]En
 	if total <= q.Offset {
 		return nil, total, nil
 	}
+	// With a taxpayer the (tenant, taxpayer) index finds the few rows; the
+	// unary plus stops SQLite from walking the tenant's whole
+	// (tenant, recorded_at) index for the order instead (measured by `taxlink
+	// bench tenants`: p99 246 ms → under 1 ms on a 17,000-record tenant).
+	order := "recorded_at"
+	if q.Taxpayer != "" {
+		order = "+recorded_at"
+	}
 	rows, err := tx.QueryContext(ctx, "SELECT tenant, id, type, tax_year, created, recorded_at, size, indexed FROM entries WHERE "+
-		cond+" ORDER BY recorded_at DESC, tenant DESC, id DESC LIMIT ? OFFSET ?", append(args, limit, q.Offset)...)
+		cond+" ORDER BY "+order+" DESC, tenant DESC, id DESC LIMIT ? OFFSET ?", append(args, limit, q.Offset)...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("searchindex: search: %w", err)
 	}
