@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"taxlink/internal/sqlitedb"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -48,7 +49,7 @@ var (
 	ErrClosed = errors.New("operator: store closed")
 	// ErrNotDurable means a database connection did not end up in WAL
 	// mode with synchronous=FULL, secure_delete and foreign keys on.
-	ErrNotDurable = errors.New("operator: database is not configured durably")
+	ErrNotDurable = sqlitedb.ErrNotDurable
 	// ErrSchemaTooNew means the database was written by a newer version
 	// of this package; it is left untouched.
 	ErrSchemaTooNew = errors.New("operator: database schema is newer than this program")

@@ -3,19 +3,14 @@ package operator
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync/atomic"
+	"taxlink/internal/sqlitedb"
 	"time"
-
-	"modernc.org/sqlite"
 )
 
 // Config configures Open.
@@ -87,11 +82,7 @@ func Open(cfg Config) (*Store, error) {
 	_, statErr := os.Stat(abs)
 	created := errors.Is(statErr, fs.ErrNotExist)
 
-	drv := &sqlite.Driver{}
-	drv.RegisterConnectionHook(func(c sqlite.ExecQuerierContext, _ string) error {
-		return checkConn(context.Background(), c)
-	})
-	db := sql.OpenDB(connector{drv: drv, dsn: dsn(abs)})
+	db := sqlitedb.Open(abs, sqlitedb.Options{BusyTimeout: busyTimeout, MaxConns: maxConns})
 	db.SetMaxOpenConns(maxConns)
 	db.SetMaxIdleConns(maxConns)
 
@@ -111,11 +102,9 @@ func Open(cfg Config) (*Store, error) {
 	if created {
 		// Chmod by name: opening (and closing) a descriptor of the file
 		// would drop the POSIX locks SQLite holds on it in this process.
-		for _, suffix := range []string{"", "-wal", "-shm"} {
-			if err := os.Chmod(abs+suffix, fileMode); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				db.Close()
-				return nil, fmt.Errorf("operator: setting the mode of %s: %w", abs+suffix, err)
-			}
+		if err := sqlitedb.Chmod(abs, fileMode); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("operator: %w", err)
 		}
 	}
 	return s, nil
@@ -131,90 +120,6 @@ func (s *Store) Close() error {
 		return fmt.Errorf("operator: close: %w", err)
 	}
 	return nil
-}
-
-// dsn returns the modernc.org/sqlite DSN for the database at the absolute
-// path abs: a file: URI (so that no character of the path is taken for DSN
-// syntax) carrying every per-connection setting.
-func dsn(abs string) string {
-	p := filepath.ToSlash(abs)
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p // a Windows drive path
-	}
-	q := url.Values{}
-	q.Set("_busy_timeout", strconv.FormatInt(busyTimeout.Milliseconds(), 10))
-	q.Set("_txlock", "immediate")
-	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "FULL")
-	q.Set("_foreign_keys", "1")
-	q.Set("_defensive", "1")
-	q.Add("_pragma", "secure_delete(1)")
-	return (&url.URL{Scheme: "file", Path: p}).String() + "?" + q.Encode()
-}
-
-// connector opens connections with a Driver of this Store's own, so that
-// the verifying connection hook applies to this Store's connections only.
-type connector struct {
-	drv *sqlite.Driver
-	dsn string
-}
-
-// Connect implements driver.Connector.
-func (c connector) Connect(ctx context.Context) (driver.Conn, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return c.drv.Open(c.dsn)
-}
-
-// Driver implements driver.Connector.
-func (c connector) Driver() driver.Driver { return c.drv }
-
-// checkConn verifies that the connection c is configured durably; it fails
-// with an error wrapping ErrNotDurable if not.
-func checkConn(ctx context.Context, c sqlite.ExecQuerierContext) error {
-	for _, want := range []struct{ pragma, value string }{
-		{"journal_mode", "wal"},
-		{"synchronous", "2"},
-		{"foreign_keys", "1"},
-		{"secure_delete", "1"},
-	} {
-		got, err := pragma(ctx, c, want.pragma)
-		if err != nil {
-			return fmt.Errorf("operator: reading PRAGMA %s: %w", want.pragma, err)
-		}
-		if !strings.EqualFold(got, want.value) {
-			return fmt.Errorf("%w: PRAGMA %s is %q, want %q", ErrNotDurable, want.pragma, got, want.value)
-		}
-	}
-	if got, err := pragma(ctx, c, "busy_timeout"); err != nil {
-		return fmt.Errorf("operator: reading PRAGMA busy_timeout: %w", err)
-	} else if got == "0" {
-		return fmt.Errorf("%w: PRAGMA busy_timeout is 0", ErrNotDurable)
-	}
-	return nil
-}
-
-// pragma returns the value of PRAGMA name on c, formatted as text.
-func pragma(ctx context.Context, c driver.QueryerContext, name string) (string, error) {
-	rows, err := c.QueryContext(ctx, "PRAGMA "+name, nil)
-	if err != nil {
-		return "", err
-	}
-	defer rows.Close()
-	dest := make([]driver.Value, len(rows.Columns()))
-	if err := rows.Next(dest); err != nil {
-		return "", err
-	}
-	if len(dest) != 1 {
-		return "", fmt.Errorf("PRAGMA %s returned %d columns", name, len(dest))
-	}
-	switch v := dest[0].(type) {
-	case []byte:
-		return string(v), nil
-	default:
-		return fmt.Sprint(v), nil
-	}
 }
 
 // migrations returns the schema migrations in order: migrations()[i]

@@ -3,21 +3,17 @@ package searchindex
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"math"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
+	"taxlink/internal/sqlitedb"
 	"time"
-
-	"modernc.org/sqlite"
 
 	"taxlink/internal/store"
 )
@@ -121,88 +117,19 @@ func Open(path string) (*Index, error) {
 	_, statErr := os.Stat(abs)
 	created := errors.Is(statErr, fs.ErrNotExist)
 
-	drv := &sqlite.Driver{}
-	drv.RegisterConnectionHook(func(c sqlite.ExecQuerierContext, _ string) error {
-		return checkConn(context.Background(), c)
-	})
-	db := sql.OpenDB(connector{drv: drv, dsn: dsn(abs)})
-	db.SetMaxOpenConns(maxConns)
-	db.SetMaxIdleConns(maxConns)
+	db := sqlitedb.Open(abs, sqlitedb.Options{BusyTimeout: busyTimeout, MaxConns: maxConns})
 	ix := &Index{db: db, slot: make(chan struct{}, 1)}
 	if err := ix.migrate(context.Background()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("searchindex: opening %s: %w", abs, err)
 	}
 	if created {
-		for _, suffix := range []string{"", "-wal", "-shm"} {
-			if err := os.Chmod(abs+suffix, fileMode); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				db.Close()
-				return nil, fmt.Errorf("searchindex: setting the mode of %s: %w", abs+suffix, err)
-			}
+		if err := sqlitedb.Chmod(abs, fileMode); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("searchindex: %w", err)
 		}
 	}
 	return ix, nil
-}
-
-// dsn returns the DSN of the database at the absolute path abs: a file: URI
-// carrying every per-connection setting.
-func dsn(abs string) string {
-	p := filepath.ToSlash(abs)
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p // a Windows drive path
-	}
-	q := url.Values{}
-	q.Set("_busy_timeout", strconv.FormatInt(busyTimeout.Milliseconds(), 10))
-	q.Set("_txlock", "immediate")
-	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "FULL")
-	q.Add("_pragma", "secure_delete(1)")
-	return (&url.URL{Scheme: "file", Path: p}).String() + "?" + q.Encode()
-}
-
-// connector opens connections with a Driver of this Index's own, so that the
-// verifying hook applies to its connections only.
-type connector struct {
-	drv *sqlite.Driver
-	dsn string
-}
-
-func (c connector) Connect(ctx context.Context) (driver.Conn, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return c.drv.Open(c.dsn)
-}
-
-func (c connector) Driver() driver.Driver { return c.drv }
-
-// checkConn fails unless the connection c runs in WAL mode with
-// synchronous=FULL and secure_delete on.
-func checkConn(ctx context.Context, c sqlite.ExecQuerierContext) error {
-	for _, want := range []struct{ pragma, value string }{
-		{"journal_mode", "wal"},
-		{"synchronous", "2"},
-		{"secure_delete", "1"},
-	} {
-		rows, err := c.QueryContext(ctx, "PRAGMA "+want.pragma, nil)
-		if err != nil {
-			return fmt.Errorf("searchindex: reading PRAGMA %s: %w", want.pragma, err)
-		}
-		dest := make([]driver.Value, len(rows.Columns()))
-		err = rows.Next(dest)
-		rows.Close()
-		if err != nil || len(dest) != 1 {
-			return fmt.Errorf("searchindex: reading PRAGMA %s: %v", want.pragma, err)
-		}
-		got := fmt.Sprint(dest[0])
-		if b, ok := dest[0].([]byte); ok {
-			got = string(b)
-		}
-		if !strings.EqualFold(got, want.value) {
-			return fmt.Errorf("searchindex: database is not configured durably: PRAGMA %s is %q, want %q", want.pragma, got, want.value)
-		}
-	}
-	return nil
 }
 
 // migrate creates the schema in a new database and checks an existing one.

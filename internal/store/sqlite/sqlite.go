@@ -24,20 +24,15 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
-	"modernc.org/sqlite"
-
+	"taxlink/internal/sqlitedb"
 	"taxlink/internal/store"
 )
 
@@ -46,7 +41,7 @@ var (
 	// ErrNotDurable means a connection did not end up in WAL mode with
 	// synchronous=FULL, secure_delete and foreign keys on (for example on
 	// a file system without shared-memory support for WAL).
-	ErrNotDurable = errors.New("sqlite: database is not configured durably")
+	ErrNotDurable = sqlitedb.ErrNotDurable
 	// ErrSchemaTooNew means the database was written by a newer version of
 	// this package; it is left untouched.
 	ErrSchemaTooNew = errors.New("sqlite: database schema is newer than this program")
@@ -121,8 +116,7 @@ type Store struct {
 }
 
 var (
-	_ store.Inbox      = (*Store)(nil)
-	_ driver.Connector = connector{}
+	_ store.Inbox = (*Store)(nil)
 )
 
 // Open opens, creating it if needed, the store in the database file at path
@@ -157,13 +151,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	_, statErr := os.Stat(abs)
 	created := errors.Is(statErr, fs.ErrNotExist)
 
-	drv := &sqlite.Driver{}
-	drv.RegisterConnectionHook(func(c sqlite.ExecQuerierContext, _ string) error {
-		return checkConn(context.Background(), c)
-	})
-	db := sql.OpenDB(connector{drv: drv, dsn: dsn(abs, o)})
-	db.SetMaxOpenConns(o.maxConns)
-	db.SetMaxIdleConns(o.maxConns)
+	db := sqlitedb.Open(abs, dbOptions(o))
 
 	s := &Store{db: db, opts: o, slot: make(chan struct{}, 1)}
 	if err := s.migrate(context.Background()); err != nil {
@@ -178,12 +166,10 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if created {
 		// Chmod by name: opening (and closing) a descriptor of the file
 		// would drop the POSIX locks SQLite holds on it in this process.
-		for _, suffix := range []string{"", "-wal", "-shm"} {
-			if err := os.Chmod(abs+suffix, o.fileMode); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				s.closeStmts()
-				db.Close()
-				return nil, fmt.Errorf("sqlite: setting the mode of %s: %w", abs+suffix, err)
-			}
+		if err := sqlitedb.Chmod(abs, o.fileMode); err != nil {
+			s.closeStmts()
+			db.Close()
+			return nil, fmt.Errorf("sqlite: %w", err)
 		}
 	}
 	return s, nil
@@ -205,92 +191,11 @@ func (o *options) validate() error {
 	return nil
 }
 
-// dsn returns the modernc.org/sqlite DSN for the database at the absolute
-// path abs: a file: URI (so that no character of the path is taken for DSN
-// syntax) carrying every per-connection setting.
-func dsn(abs string, o options) string {
-	p := filepath.ToSlash(abs)
-	if !strings.HasPrefix(p, "/") {
-		p = "/" + p // a Windows drive path
-	}
-	q := url.Values{}
-	q.Set("_busy_timeout", strconv.FormatInt(o.busyTimeout.Milliseconds(), 10))
-	q.Set("_txlock", "immediate")
-	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "FULL")
-	q.Set("_foreign_keys", "1")
-	q.Set("_defensive", "1")
-	q.Add("_pragma", "secure_delete(1)")
-	// Truncate the WAL back to 64 MiB after a checkpoint: a 20 MB
-	// recording grows it well beyond the default checkpoint size.
-	q.Add("_pragma", "journal_size_limit(67108864)")
-	return (&url.URL{Scheme: "file", Path: p}).String() + "?" + q.Encode()
-}
-
-// connector opens connections with a Driver of this Store's own, so that
-// the verifying connection hook applies to this Store's connections only
-// (nothing is registered process-wide).
-type connector struct {
-	drv *sqlite.Driver
-	dsn string
-}
-
-// Connect implements driver.Connector.
-func (c connector) Connect(ctx context.Context) (driver.Conn, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return c.drv.Open(c.dsn)
-}
-
-// Driver implements driver.Connector.
-func (c connector) Driver() driver.Driver { return c.drv }
-
-// checkConn verifies that the connection c is configured durably; it fails
-// with an error wrapping ErrNotDurable if not.
-func checkConn(ctx context.Context, c sqlite.ExecQuerierContext) error {
-	for _, want := range []struct{ pragma, value string }{
-		{"journal_mode", "wal"},
-		{"synchronous", "2"},
-		{"foreign_keys", "1"},
-		{"secure_delete", "1"},
-	} {
-		got, err := pragma(ctx, c, want.pragma)
-		if err != nil {
-			return fmt.Errorf("sqlite: reading PRAGMA %s: %w", want.pragma, err)
-		}
-		if !strings.EqualFold(got, want.value) {
-			return fmt.Errorf("%w: PRAGMA %s is %q, want %q", ErrNotDurable, want.pragma, got, want.value)
-		}
-	}
-	if got, err := pragma(ctx, c, "busy_timeout"); err != nil {
-		return fmt.Errorf("sqlite: reading PRAGMA busy_timeout: %w", err)
-	} else if got == "0" {
-		return fmt.Errorf("%w: PRAGMA busy_timeout is 0", ErrNotDurable)
-	}
-	return nil
-}
-
-// pragma returns the value of PRAGMA name on c, formatted as text.
-func pragma(ctx context.Context, c driver.QueryerContext, name string) (string, error) {
-	rows, err := c.QueryContext(ctx, "PRAGMA "+name, nil)
-	if err != nil {
-		return "", err
-	}
-	defer rows.Close()
-	dest := make([]driver.Value, len(rows.Columns()))
-	if err := rows.Next(dest); err != nil {
-		return "", err
-	}
-	if len(dest) != 1 {
-		return "", fmt.Errorf("PRAGMA %s returned %d columns", name, len(dest))
-	}
-	switch v := dest[0].(type) {
-	case []byte:
-		return string(v), nil
-	default:
-		return fmt.Sprint(v), nil
-	}
+// dbOptions are the connection settings of a store: the durable ones of
+// package sqlitedb, and a WAL truncated back to 64 MiB after a checkpoint
+// (a 20 MB recording grows it well beyond the default checkpoint size).
+func dbOptions(o options) sqlitedb.Options {
+	return sqlitedb.Options{BusyTimeout: o.busyTimeout, MaxConns: o.maxConns, Pragmas: []string{"journal_size_limit(67108864)"}}
 }
 
 // Close closes the store. Operations in progress may fail; later ones, and

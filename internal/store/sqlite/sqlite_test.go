@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"taxlink/internal/sqlitedb"
 	"testing"
 	"time"
 
@@ -154,7 +155,7 @@ func TestCheckConnRejectsUndurable(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer db.Close()
-			err = rawConn(t, db, func(conn sqlite.ExecQuerierContext) error { return checkConn(t.Context(), conn) })
+			err = rawConn(t, db, func(conn sqlite.ExecQuerierContext) error { return sqlitedb.CheckConn(t.Context(), conn) })
 			if !errors.Is(err, ErrNotDurable) {
 				t.Errorf("checkConn on a connection with %s: error = %v, want ErrNotDurable", c.name, err)
 			}
@@ -535,7 +536,7 @@ func BenchmarkRecord(b *testing.B) {
 		b.Fatal(err)
 	}
 	raw.Close()
-	rawDB, err := sql.Open("sqlite", dsn(rawPath, s.opts))
+	rawDB, err := sql.Open("sqlite", sqlitedb.DSN(rawPath, dbOptions(s.opts)))
 	if err != nil {
 		b.Fatal(err)
 	}

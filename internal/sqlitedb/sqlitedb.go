@@ -1,0 +1,161 @@
+// Package sqlitedb opens SQLite databases (modernc.org/sqlite) the way
+// taxlink keeps data: write-ahead log with synchronous=FULL (a commit is on
+// disk when it returns), foreign keys, secure_delete (freed pages are
+// zeroed), defensive mode, IMMEDIATE transactions (writers queue instead of
+// failing with "database is locked"), and every new connection verified
+// before use, so that a setting that did not take is an error, not a silent
+// loss of durability. The inbox store, the console's operator state and
+// the search index all open their files here.
+package sqlitedb
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+)
+
+// ErrNotDurable is wrapped by the error of a connection whose settings are
+// not the durable ones.
+var ErrNotDurable = errors.New("sqlite: database is not configured durably")
+
+// Options tunes Open.
+type Options struct {
+	// BusyTimeout is how long a connection waits for a lock (default 10 s).
+	BusyTimeout time.Duration
+	// Pragmas are extra per-connection pragmas, e.g.
+	// "journal_size_limit(67108864)".
+	Pragmas []string
+	// MaxConns bounds the pool (default 4).
+	MaxConns int
+}
+
+// Open returns a pool of connections to the database file at the absolute
+// path abs, each configured and verified as the package describes. Nothing
+// is opened until the first use; a connection that fails verification
+// fails that use with an error wrapping ErrNotDurable.
+func Open(abs string, o Options) *sql.DB {
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 10 * time.Second
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = 4
+	}
+	drv := &sqlite.Driver{}
+	drv.RegisterConnectionHook(func(c sqlite.ExecQuerierContext, _ string) error {
+		return CheckConn(context.Background(), c)
+	})
+	db := sql.OpenDB(connector{drv: drv, dsn: DSN(abs, o)})
+	db.SetMaxOpenConns(o.MaxConns)
+	db.SetMaxIdleConns(o.MaxConns)
+	return db
+}
+
+// DSN is the driver name of the database at abs: a file: URI (so that no character of the path is taken for DSN
+// syntax) carrying every per-connection setting.
+func DSN(abs string, o Options) string {
+	p := filepath.ToSlash(abs)
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p // a Windows drive path
+	}
+	q := url.Values{}
+	q.Set("_busy_timeout", strconv.FormatInt(o.BusyTimeout.Milliseconds(), 10))
+	q.Set("_txlock", "immediate")
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_foreign_keys", "1")
+	q.Set("_defensive", "1")
+	q.Add("_pragma", "secure_delete(1)")
+	for _, p := range o.Pragmas {
+		q.Add("_pragma", p)
+	}
+	return (&url.URL{Scheme: "file", Path: p}).String() + "?" + q.Encode()
+}
+
+// connector opens connections with a Driver of the pool's own, so that the
+// verifying hook applies to its connections only (nothing is registered
+// process-wide).
+type connector struct {
+	drv *sqlite.Driver
+	dsn string
+}
+
+// Connect implements driver.Connector.
+func (c connector) Connect(ctx context.Context) (driver.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return c.drv.Open(c.dsn)
+}
+
+// Driver implements driver.Connector.
+func (c connector) Driver() driver.Driver { return c.drv }
+
+// CheckConn verifies that the connection c is configured durably; the
+// error wraps ErrNotDurable if it is not.
+func CheckConn(ctx context.Context, c sqlite.ExecQuerierContext) error {
+	for _, want := range []struct{ pragma, value string }{
+		{"journal_mode", "wal"},
+		{"synchronous", "2"},
+		{"foreign_keys", "1"},
+		{"secure_delete", "1"},
+	} {
+		got, err := Pragma(ctx, c, want.pragma)
+		if err != nil {
+			return fmt.Errorf("sqlite: reading PRAGMA %s: %w", want.pragma, err)
+		}
+		if !strings.EqualFold(got, want.value) {
+			return fmt.Errorf("%w: PRAGMA %s is %q, want %q", ErrNotDurable, want.pragma, got, want.value)
+		}
+	}
+	if got, err := Pragma(ctx, c, "busy_timeout"); err != nil {
+		return fmt.Errorf("sqlite: reading PRAGMA busy_timeout: %w", err)
+	} else if got == "0" {
+		return fmt.Errorf("%w: PRAGMA busy_timeout is 0", ErrNotDurable)
+	}
+	return nil
+}
+
+// Pragma returns the value of PRAGMA name on c, formatted as text.
+func Pragma(ctx context.Context, c driver.QueryerContext, name string) (string, error) {
+	rows, err := c.QueryContext(ctx, "PRAGMA "+name, nil)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	dest := make([]driver.Value, len(rows.Columns()))
+	if err := rows.Next(dest); err != nil {
+		return "", err
+	}
+	if len(dest) != 1 {
+		return "", fmt.Errorf("PRAGMA %s returned %d columns", name, len(dest))
+	}
+	switch v := dest[0].(type) {
+	case []byte:
+		return string(v), nil
+	default:
+		return fmt.Sprint(v), nil
+	}
+}
+
+// Chmod sets mode on a database file and its -wal and -shm companions
+// that exist. It works by name: opening (and closing) a descriptor of the
+// file would drop the POSIX locks SQLite holds on it in this process.
+func Chmod(abs string, mode fs.FileMode) error {
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Chmod(abs+suffix, mode); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("setting the mode of %s: %w", abs+suffix, err)
+		}
+	}
+	return nil
+}
