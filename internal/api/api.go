@@ -176,6 +176,11 @@ func AsError(err error) (*Error, bool) {
 // ReceiptsResponse is the body answering PathReceipts.
 type ReceiptsResponse struct {
 	Receipts []ReceiptItem `json:"receipts"`
+	// Last is the newest sequence of the hub's receipt stream. A node
+	// whose cursor is beyond it talks to a hub restored from a backup (or
+	// replaced): it starts again from the beginning (receipts are
+	// idempotent). Absent from older hubs.
+	Last *uint64 `json:"last,omitempty"`
 }
 
 // ReceiptItem is one recording receipt and its position in the hub's

@@ -449,6 +449,9 @@ func (h *Hub) receipts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := api.ReceiptsResponse{Receipts: []api.ReceiptItem{}}
+	if last, err := h.cfg.Queue.ReceiptsLast(r.Context()); err == nil {
+		resp.Last = &last
+	}
 	for _, it := range items {
 		resp.Receipts = append(resp.Receipts, api.ReceiptItem{Seq: it.Seq, Receipt: it.Receipt, LedgerIndex: it.LedgerIndex})
 	}

@@ -630,6 +630,14 @@ func (n *Node) PollReceipts(ctx context.Context, wait time.Duration) (int, error
 	if err := strictJSON(io.LimitReader(resp.Body, 16<<20), &body); err != nil {
 		return 0, fmt.Errorf("node: receipts: %w", err)
 	}
+	if body.Last != nil && *body.Last < after {
+		// The hub's receipt stream is shorter than what this node has
+		// read: the hub was restored from a backup or replaced. Start
+		// again from the beginning; receipts already taken are skipped.
+		n.log.Error("ALERT: the hub's receipt stream is behind this node's cursor (a restored hub?); reading it again from the start", "cursor", after, "hub_last", *body.Last)
+		n.record(audit.Event{Actor: n.cfg.HubID, Action: "receipts.rewind", From: "hub", Result: audit.ResultOK, Detail: fmt.Sprintf("cursor %d beyond the hub's last receipt %d", after, *body.Last)})
+		return 0, n.cfg.Store.SetCursor(ctx, cursor, 0)
+	}
 	dir := n.cfg.Directory.Get()
 	got := 0
 	for _, it := range body.Receipts {

@@ -560,6 +560,20 @@ type StoredReceipt struct {
 	LedgerIndex int64
 }
 
+// ReceiptsLast returns the newest sequence of the receipt stream (0 when
+// it is empty).
+func (q *Queue) ReceiptsLast(ctx context.Context) (uint64, error) {
+	s, err := q.js.Stream(ctx, receiptStream)
+	if err != nil {
+		return 0, fmt.Errorf("queue: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("queue: %w", err)
+	}
+	return info.State.LastSeq, nil
+}
+
 // Receipts returns up to limit receipts for senderNode stored after
 // sequence after, waiting up to wait for the first one.
 func (q *Queue) Receipts(ctx context.Context, senderNode string, after uint64, limit int, wait time.Duration) ([]StoredReceipt, error) {
