@@ -85,7 +85,7 @@ reported in "goals", not enforced.`,
 	f.IntVar(&opts.CompareRecipients, "compare-recipients", 0, "after the main run, measure a fresh network with this many recipients (10 for the goal of issue 8)")
 	f.StringVar(&plot, "plot", "", "write an SVG chart of the relay run (per second) to `FILE`")
 	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this process (the NTA role) during the relay phases to `FILE`")
-	c.AddCommand(benchTenantsCmd())
+	c.AddCommand(benchTenantsCmd(), benchIsolationCmd())
 	return c
 }
 
