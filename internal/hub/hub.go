@@ -112,6 +112,9 @@ type Hub struct {
 	// failures counts failed delivery attempts per recipient
 	// (string → *atomic.Int64).
 	failures sync.Map
+	// wakers hold, per recipient, the wake-up of deliveries sleeping in
+	// their backoff (string → *waker).
+	wakers sync.Map
 }
 
 // New checks cfg and returns a hub.
@@ -693,6 +696,7 @@ func (h *Hub) deliver(ctx context.Context, rcpt string, it *queue.Item) error {
 		err := h.deliverOnce(ctx, it)
 		if err == nil {
 			h.delivered.Add(1)
+			h.waker(rcpt).wake() // the others waiting for this recipient go now
 			h.cfg.Metrics.Delivered(time.Since(t0))
 			h.log.Info("envelope delivered", "id", it.ID, "attempts", attempt)
 			return nil
@@ -714,8 +718,113 @@ func (h *Hub) deliver(ctx context.Context, rcpt string, it *queue.Item) error {
 		}
 		h.cfg.Metrics.Retry(reason)
 		h.log.Log(ctx, level, "delivery failed; will retry", "id", it.ID, "attempt", attempt, "retry_in", d.Round(time.Millisecond).String(), "err", err)
-		sleep(ctx, d)
+		w := h.waker(rcpt)
+		if reason == "unreachable" {
+			w.probe(ctx, func(ctx context.Context) bool { return h.reachable(ctx, rcpt) })
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		case <-w.wait():
+		}
+		t.Stop()
 	}
+}
+
+// probeEvery is how often an unreachable recipient's node is probed while
+// deliveries to it sleep in their backoff.
+const probeEvery = time.Second
+
+// waker wakes the deliveries of one recipient that sleep in their backoff,
+// as soon as its node answers again: after an outage the backlog drains at
+// once instead of when the longest backoff (up to RetryMax) runs out.
+type waker struct {
+	mu      sync.Mutex
+	ch      chan struct{}
+	probing bool
+}
+
+func (h *Hub) waker(rcpt string) *waker {
+	w, _ := h.wakers.LoadOrStore(rcpt, &waker{})
+	return w.(*waker)
+}
+
+// wait returns a channel closed at the next wake.
+func (w *waker) wait() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ch == nil {
+		w.ch = make(chan struct{})
+	}
+	return w.ch
+}
+
+// wake releases every delivery waiting on w.
+func (w *waker) wake() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ch != nil {
+		close(w.ch)
+		w.ch = nil
+	}
+}
+
+// probe starts, unless one runs, a prober that calls up every probeEvery
+// until it answers true, then wakes the sleepers.
+func (w *waker) probe(ctx context.Context, up func(context.Context) bool) {
+	w.mu.Lock()
+	if w.probing {
+		w.mu.Unlock()
+		return
+	}
+	w.probing = true
+	w.mu.Unlock()
+	go func() {
+		defer func() {
+			w.mu.Lock()
+			w.probing = false
+			w.mu.Unlock()
+		}()
+		t := time.NewTicker(probeEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if up(ctx) {
+				w.wake()
+				return
+			}
+		}
+	}()
+}
+
+// reachable reports whether the node hosting rcpt answers HTTP over mTLS
+// at all (any status: the probe asks nothing of it).
+func (h *Hub) reachable(ctx context.Context, rcpt string) bool {
+	node, err := h.cfg.Directory.Get().HostOf(rcpt)
+	if err != nil {
+		return false
+	}
+	c, err := h.client(node)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, node.Endpoint+api.PathDeliver, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return true
 }
 
 func (h *Hub) deliverOnce(ctx context.Context, it *queue.Item) error {
