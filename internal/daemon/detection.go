@@ -50,7 +50,7 @@ func startDetection(ctx context.Context, c *config.Common, al *audit.Log, ops *o
 			if err != nil {
 				return nil, fmt.Errorf("detection.webhooks[%d].secret_file: %w", i, err)
 			}
-			sinks = append(sinks, detect.Webhook{URL: w.URL, Secret: secret})
+			sinks = append(sinks, detect.Webhook{URL: w.URL, Secret: secret, Client: detect.NewWebhookClient()})
 		}
 		if e := d.Email; e != nil {
 			var password string

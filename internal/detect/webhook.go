@@ -45,16 +45,21 @@ type Webhook struct {
 	Client *http.Client
 }
 
-var defaultWebhookClient = &http.Client{
-	Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: WebhookTimeout}).DialContext,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS13},
-		TLSHandshakeTimeout:   WebhookTimeout,
-		ResponseHeaderTimeout: WebhookTimeout,
-		MaxIdleConnsPerHost:   2,
-		IdleConnTimeout:       time.Minute,
-	},
+// NewWebhookClient returns the HTTP client webhooks use by default: TLS 1.3,
+// WebhookTimeout on connecting and on the response. Give each Webhook its
+// own (Webhook.Client) to keep its connections open between alerts.
+func NewWebhookClient() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: WebhookTimeout}).DialContext,
+			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS13},
+			TLSHandshakeTimeout:   WebhookTimeout,
+			ResponseHeaderTimeout: WebhookTimeout,
+			MaxIdleConnsPerHost:   2,
+			IdleConnTimeout:       time.Minute,
+		},
+	}
 }
 
 // webhookBody is the JSON of one alert.
@@ -141,13 +146,14 @@ func (w Webhook) Send(ctx context.Context, a Alert) error {
 	if sig != "" {
 		req.Header.Set(SignatureHeader, sig)
 	}
-	c := defaultWebhookClient
+	var c *http.Client
 	if w.Client != nil {
 		cc := *w.Client
 		c = &cc
 	} else {
-		cc := *c
-		c = &cc
+		// A client of this call alone: nothing shared, nothing left open.
+		c = NewWebhookClient()
+		defer c.CloseIdleConnections()
 	}
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := c.Do(req)
