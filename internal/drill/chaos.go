@@ -456,23 +456,8 @@ func (c *chaos) setup(ctx context.Context) error {
 		return fmt.Errorf("drill: chaos: %w", err)
 	}
 
-	n, _ := lay.Node(devnet.NTAID)
-	c.nta, err = daemon.LoadNode(n.Config, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return fmt.Errorf("drill: chaos: the sender: %w", err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := c.nta.Node.FetchDirectory(fctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			return fmt.Errorf("drill: chaos: the hub does not answer through its proxy: %w", err)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := c.startSender(ctx, lay); err != nil {
+		return fmt.Errorf("drill: chaos: %w", err)
 	}
 	c.logf("network in %s: hub %s and %d recipient nodes (%d recipients) as processes of %s, each behind a fault proxy; the NTA's node (the sender) runs in the drill",
 		c.dir, devnet.HubID, len(c.recipients), len(lay.Recipients), c.opts.Binary)
@@ -483,6 +468,30 @@ func (c *chaos) setup(ctx context.Context) error {
 // endpoint is devnet.Options.Endpoint: the hub and every recipient node
 // are advertised at a fault proxy forwarding to their listener. The NTA's
 // node receives nothing in the drill and keeps its own address.
+// startSender opens the NTA's node in the drill's process (the sender,
+// which the drills never kill) and waits until the hub answers it.
+func (c *chaos) startSender(ctx context.Context, lay *devnet.Layout) error {
+	n, _ := lay.Node(devnet.NTAID)
+	var err error
+	c.nta, err = daemon.LoadNode(n.Config, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return fmt.Errorf("the sender: %w", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := c.nta.Node.FetchDirectory(fctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return fmt.Errorf("the hub does not answer the sender: %w", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func (c *chaos) endpoint(id, listen string) string {
 	if id == devnet.NTAID {
 		return ""

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -27,7 +26,6 @@ import (
 
 	_ "modernc.org/sqlite" // the "sqlite" driver, for VACUUM INTO
 
-	"taxlink/internal/daemon"
 	"taxlink/internal/devnet"
 	"taxlink/internal/faultproxy"
 	"taxlink/internal/ledger"
@@ -344,23 +342,8 @@ func (r *restoreDrill) setup(ctx context.Context) error {
 			return fmt.Errorf("drill: restore: %w", err)
 		}
 	}
-	ntaInfo, _ := lay.Node(devnet.NTAID)
-	c.nta, err = daemon.LoadNode(ntaInfo.Config, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return fmt.Errorf("drill: restore: the sender: %w", err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := c.nta.Node.FetchDirectory(fctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			return fmt.Errorf("drill: restore: the hub does not answer: %w", err)
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := c.startSender(ctx, lay); err != nil {
+		return fmt.Errorf("drill: restore: %w", err)
 	}
 	r.step("start", began, "dev network in %s: hub %s and %d recipient nodes as processes of %s; the NTA's node (the sender) runs in the drill",
 		c.dir, devnet.HubID, len(c.recipients), c.opts.Binary)
