@@ -227,25 +227,7 @@ func reportChaos(out io.Writer, rep *drill.ChaosReport) error {
 	}
 	fmt.Fprintf(tw, "result\t%s\n", result)
 	tw.Flush()
-	if len(rep.Problems) > 0 {
-		fmt.Fprintln(out)
-		for i, p := range rep.Problems {
-			if i == 30 {
-				fmt.Fprintf(out, "problem: … %d more\n", len(rep.Problems)-i)
-				break
-			}
-			fmt.Fprintln(out, "problem:", p)
-		}
-	}
-	if rep.Dir != "" {
-		fmt.Fprintf(out, "network, data and logs kept in %s\n", rep.Dir)
-	}
-	j, _ := json.Marshal(s)
-	fmt.Fprintln(out, string(j))
-	if !s.Passed {
-		return errFailed
-	}
-	return nil
+	return drillTail(out, rep.Problems, rep.Dir, "network, data and logs", s, s.Passed)
 }
 
 func drillRestoreCmd() *cobra.Command {
@@ -358,22 +340,28 @@ func reportRestore(out io.Writer, rep *drill.RestoreReport) error {
 			fmt.Fprintln(out, "finding:", f)
 		}
 	}
-	if len(rep.Problems) > 0 {
+	return drillTail(out, rep.Problems, rep.Dir, "network, backups and logs", s, s.Passed)
+}
+
+// drillTail ends a drill's report: its problems (at most 30), where its
+// files were kept, the summary as the last line, and the exit status.
+func drillTail(out io.Writer, problems []string, dir, kept string, summary any, passed bool) error {
+	if len(problems) > 0 {
 		fmt.Fprintln(out)
-		for i, p := range rep.Problems {
+		for i, p := range problems {
 			if i == 30 {
-				fmt.Fprintf(out, "problem: … %d more\n", len(rep.Problems)-i)
+				fmt.Fprintf(out, "problem: … %d more\n", len(problems)-i)
 				break
 			}
 			fmt.Fprintln(out, "problem:", p)
 		}
 	}
-	if rep.Dir != "" {
-		fmt.Fprintf(out, "network, backups and logs kept in %s\n", rep.Dir)
+	if dir != "" {
+		fmt.Fprintf(out, "%s kept in %s\n", kept, dir)
 	}
-	j, _ := json.Marshal(s)
+	j, _ := json.Marshal(summary)
 	fmt.Fprintln(out, string(j))
-	if !s.Passed {
+	if !passed {
 		return errFailed
 	}
 	return nil
