@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"fmt"
-
 	"github.com/spf13/cobra"
 
 	"taxlink/internal/bench"
@@ -34,23 +32,11 @@ The goal (issue 7): the rate with the backlog is at least 0.90 of the rate
 without it. All data is synthetic.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			out, errw := cmd.OutOrStdout(), cmd.ErrOrStderr()
-			r, err := bench.Isolation(cmd.Context(), o, func(line string) {
-				fmt.Fprintln(errw, "taxlink bench isolation:", line)
-			})
+			r, err := bench.Isolation(cmd.Context(), o, benchProgress(cmd, "isolation"))
 			if err != nil {
 				return err
 			}
-			if err := bench.WriteIsolationReport(out, r); err != nil {
-				return err
-			}
-			if !r.Passed {
-				for _, f := range r.Failures {
-					fmt.Fprintln(errw, "taxlink: bench isolation:", f)
-				}
-				return errFailed
-			}
-			return nil
+			return benchFinish(cmd, "isolation", bench.WriteIsolationReport(cmd.OutOrStdout(), r), r.Passed, r.Failures)
 		},
 	}
 	f := c.Flags()

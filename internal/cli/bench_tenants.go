@@ -36,23 +36,11 @@ the other tenants intact).
 All data is synthetic; no payload or taxpayer number is ever printed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			out, errw := cmd.OutOrStdout(), cmd.ErrOrStderr()
-			r, err := bench.Tenants(cmd.Context(), o, func(line string) {
-				fmt.Fprintln(errw, "taxlink bench tenants:", line)
-			})
+			r, err := bench.Tenants(cmd.Context(), o, benchProgress(cmd, "tenants"))
 			if err != nil {
 				return err
 			}
-			if err := bench.WriteTenantsReport(out, r); err != nil {
-				return err
-			}
-			if !r.Passed {
-				for _, f := range r.Failures {
-					fmt.Fprintln(errw, "taxlink: bench tenants:", f)
-				}
-				return errFailed
-			}
-			return nil
+			return benchFinish(cmd, "tenants", bench.WriteTenantsReport(cmd.OutOrStdout(), r), r.Passed, r.Failures)
 		},
 	}
 	f := c.Flags()
@@ -70,4 +58,24 @@ All data is synthetic; no payload or taxpayer number is ever printed.`,
 	f.IntVar(&o.PDFMin, "pdf-min", 20_000, "smallest PDF scan, in bytes")
 	f.IntVar(&o.PDFMax, "pdf-max", 60_000, "largest PDF scan, in bytes")
 	return c
+}
+
+// benchProgress prints a benchmark's progress lines on stderr.
+func benchProgress(cmd *cobra.Command, name string) func(string) {
+	return func(line string) { fmt.Fprintln(cmd.ErrOrStderr(), "taxlink bench "+name+":", line) }
+}
+
+// benchFinish ends a benchmark command: the report's write error, or its
+// failed checks on stderr and a failing exit status.
+func benchFinish(cmd *cobra.Command, name string, writeErr error, passed bool, failures []string) error {
+	if writeErr != nil {
+		return writeErr
+	}
+	if !passed {
+		for _, f := range failures {
+			fmt.Fprintln(cmd.ErrOrStderr(), "taxlink: bench "+name+":", f)
+		}
+		return errFailed
+	}
+	return nil
 }
