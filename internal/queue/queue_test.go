@@ -193,31 +193,8 @@ func TestRetryAfterFailedChunkedEnqueue(t *testing.T) {
 	if _, _, err := q.Enqueue(ctx, "lg:011002", "RETRY", []byte("PRE"), bytes.NewReader(big), int64(len(big))); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	cctx, stop := context.WithCancel(ctx)
-	defer stop()
-	got := make(chan []byte, 1)
-	go func() {
-		_ = q.Consume(cctx, "lg:011002", 1, func(ctx context.Context, it *Item) error {
-			body, err := it.Body(ctx)
-			if err != nil {
-				return err
-			}
-			b, err := io.ReadAll(body)
-			if err != nil {
-				t.Errorf("reading the accepted envelope: %v", err)
-				return err
-			}
-			got <- b
-			return nil
-		})
-	}()
-	select {
-	case b := <-got:
-		if !bytes.Equal(b, append([]byte("PRE"), big...)) {
-			t.Fatalf("the retried envelope came back different (%d bytes)", len(b))
-		}
-	case <-ctx.Done():
-		t.Fatal("the retried envelope was never read whole")
+	if got := readFirst(t, ctx, q, "lg:011002"); !bytes.Equal(got, append([]byte("PRE"), big...)) {
+		t.Fatalf("the retried envelope came back different (%d bytes)", len(got))
 	}
 }
 
@@ -255,18 +232,27 @@ func TestConcurrentChunkedEnqueueSameID(t *testing.T) {
 	if fresh != 1 {
 		t.Fatalf("%d attempts queued a new entry, want exactly 1", fresh)
 	}
+	if got := readFirst(t, ctx, q, "lg:011002"); !bytes.Equal(got, append([]byte("PRE"), big...)) {
+		t.Fatalf("the envelope came back different (%d bytes)", len(got))
+	}
+}
+
+// readFirst consumes the first envelope queued for recipient and returns
+// it whole, failing the test if it cannot be read before ctx ends.
+func readFirst(t *testing.T, ctx context.Context, q *Queue, recipient string) []byte {
+	t.Helper()
 	cctx, stop := context.WithCancel(ctx)
 	defer stop()
 	got := make(chan []byte, 1)
 	go func() {
-		_ = q.Consume(cctx, "lg:011002", 1, func(ctx context.Context, it *Item) error {
+		_ = q.Consume(cctx, recipient, 1, func(ctx context.Context, it *Item) error {
 			body, err := it.Body(ctx)
 			if err != nil {
 				return err
 			}
 			b, err := io.ReadAll(body)
 			if err != nil {
-				t.Errorf("reading the queued envelope: %v", err)
+				t.Errorf("reading the queued envelope %s: %v", it.ID, err)
 				return err
 			}
 			got <- b
@@ -275,10 +261,9 @@ func TestConcurrentChunkedEnqueueSameID(t *testing.T) {
 	}()
 	select {
 	case b := <-got:
-		if !bytes.Equal(b, append([]byte("PRE"), big...)) {
-			t.Fatalf("the envelope came back different (%d bytes)", len(b))
-		}
+		return b
 	case <-ctx.Done():
 		t.Fatal("the envelope was never read whole")
+		return nil
 	}
 }
