@@ -290,24 +290,16 @@ func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error)
 	if err := s.live(); err != nil {
 		return err
 	}
-	select {
-	case s.slot <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("operator: %s: waiting for the write slot: %w", op, ctx.Err())
-	}
-	defer func() { <-s.slot }()
-	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
-	if err != nil {
-		return s.fail(op+": begin", err)
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback() // the error that matters is fn's
+	err := sqlitedb.Tx(ctx, s.db, s.slot, fn)
+	var te *sqlitedb.TxError
+	switch {
+	case !errors.As(err, &te):
 		return err
+	case te.Step == "waiting for the write slot":
+		return fmt.Errorf("operator: %s: %w", op, te)
+	default:
+		return s.fail(op+": "+te.Step, te.Err)
 	}
-	if err := tx.Commit(); err != nil {
-		return s.fail(op+": commit", err)
-	}
-	return nil
 }
 
 // querier is what *sql.DB and *sql.Tx have in common.

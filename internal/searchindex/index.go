@@ -181,21 +181,7 @@ func (ix *Index) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if ix.closed.Load() {
 		return errors.New("searchindex: index closed")
 	}
-	select {
-	case ix.slot <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-ix.slot }()
-	tx, err := ix.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback() // fn's error is the one that matters
-		return err
-	}
-	return tx.Commit()
+	return sqlitedb.Tx(ctx, ix.db, ix.slot, fn)
 }
 
 // checkpoint copies the write-ahead log into the database and truncates it,

@@ -159,3 +159,39 @@ func Chmod(abs string, mode fs.FileMode) error {
 	}
 	return nil
 }
+
+// TxError reports a step of Tx that failed around the caller's function:
+// waiting for the write slot, beginning or committing.
+type TxError struct {
+	Step string // "waiting for the write slot", "begin" or "commit"
+	Err  error
+}
+
+func (e *TxError) Error() string { return e.Step + ": " + e.Err.Error() }
+func (e *TxError) Unwrap() error { return e.Err }
+
+// Tx runs fn in an IMMEDIATE transaction of db while holding slot (a
+// channel of capacity 1 shared by the pool's writers, so that they queue
+// here rather than in SQLite's busy handler), and commits when fn returns
+// nil. fn's error is returned as it is, after a rollback; a failure of the
+// steps around it is a *TxError.
+func Tx(ctx context.Context, db *sql.DB, slot chan struct{}, fn func(tx *sql.Tx) error) error {
+	select {
+	case slot <- struct{}{}:
+	case <-ctx.Done():
+		return &TxError{Step: "waiting for the write slot", Err: ctx.Err()}
+	}
+	defer func() { <-slot }()
+	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	if err != nil {
+		return &TxError{Step: "begin", Err: err}
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback() // the error that matters is fn's
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return &TxError{Step: "commit", Err: err}
+	}
+	return nil
+}
