@@ -40,12 +40,12 @@ func (c *Console) currentSession(r *http.Request) (sess, operator.Operator, bool
 		c.audit(r, s.Operator, "session.expire", "console", audit.ResultOK, "absolute lifetime reached")
 		return sess{}, operator.Operator{}, false
 	}
-	if err := c.cfg.Operators.CanSignIn(r.Context(), s.Operator); err != nil {
-		_ = c.cfg.Operators.EndSession(r.Context(), ck.Value)
-		return sess{}, operator.Operator{}, false
-	}
 	op, err := c.cfg.Operators.Get(r.Context(), s.Operator)
 	if err != nil {
+		return sess{}, operator.Operator{}, false
+	}
+	if op.State != operator.StateActive {
+		_ = c.cfg.Operators.EndSession(r.Context(), ck.Value)
 		return sess{}, operator.Operator{}, false
 	}
 	return sess{Session: s, token: ck.Value}, op, true

@@ -562,10 +562,6 @@ func (b *nodeBackend) Search(ctx context.Context, q searchindex.Query) ([]search
 }
 
 func (b *nodeBackend) Open(ctx context.Context, actor, from, tenant, id string) (io.ReadCloser, console.Opened, error) {
-	rec, err := b.st.Get(ctx, tenant, id)
-	if err != nil {
-		return nil, console.Opened{}, err
-	}
 	if b.scans != nil {
 		switch st, _, _ := b.scans.State(tenant, id); st {
 		case scan.Quarantined:
@@ -578,7 +574,7 @@ func (b *nodeBackend) Open(ctx context.Context, actor, from, tenant, id string) 
 	if err != nil {
 		return nil, console.Opened{}, err
 	}
-	return rc, console.Opened{Type: rec.Type, ContentType: hdr.ContentType, Size: int64(hdr.PayloadSize), Created: rec.Created, Sender: rec.Sender}, nil
+	return rc, console.Opened{Type: hdr.Type, ContentType: hdr.ContentType, Size: int64(hdr.PayloadSize), Created: hdr.Created, Sender: hdr.Sender}, nil
 }
 
 func (b *nodeBackend) Actions() []console.Action {
