@@ -85,3 +85,49 @@ func TestMetricsAndHealth(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestNodeMetricsNameNoTenant records for two towns on the outsourcer's
+// node and checks that its metrics name neither: nothing an outsourcer's
+// monitoring sees tells one tenant's activity from another's.
+func TestNodeMetricsNameNoTenant(t *testing.T) {
+	lay, err := devnet.Init(t.TempDir(), devnet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	log := slog.New(slog.DiscardHandler)
+	startHub(t, lay)
+	corp, _ := lay.Node(devnet.OutsourcerID)
+	ns, err := daemon.StartNode(ctx, corp.Config, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Stop()
+	n, _ := lay.Node(devnet.NTAID)
+	nta, err := daemon.LoadNode(n.Config, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nta.Close()
+	for _, town := range corp.Tenants[:2] {
+		if _, _, err := nta.Node.Submit(ctx, node.Submission{Recipient: town, Type: "income-tax-return", ContentType: "application/xml", Payload: strings.NewReader("<a/>")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		_, body := get(t, "http://"+ns.MetricsAddr+"/metrics")
+		if strings.Contains(body, `taxlink_node_recorded_total{type="income-tax-return"} 2`) {
+			for _, town := range corp.Tenants {
+				if strings.Contains(body, town) || strings.Contains(body, strings.TrimPrefix(town, "lg:")) {
+					t.Errorf("the outsourcer's metrics name the tenant %s", town)
+				}
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the node never counted both recordings:\n%s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
