@@ -328,6 +328,27 @@ type Hub struct {
 	// MaxInFlight bounds the submissions received at once; beyond it
 	// senders get 503 busy (default 256).
 	MaxInFlight int `json:"max_in_flight,omitempty"`
+	// Cluster, when set, runs this hub as one replica of a cluster: its
+	// embedded JetStream server joins the others' and every queue and the
+	// ledger are replicated before an acceptance is answered.
+	Cluster *HubCluster `json:"cluster,omitempty"`
+}
+
+// HubCluster places a hub replica in its cluster. The replicas share the
+// hub's identity (certificate and signing key) and directory; each has
+// its own data_dir and listeners.
+type HubCluster struct {
+	// Name is the cluster's name, the same on every replica.
+	Name string `json:"name"`
+	// Server is this replica's name, unique in the cluster.
+	Server string `json:"server"`
+	// Listen is the HOST:PORT on which the other replicas connect (mTLS
+	// with the hub's certificate, both ways).
+	Listen string `json:"listen"`
+	// Routes are the HOST:PORT route addresses of all replicas.
+	Routes []string `json:"routes"`
+	// Replicas is the number of copies of each stream: 3 (default) or 5.
+	Replicas int `json:"replicas,omitempty"`
 }
 
 // SealingKeyFile names a tenant's sealing private key.
@@ -341,8 +362,11 @@ type SealingKeyFile struct {
 // Node is a node's configuration.
 type Node struct {
 	Common
-	HubURL      string           `json:"hub_url"` // https URL of the hub
-	HubID       string           `json:"hub_id"`  // the hub's participant ID, checked in its certificate
+	HubURL string `json:"hub_url"` // https URL of the hub
+	// HubURLs are the other replicas of a clustered hub, tried in turn
+	// when the one in use does not answer.
+	HubURLs     []string         `json:"hub_urls,omitempty"`
+	HubID       string           `json:"hub_id"` // the hub's participant ID, checked in its certificate
 	SealingKeys []SealingKeyFile `json:"sealing_keys"`
 	// Store says where the node keeps its inbox and outbox; omitted: SQLite
 	// in data_dir/node.db.
@@ -958,6 +982,37 @@ func (c *Hub) Validate() error {
 	if c.MaxEnvelope < 0 {
 		return bad("max_envelope", "%d: expected 0 (default) or a positive byte count", c.MaxEnvelope)
 	}
+	if c.Cluster != nil {
+		return c.Cluster.validate()
+	}
+	return nil
+}
+
+func (c *HubCluster) validate() error {
+	token := regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	if !token.MatchString(c.Name) {
+		return bad("cluster.name", "%q: expected lower-case letters, digits and '-'", c.Name)
+	}
+	if !token.MatchString(c.Server) {
+		return bad("cluster.server", "%q: expected lower-case letters, digits and '-'", c.Server)
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return bad("cluster.listen", "%q: expected HOST:PORT", c.Listen)
+	}
+	for i, r := range c.Routes {
+		if _, _, err := net.SplitHostPort(r); err != nil {
+			return bad(fmt.Sprintf("cluster.routes[%d]", i), "%q: expected HOST:PORT", r)
+		}
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 3
+	}
+	if c.Replicas != 3 && c.Replicas != 5 {
+		return bad("cluster.replicas", "%d: expected 3 or 5 (a majority must survive the loss of one)", c.Replicas)
+	}
+	if len(c.Routes) < c.Replicas {
+		return bad("cluster.routes", "%d routes for %d replicas: list every replica's route address", len(c.Routes), c.Replicas)
+	}
 	return nil
 }
 
@@ -966,9 +1021,15 @@ func (c *Node) Validate() error {
 	if err := c.validate("node"); err != nil {
 		return err
 	}
-	u, err := url.Parse(c.HubURL)
-	if err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" {
-		return bad("hub_url", "%q: expected https://HOST:PORT", c.HubURL)
+	for i, h := range append([]string{c.HubURL}, c.HubURLs...) {
+		key := "hub_url"
+		if i > 0 {
+			key = fmt.Sprintf("hub_urls[%d]", i-1)
+		}
+		u, err := url.Parse(h)
+		if err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" {
+			return bad(key, "%q: expected https://HOST:PORT", h)
+		}
 	}
 	if err := envelope.ValidParticipantID(c.HubID); err != nil || c.HubID[:4] != "hub:" {
 		return bad("hub_id", "%q: expected hub:NAME", c.HubID)

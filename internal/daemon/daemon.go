@@ -25,6 +25,7 @@ import (
 
 	"taxlink/internal/api"
 	"taxlink/internal/audit"
+	"taxlink/internal/clusterledger"
 	"taxlink/internal/config"
 	"taxlink/internal/console"
 	"taxlink/internal/detect"
@@ -288,7 +289,16 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		cm.close()
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
-	q, err := queue.Open(ctx, queue.Options{StoreDir: filepath.Join(c.DataDir, "jetstream"), InlineMax: c.InlineMax, Logger: log})
+	qo := queue.Options{StoreDir: filepath.Join(c.DataDir, "jetstream"), InlineMax: c.InlineMax, Logger: log}
+	if cl := c.Cluster; cl != nil {
+		tc, err := pki.PeerConfig(tls.Certificate{}, cm.roots, pki.Identity{Env: c.Environment, ID: c.ID}, cm.opts...)
+		if err != nil {
+			cm.close()
+			return nil, fmt.Errorf("%s: cluster: %w", path, err)
+		}
+		qo.Cluster = &queue.Cluster{Name: cl.Name, ServerName: cl.Server, Listen: cl.Listen, Routes: cl.Routes, TLS: tc, Replicas: cl.Replicas}
+	}
+	q, err := queue.Open(ctx, qo)
 	if err != nil {
 		cm.close()
 		return nil, err
@@ -302,14 +312,29 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		cm.close()
 		return nil, err
 	}
+	// A replica's ledger is its copy of the cluster's.
+	var hl hub.Ledger = lg
+	stopLedger := func() {}
+	if c.Cluster != nil {
+		cl, err := clusterledger.Open(ctx, q, lg, log)
+		if err != nil {
+			lg.Close()
+			q.Close()
+			cm.close()
+			return nil, err
+		}
+		hl, stopLedger = cl, cl.Close
+	}
 	al, err := openAudit(filepath.Join(c.DataDir, "audit"), c.Environment, c.ID, signer)
 	if err != nil {
+		stopLedger()
 		lg.Close()
 		q.Close()
 		cm.close()
 		return nil, err
 	}
 	closeAll := func() {
+		stopLedger()
 		q.Close()
 		recordLocal(al, "stop", c.ID)
 		al.Close()
@@ -320,7 +345,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		ID: c.ID, Environment: c.Environment, Signer: signer, Directory: cm.dir, Queue: q,
 		Roots: cm.roots, TLSOptions: cm.opts, Mapper: cm.mapper, MaxEnvelope: c.MaxEnvelope, Logger: log,
 		MaxInFlight: c.MaxInFlight, MinFreeBytes: c.MinFreeBytes,
-		Ledger: lg, Audit: al, Metrics: hm,
+		Ledger: hl, Audit: al, Metrics: hm,
 	})
 	if err != nil {
 		closeAll()
@@ -487,7 +512,7 @@ func LoadNode(path string, log *slog.Logger) (*LoadedNode, error) {
 	}
 	n, err := node.New(node.Config{
 		ID: c.ID, Environment: c.Environment, Signer: signer, Directory: cm.dir, Store: st,
-		SealingKeys: keys, OutboxDir: filepath.Join(c.DataDir, "outbox"), HubID: c.HubID, HubURL: c.HubURL,
+		SealingKeys: keys, OutboxDir: filepath.Join(c.DataDir, "outbox"), HubID: c.HubID, HubURL: c.HubURL, HubURLs: c.HubURLs,
 		Roots: cm.roots, TLSOptions: cm.opts, Mapper: cm.mapper, Logger: log, Witness: witness,
 	})
 	if err != nil {

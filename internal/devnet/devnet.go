@@ -92,6 +92,16 @@ type Layout struct {
 	Recipients []string // local governments that receive from the NTA
 	// Consoles lists the web consoles, hub first, then nodes in order.
 	Consoles []ConsoleInfo
+	// HubReplicas lists every replica of a clustered hub, the first being
+	// HubConfig at HubListen; empty for a single hub.
+	HubReplicas []HubReplica `json:",omitempty"`
+}
+
+// HubReplica is one replica of a clustered dev hub.
+type HubReplica struct {
+	Config string // path of its configuration file
+	Listen string // its service listener
+	Route  string // its JetStream route listener
 }
 
 // ConsoleInfo is one process's web console with its development
@@ -132,6 +142,9 @@ type Options struct {
 	// as its endpoint and, for the hub, what every node's hub_url names (a
 	// drill puts a fault proxy there). "" or a nil Endpoint: listen.
 	Endpoint func(id, listen string) string
+	// HubReplicas, when 3 or 5, makes the hub a cluster of that many
+	// replicas (the first with the console); 0 or 1: a single hub.
+	HubReplicas int
 }
 
 type nodeSpec struct {
@@ -379,11 +392,20 @@ func Init(dir string, opts Options) (*Layout, error) {
 		return nil, err
 	}
 	hc.Console.DirectorySigningKey = "enc:directory-signing.key"
+	if opts.HubReplicas > 1 {
+		if err := writeReplicas(lay, &hc, opts.HubReplicas, common); err != nil {
+			return nil, err
+		}
+	}
 	if err := writeJSON(lay.HubConfig, hc); err != nil {
 		return nil, err
 	}
 
 	hubURL := endpoint(HubID, lay.HubListen)
+	var hubURLs []string
+	for _, r := range lay.HubReplicas[min(1, len(lay.HubReplicas)):] {
+		hubURLs = append(hubURLs, endpoint(HubID, r.Listen))
+	}
 	d := &directory.Directory{
 		Version: 1, Environment: Environment, Issued: opts.Now.UTC().Truncate(time.Second),
 		Hub:          directory.Hub{ID: HubID, Endpoint: hubURL, SigningKey: hubPEM},
@@ -404,7 +426,7 @@ func Init(dir string, opts Options) (*Layout, error) {
 			return nil, err
 		}
 		listen := addr(ports[1+i])
-		nc := config.Node{Common: common("node", s.id, nd, listen), HubURL: hubURL, HubID: HubID}
+		nc := config.Node{Common: common("node", s.id, nd, listen), HubURL: hubURL, HubURLs: hubURLs, HubID: HubID}
 		if nc.Console, err = console(s.id, nd, cports[1+i]); err != nil {
 			return nil, err
 		}
@@ -458,6 +480,53 @@ func Init(dir string, opts Options) (*Layout, error) {
 }
 
 const layoutFile = "layout.json"
+
+// writeReplicas makes hc the first of n hub replicas and writes the
+// configurations of the others (hub-2, hub-3 … beside hub), each with a
+// copy of the hub's identity and its own data and listeners.
+func writeReplicas(lay *Layout, hc *config.Hub, n int, common func(role, id, d, listen string) config.Common) error {
+	if n != 3 && n != 5 {
+		return fmt.Errorf("devnet: %d hub replicas: expected 3 or 5", n)
+	}
+	ports, err := freePorts(2*n - 1)
+	if err != nil {
+		return err
+	}
+	addr := func(p int) string { return fmt.Sprintf("127.0.0.1:%d", p) }
+	var routes []string
+	for i := range n {
+		routes = append(routes, addr(ports[n-1+i]))
+	}
+	cluster := func(i int) *config.HubCluster {
+		return &config.HubCluster{Name: "taxlink-dev", Server: fmt.Sprintf("hub-%d", i+1), Listen: routes[i], Routes: routes, Replicas: n}
+	}
+	hc.Cluster = cluster(0)
+	hubDir := filepath.Dir(lay.HubConfig)
+	lay.HubReplicas = []HubReplica{{Config: lay.HubConfig, Listen: lay.HubListen, Route: routes[0]}}
+	for i := 1; i < n; i++ {
+		d := filepath.Join(lay.Dir, fmt.Sprintf("hub-%d", i+1))
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+		for _, f := range []string{"tls.pem", "tls.key", "signing.key"} {
+			b, err := os.ReadFile(filepath.Join(hubDir, f))
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(d, f), b, 0o600); err != nil {
+				return err
+			}
+		}
+		listen := addr(ports[i-1])
+		rc := config.Hub{Common: common("hub", HubID, d, listen), Cluster: cluster(i)}
+		path := filepath.Join(d, "hub.json")
+		if err := writeJSON(path, rc); err != nil {
+			return err
+		}
+		lay.HubReplicas = append(lay.HubReplicas, HubReplica{Config: path, Listen: listen, Route: routes[i]})
+	}
+	return nil
+}
 
 // inviteAdmin creates the console state at path with the development
 // administrator invited by the installation, and returns its enrolment

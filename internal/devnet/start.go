@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	"taxlink/internal/daemon"
@@ -17,18 +18,27 @@ import (
 type Network struct {
 	Layout *Layout
 	Hub    *daemon.Service
-	Nodes  map[string]*daemon.Service // by node ID
+	// Replicas are the hub's replicas when it is a cluster, Hub first
+	// (an entry is nil once StopReplica stopped it).
+	Replicas []*daemon.Service
+	Nodes    map[string]*daemon.Service // by node ID
 }
 
 // Start starts the hub and every node of lay in this process, each through
 // the same code path as `taxlink hub` and `taxlink node`.
 func Start(ctx context.Context, lay *Layout, log *slog.Logger) (*Network, error) {
 	net := &Network{Layout: lay, Nodes: map[string]*daemon.Service{}}
-	h, err := daemon.StartHub(ctx, lay.HubConfig, log.With("process", HubID))
-	if err != nil {
-		return nil, fmt.Errorf("devnet: hub: %w", err)
+	if len(lay.HubReplicas) > 1 {
+		if err := net.startReplicas(ctx, log); err != nil {
+			return nil, err
+		}
+	} else {
+		h, err := daemon.StartHub(ctx, lay.HubConfig, log.With("process", HubID))
+		if err != nil {
+			return nil, fmt.Errorf("devnet: hub: %w", err)
+		}
+		net.Hub = h
 	}
-	net.Hub = h
 	for _, n := range lay.Nodes {
 		s, err := daemon.StartNode(ctx, n.Config, log.With("process", n.ID))
 		if err != nil {
@@ -40,10 +50,43 @@ func Start(ctx context.Context, lay *Layout, log *slog.Logger) (*Network, error)
 	return net, nil
 }
 
+// startReplicas starts the replicas of a clustered hub together: each
+// waits for the others to form the cluster.
+func (n *Network) startReplicas(ctx context.Context, log *slog.Logger) error {
+	n.Replicas = make([]*daemon.Service, len(n.Layout.HubReplicas))
+	errs := make([]error, len(n.Layout.HubReplicas))
+	var wg sync.WaitGroup
+	for i, r := range n.Layout.HubReplicas {
+		wg.Go(func() {
+			n.Replicas[i], errs[i] = StartReplica(ctx, r, log)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		n.Stop()
+		return fmt.Errorf("devnet: hub replicas: %w", err)
+	}
+	n.Hub = n.Replicas[0]
+	return nil
+}
+
+// StartReplica starts one replica of a clustered hub in this process.
+func StartReplica(ctx context.Context, r HubReplica, log *slog.Logger) (*daemon.Service, error) {
+	return daemon.StartHub(ctx, r.Config, log.With("process", HubID, "replica", r.Route))
+}
+
 // Stop stops every process of the network, nodes first.
 func (n *Network) Stop() {
 	for _, s := range n.Nodes {
 		_ = s.Stop()
+	}
+	if n.Replicas != nil {
+		for _, r := range n.Replicas {
+			if r != nil {
+				_ = r.Stop()
+			}
+		}
+		return
 	}
 	if n.Hub != nil {
 		_ = n.Hub.Stop()

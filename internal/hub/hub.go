@@ -31,6 +31,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"taxlink/internal/api"
 	"taxlink/internal/audit"
 	"taxlink/internal/directory"
@@ -51,6 +53,19 @@ const maxPreamble = 4 + 2 + envelope.MaxHeaderSize + 2 + envelope.MaxSignatureSi
 // configuration says otherwise.
 const DefaultMaxEnvelope = 256 << 20
 
+// Ledger is what the hub needs of its ledger: a *ledger.Log for a single
+// hub, a *clusterledger.Log for the replicas of a cluster.
+type Ledger interface {
+	// Append returns the index of the durable entry data.
+	Append(ctx context.Context, data []byte) (int64, error)
+	// Checkpoint signs (or returns) the checkpoint of every entry so far.
+	Checkpoint(ctx context.Context) (ledger.Checkpoint, error)
+	// Bundle proves that entry index is in the latest checkpoint.
+	Bundle(index int64) (ledger.Bundle, error)
+	// ConsistencyProof proves that the newSize tree extends the oldSize one.
+	ConsistencyProof(oldSize, newSize int64) (tlog.TreeProof, error)
+}
+
 // Config holds a hub's dependencies.
 type Config struct {
 	ID          string // hub:NAME, as in its certificate
@@ -60,7 +75,7 @@ type Config struct {
 	Queue       *queue.Queue
 	// Ledger is the hub's tamper-evident log: every acceptance, recording
 	// receipt and directory change is an entry.
-	Ledger *ledger.Log
+	Ledger Ledger
 	// Audit records security events (nil: none).
 	Audit *audit.Log
 	// Metrics counts for monitoring (nil: none).

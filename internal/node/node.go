@@ -114,8 +114,11 @@ type Config struct {
 	OutboxDir   string // side files of envelopes not yet accepted
 	HubID       string
 	HubURL      string
-	TLSCert     tls.Certificate
-	Roots       *x509.CertPool
+	// HubURLs are the other replicas of a clustered hub: a hub that does
+	// not answer is left for the next (api.Failover).
+	HubURLs []string
+	TLSCert tls.Certificate
+	Roots   *x509.CertPool
 	// Mapper maps peer certificates to identities (nil: the taxlink URI
 	// SAN); it must be the one given to the TLS configuration.
 	Mapper pki.Mapper
@@ -186,16 +189,19 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	n.hub = &http.Client{
-		Transport: &http.Transport{
-			TLSClientConfig:     tc,
-			ForceAttemptHTTP2:   true,
-			MaxIdleConnsPerHost: 16,
-			TLSHandshakeTimeout: 10 * time.Second,
-			HTTP2:               api.HTTP2Client(),
-		},
-		Timeout: 10 * time.Minute,
+	var rt http.RoundTripper = &http.Transport{
+		TLSClientConfig:     tc,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 16,
+		TLSHandshakeTimeout: 10 * time.Second,
+		HTTP2:               api.HTTP2Client(),
 	}
+	if len(cfg.HubURLs) > 0 {
+		if rt, err = api.NewFailover(rt, append([]string{cfg.HubURL}, cfg.HubURLs...)); err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+	}
+	n.hub = &http.Client{Transport: rt, Timeout: 10 * time.Minute}
 	return n, nil
 }
 

@@ -346,3 +346,38 @@ func hasExtKeyUsage(c *x509.Certificate, usage x509.ExtKeyUsage) bool {
 	}
 	return false
 }
+
+// PeerConfig returns a TLS configuration for a link between two replicas
+// of one participant (the hub's JetStream routes), used on both ends: it
+// presents cert as a server and as a client, verifies the other side
+// against roots only, and requires that side's identity to be exactly
+// want, whichever side dialled. Options are those of ServerConfigWith.
+func PeerConfig(cert tls.Certificate, roots *x509.CertPool, want Identity, opts ...Option) (*tls.Config, error) {
+	if err := want.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: wanted peer identity: %w", ErrInvalidTLSConfig, err)
+	}
+	cfg, err := ServerConfigWith(cert, roots, want.Env, opts...)
+	if err != nil {
+		return nil, err
+	}
+	o, err := newTLSOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: peer: %w", ErrInvalidTLSConfig, err)
+	}
+	cfg.RootCAs = roots
+	cfg.NextProtos = nil
+	if o.source != nil {
+		cfg.GetClientCertificate = o.source.GetClientCertificate
+	}
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		id, err := o.verifyPeer(&cs)
+		if err != nil {
+			return fmt.Errorf("pki: rejecting peer: %w", err)
+		}
+		if id != want {
+			return fmt.Errorf("pki: rejecting peer %s, want %s: %w", id, want, ErrIdentityMismatch)
+		}
+		return nil
+	}
+	return cfg, nil
+}

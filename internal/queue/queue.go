@@ -14,11 +14,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +44,11 @@ const (
 // DefaultInlineMax is the largest ciphertext kept inside its queue entry.
 const DefaultInlineMax = 512 << 10
 
+// ackWait is how long a delivery taken by a hub that stopped answering
+// stays its own before another may take it; a hub keeps the deliveries it
+// works on with progress reports every 20 s.
+const ackWait = 45 * time.Second
+
 // chunkSize is the size of a blob chunk; JetStream's default message limit is
 // 1 MiB.
 const chunkSize = 512 << 10
@@ -59,6 +66,36 @@ type Options struct {
 	// make a repeated enqueue a no-op; the acceptance index covers the rest.
 	DuplicateWindow time.Duration
 	Logger          *slog.Logger
+	// Cluster, when set, joins the embedded server to a JetStream cluster
+	// of hub replicas, and every stream and bucket is replicated to a
+	// quorum before a write is acknowledged.
+	Cluster *Cluster
+}
+
+// Cluster makes the embedded JetStream server one replica of a cluster.
+type Cluster struct {
+	// Name is the cluster's name, the same on every replica.
+	Name string
+	// ServerName is this replica's name, unique in the cluster.
+	ServerName string
+	// Listen is the host:port this replica accepts routes on.
+	Listen string
+	// Routes are the host:port route addresses of the replicas (this
+	// one's may be among them).
+	Routes []string
+	// TLS secures the routes both ways (pki.PeerConfig): replicas carry
+	// the hub's queues and must authenticate each other.
+	TLS *tls.Config
+	// Replicas is how many servers hold each stream (default 3).
+	Replicas int
+}
+
+// replicas returns the number of copies of each stream.
+func (o *Options) replicas() int {
+	if o.Cluster == nil {
+		return 1
+	}
+	return max(o.Cluster.Replicas, 1)
 }
 
 // Queue is the hub's durable store. It is safe for concurrent use.
@@ -83,7 +120,7 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	srv, err := server.NewServer(&server.Options{
+	so := &server.Options{
 		ServerName: "taxlink-hub",
 		JetStream:  true,
 		StoreDir:   opts.StoreDir,
@@ -96,9 +133,18 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		// One delivery consumer per recipient: 1,788 local governments,
 		// beyond the server's default of 1,000 consumers per stream.
 		JetStreamLimits: server.JSLimitOpts{DefaultMaxConsumers: -1},
-	})
+	}
+	if c := opts.Cluster; c != nil {
+		if err := clusterOptions(so, c); err != nil {
+			return nil, err
+		}
+	}
+	srv, err := server.NewServer(so)
 	if err != nil {
 		return nil, fmt.Errorf("queue: start JetStream: %w", err)
+	}
+	if opts.Cluster != nil {
+		srv.SetLogger(natsLogger{opts.Logger}, false, false)
 	}
 	srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
@@ -147,15 +193,59 @@ func (q *Queue) setup(ctx context.Context) error {
 		Duplicates: q.opts.DuplicateWindow,
 		MaxMsgSize: 64 << 10,
 	}}
+	return q.retry(ctx, func(ctx context.Context) error { return q.create(ctx, streams) })
+}
+
+// retry calls f until it succeeds; in a cluster, for up to 2 minutes: a
+// new cluster has no meta leader for its first seconds, and a replica that
+// restarts waits for the others. Each call has 5 s, since a request made
+// before the meta leader exists is never answered.
+func (q *Queue) retry(ctx context.Context, f func(context.Context) error) error {
+	if q.opts.Cluster == nil {
+		return f(ctx)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := f(actx)
+		cancel()
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		q.log.Info("waiting for the JetStream cluster", "err", err)
+		wait(ctx, time.Second)
+	}
+}
+
+// CreateStream creates or updates a stream on the queue's storage, with
+// its replication, for other state that must survive as the queues do
+// (the cluster's ledger).
+func (q *Queue) CreateStream(ctx context.Context, sc jetstream.StreamConfig) (jetstream.Stream, error) {
+	sc.Replicas = q.opts.replicas()
+	var st jetstream.Stream
+	err := q.retry(ctx, func(ctx context.Context) error {
+		var err error
+		st, err = q.js.CreateOrUpdateStream(ctx, sc)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: create stream %s: %w", sc.Name, err)
+	}
+	return st, nil
+}
+
+func (q *Queue) create(ctx context.Context, streams []jetstream.StreamConfig) error {
 	for _, sc := range streams {
+		sc.Replicas = q.opts.replicas()
 		if _, err := q.js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("queue: create stream %s: %w", sc.Name, err)
 		}
 	}
 	kv, err := q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:  acceptedKV,
-		History: 1,
-		Storage: jetstream.FileStorage,
+		Bucket:   acceptedKV,
+		History:  1,
+		Storage:  jetstream.FileStorage,
+		Replicas: q.opts.replicas(),
 	})
 	if err != nil {
 		return fmt.Errorf("queue: create bucket %s: %w", acceptedKV, err)
@@ -163,6 +253,10 @@ func (q *Queue) setup(ctx context.Context) error {
 	q.kv = kv
 	return nil
 }
+
+// JetStream returns the connection to the embedded server, for the
+// streams made with CreateStream.
+func (q *Queue) JetStream() jetstream.JetStream { return q.js }
 
 // Dir returns the directory JetStream stores in.
 func (q *Queue) Dir() string { return q.opts.StoreDir }
@@ -391,21 +485,44 @@ type Handler func(ctx context.Context, it *Item) error
 // consumer, so a recipient that does not answer holds up only itself.
 func (q *Queue) Consume(ctx context.Context, recipient string, parallel int, h Handler) error {
 	tok := Token(recipient)
-	// Start from a fresh consumer: deliveries a previous process fetched
-	// and never acknowledged (it was killed) would otherwise wait out the
-	// ack timeout. The stream keeps every unacknowledged envelope, and a
-	// new consumer of a work queue starts from the oldest, so nothing is
-	// skipped; the node's idempotent recording absorbs the repeat.
-	if err := q.js.DeleteConsumer(ctx, queueStream, "d_"+tok); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return fmt.Errorf("queue: reset consumer for %s: %w", recipient, err)
+	// A single hub starts from a fresh consumer: deliveries a previous
+	// process fetched and never acknowledged (it was killed) would
+	// otherwise wait out the ack timeout. The stream keeps every
+	// unacknowledged envelope, and a new consumer of a work queue starts
+	// from the oldest, so nothing is skipped; the node's idempotent
+	// recording absorbs the repeat. Replicas of a cluster share the
+	// consumer, so none of them may reset it under the others: what a
+	// killed replica held comes back after the ack timeout.
+	if q.opts.Cluster == nil {
+		if err := q.js.DeleteConsumer(ctx, queueStream, "d_"+tok); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("queue: reset consumer for %s: %w", recipient, err)
+		}
 	}
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for ctx.Err() == nil {
+		if err := q.pull(ctx, recipient, parallel, sem, &wg, h); err != nil && ctx.Err() == nil {
+			q.log.Warn("queue pull failed", "recipient", recipient, "err", err)
+			wait(ctx, time.Second)
+		}
+	}
+	return ctx.Err()
+}
+
+// pull hands the recipient's queued items to h until ctx ends or the
+// pull fails (a replica lost, the consumer moved): Consume then starts a
+// new one.
+func (q *Queue) pull(ctx context.Context, recipient string, parallel int, sem chan struct{}, wg *sync.WaitGroup, h Handler) error {
+	tok := Token(recipient)
 	cons, err := q.js.CreateOrUpdateConsumer(ctx, queueStream, jetstream.ConsumerConfig{
 		Durable:       "d_" + tok,
 		FilterSubject: "q." + tok,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       60 * time.Second,
+		AckWait:       ackWait,
 		MaxAckPending: 4 * parallel,
 		MaxDeliver:    -1,
+		Replicas:      q.opts.replicas(),
 	})
 	if err != nil {
 		return fmt.Errorf("queue: consumer for %s: %w", recipient, err)
@@ -418,19 +535,14 @@ func (q *Queue) Consume(ctx context.Context, recipient string, parallel int, h H
 	}
 	stop := context.AfterFunc(ctx, iter.Stop)
 	defer stop()
-	sem := make(chan struct{}, parallel)
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	defer iter.Stop()
 	for ctx.Err() == nil {
 		msg, err := iter.Next()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				break
+			if ctx.Err() != nil {
+				return nil
 			}
-			q.log.Warn("queue pull failed", "recipient", recipient, "err", err)
-			wait(ctx, time.Second)
-			continue
+			return err
 		}
 		it, err := q.item(msg)
 		if err != nil {
@@ -448,7 +560,7 @@ func (q *Queue) Consume(ctx context.Context, recipient string, parallel int, h H
 			q.handle(ctx, msg, it, h)
 		}()
 	}
-	return ctx.Err()
+	return nil
 }
 
 func (q *Queue) handle(ctx context.Context, msg jetstream.Msg, it *Item, h Handler) {
@@ -656,3 +768,57 @@ func (q *Queue) Oldest(ctx context.Context, tok string) (time.Time, bool, error)
 	}
 	return m.Time, true, nil
 }
+
+// clusterOptions sets the route options of a replica.
+func clusterOptions(so *server.Options, c *Cluster) error {
+	if c.Name == "" || c.ServerName == "" || c.TLS == nil || len(c.Routes) == 0 {
+		return errors.New("queue: a cluster needs a name, a server name, route TLS and routes")
+	}
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("queue: cluster listen %q: %w", c.Listen, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return fmt.Errorf("queue: cluster listen %q: bad port", c.Listen)
+	}
+	routes := make([]string, len(c.Routes))
+	for i, r := range c.Routes {
+		if _, _, err := net.SplitHostPort(r); err != nil {
+			return fmt.Errorf("queue: cluster route %q: %w", r, err)
+		}
+		routes[i] = "nats-route://" + r
+	}
+	so.ServerName = c.ServerName
+	// The server starts its routes only once its client listener runs:
+	// the hub itself connects in process, so the listener takes only the
+	// hub's own certificate, on loopback, on a port of the system's choice.
+	so.DontListen = false
+	so.Host, so.Port = "127.0.0.1", -1
+	so.TLSConfig, so.TLSVerify, so.TLSTimeout = c.TLS, true, 5
+	so.Cluster = server.ClusterOpts{
+		Name: c.Name, Host: host, Port: p, TLSConfig: c.TLS, TLSTimeout: 5,
+		// A route between replicas is a long-lived link: it must come back
+		// after a replica restarts, however long it was away.
+		ConnectRetries: -1,
+	}
+	so.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+	return nil
+}
+
+// natsLogger passes the embedded server's warnings and errors to the
+// hub's log (a cluster's routes and elections are worth seeing).
+type natsLogger struct{ log *slog.Logger }
+
+func (l natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Warnf(format string, v ...any) {
+	l.log.Warn("jetstream: " + fmt.Sprintf(format, v...))
+}
+func (l natsLogger) Fatalf(format string, v ...any) {
+	l.log.Error("jetstream: " + fmt.Sprintf(format, v...))
+}
+func (l natsLogger) Errorf(format string, v ...any) {
+	l.log.Error("jetstream: " + fmt.Sprintf(format, v...))
+}
+func (l natsLogger) Debugf(format string, v ...any) {}
+func (l natsLogger) Tracef(format string, v ...any) {}
