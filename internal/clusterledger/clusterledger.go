@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -312,7 +313,12 @@ func (l *Log) commit(batch []*request) {
 	defer l.mu.Unlock()
 	pending := batch
 	for attempt := 0; len(pending) > 0; attempt++ {
-		if attempt > 0 && (attempt > 20 || ctx.Err() != nil) {
+		if attempt > 0 {
+			// Another replica got in first: step back a random while, so
+			// that replicas appending at once take turns.
+			wait(ctx, time.Duration(rand.Int64N(int64(min(attempt, 50))*int64(time.Millisecond))+1))
+		}
+		if ctx.Err() != nil {
 			for _, r := range pending {
 				r.err = fmt.Errorf("clusterledger: append not confirmed by the cluster after %d attempts", attempt)
 				close(r.done)

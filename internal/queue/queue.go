@@ -46,8 +46,8 @@ const DefaultInlineMax = 512 << 10
 
 // ackWait is how long a delivery taken by a hub that stopped answering
 // stays its own before another may take it; a hub keeps the deliveries it
-// works on with progress reports every 20 s.
-const ackWait = 45 * time.Second
+// works on with progress reports every ackWait/3.
+const ackWait = 15 * time.Second
 
 // chunkSize is the size of a blob chunk; JetStream's default message limit is
 // 1 MiB.
@@ -567,7 +567,7 @@ func (q *Queue) handle(ctx context.Context, msg jetstream.Msg, it *Item, h Handl
 	done := make(chan struct{})
 	go func() {
 		// Keep the message ours while the handler retries.
-		t := time.NewTicker(20 * time.Second)
+		t := time.NewTicker(ackWait / 3)
 		defer t.Stop()
 		for {
 			select {
