@@ -24,7 +24,7 @@ func drillCmd() *cobra.Command {
 		Use:   "drill",
 		Short: "Run drills against a network and report (模擬攻撃 …)",
 	}
-	c.AddCommand(drillAttackCmd(), drillChaosCmd(), drillRestoreCmd())
+	c.AddCommand(drillAttackCmd(), drillChaosCmd(), drillRestoreCmd(), drillFailoverCmd())
 	return c
 }
 
@@ -341,6 +341,107 @@ func reportRestore(out io.Writer, rep *drill.RestoreReport) error {
 		}
 	}
 	return drillTail(out, rep.Problems, rep.Dir, "network, backups and logs", s, s.Passed)
+}
+
+func drillFailoverCmd() *cobra.Command {
+	var (
+		dev      bool
+		keep     string
+		duration time.Duration
+		down     time.Duration
+		rate     float64
+		replicas int
+		kills    int
+		seed     uint64
+	)
+	c := &cobra.Command{
+		Use:   "failover --dev [--duration 60s] [--kills 3] [--replicas 3]",
+		Short: "Run a fresh dev network whose hub is a cluster of replica processes, SIGKILL replicas under traffic, and check that nothing is lost and acceptance pauses only seconds",
+		Long: `Write a fresh dev network whose hub is a cluster of --replicas processes
+(JetStream embedded in each, every stream and the ledger replicated), run
+them and the recipient nodes as processes of this binary, and send
+notifications from the NTA's node at --rate for --duration. Meanwhile
+SIGKILL a replica --kills times (the first is the replica every node uses
+first), each brought back after --down.
+
+Afterwards every notification must be accepted and recorded exactly once
+with both receipts verified, the ledger consistent, every replica's ledger
+a prefix of the longest, and acceptance must have resumed within 10 s of
+each loss. Progress goes to stderr; stdout gets a table and, as its last
+line, one JSON object; the exit status is 0 only when the drill passed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !dev {
+				return errors.New("give --dev: the failover drill runs against a fresh dev network of real processes (it kills them)")
+			}
+			bin, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("the taxlink binary to run the processes with: %w", err)
+			}
+			errw := cmd.ErrOrStderr()
+			fmt.Fprint(errw, devBanner)
+			rep, err := drill.Failover(cmd.Context(), drill.FailoverOptions{
+				Binary: bin, Dir: keep, Duration: duration, Down: down, Rate: rate, Replicas: replicas,
+				Kills: kills, Seed: seed, Progress: errw,
+			})
+			if err != nil {
+				return err
+			}
+			return reportFailover(cmd.OutOrStdout(), rep)
+		},
+	}
+	c.Flags().BoolVar(&dev, "dev", false, "run against a fresh dev network of real processes (required)")
+	c.Flags().DurationVar(&duration, "duration", 60*time.Second, "how long traffic flows (at least 20s)")
+	c.Flags().DurationVar(&down, "down", 5*time.Second, "how long a killed replica stays down")
+	c.Flags().Float64Var(&rate, "rate", 20, "notifications per second")
+	c.Flags().IntVar(&replicas, "replicas", 3, "hub replicas: 3 or 5")
+	c.Flags().IntVar(&kills, "kills", 3, "replica kills during the run")
+	c.Flags().Uint64Var(&seed, "seed", 0, "seed of the kill targets (0: from the clock)")
+	c.Flags().StringVar(&keep, "keep", "", "write the network and logs into `DIR` (empty or new) and keep them; by default a temporary directory is removed when the drill passes")
+	return c
+}
+
+func reportFailover(out io.Writer, rep *drill.FailoverReport) error {
+	s := rep.Summary
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tAT\tKILLED\tDOWN FOR\tACCEPTANCE RESUMED AFTER\tWHAT HAPPENED")
+	for i, f := range rep.Kills {
+		gap := "-"
+		if i < len(s.AcceptGapsMS) {
+			gap = fmt.Sprintf("%d ms", s.AcceptGapsMS[i])
+		}
+		fmt.Fprintf(tw, "%d\t+%.1fs\t%s\t%.1fs\t%s\t%s\n", i+1, f.At.Seconds(), f.Target, f.For.Seconds(), gap, f.Detail)
+	}
+	tw.Flush()
+	fmt.Fprintln(out)
+	yes := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "NO"
+	}
+	tw = tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	rows := [][2]string{
+		{"hub replicas / kills", fmt.Sprintf("%d / %d", s.Replicas, s.Kills)},
+		{"sent / accepted / recorded", fmt.Sprintf("%d / %d / %d", s.Sent, s.Accepted, s.Recorded)},
+		{"lost / duplicates", fmt.Sprintf("%d / %d", s.Lost, s.Duplicates)},
+		{"receipts verified", fmt.Sprint(s.ReceiptsVerified)},
+		{"longest acceptance pause after a loss", fmt.Sprintf("%d ms (limit %d ms)", s.MaxAcceptGapMS, s.GapLimitMS)},
+		{"ledger consistent", yes(s.LedgerConsistent)},
+		{"replicas' ledgers agree (entries)", fmt.Sprintf("%s %v", yes(s.ReplicaLedgersAgree), s.ReplicaEntries)},
+		{"traffic / settle / elapsed", fmt.Sprintf("%.0fs / %.1fs / %.1fs", s.DurationS, s.SettleS, s.ElapsedS)},
+		{"seed", fmt.Sprint(s.Seed)},
+	}
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
+	}
+	result := "PASS"
+	if !s.Passed {
+		result = "FAIL"
+	}
+	fmt.Fprintf(tw, "result\t%s\n", result)
+	tw.Flush()
+	return drillTail(out, rep.Problems, rep.Dir, "network and logs", s, s.Passed)
 }
 
 // drillTail ends a drill's report: its problems (at most 30), where its

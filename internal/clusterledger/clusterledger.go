@@ -40,6 +40,9 @@ const Stream = "TL_LEDGER"
 
 const subject = "ledger"
 
+// ackTimeout bounds the wait for the cluster's answer to an append.
+const ackTimeout = 5 * time.Second
+
 // maxBatch bounds the entries committed together.
 const maxBatch = 256
 
@@ -237,43 +240,35 @@ func (l *Log) catchUp(ctx context.Context) ([][]byte, error) {
 	if uint64(size) == last {
 		return nil, nil
 	}
-	cons, err := l.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   uint64(size) + 1,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("clusterledger: read the stream: %w", err)
-	}
-	var got [][]byte
-	next := uint64(size) + 1
-	for next <= last {
-		n := min(int(last-next+1), ledger.MaxBatchEntries)
-		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(10*time.Second))
-		if err != nil {
-			return got, fmt.Errorf("clusterledger: read the stream: %w", err)
-		}
-		var chunk [][]byte
-		for m := range batch.Messages() {
-			md, err := m.Metadata()
-			if err != nil {
-				return got, fmt.Errorf("clusterledger: read the stream: %w", err)
-			}
-			if md.Sequence.Stream != next {
-				return got, fmt.Errorf("clusterledger: stream message %d where %d was expected", md.Sequence.Stream, next)
-			}
-			chunk = append(chunk, m.Data())
-			next++
-		}
-		if err := batch.Error(); err != nil && len(chunk) == 0 {
-			return got, fmt.Errorf("clusterledger: read the stream: %w", err)
-		}
+	// Direct gets, answered by any replica holding the message: no
+	// consumer to create through the meta leader, which may be the
+	// replica just lost. A replica that has not got the message yet
+	// answers "not found", and the next catch-up takes it.
+	var got, chunk [][]byte
+	flush := func() error {
 		if len(chunk) == 0 {
-			return got, errors.New("clusterledger: the stream returned no entries")
+			return nil
 		}
 		if _, err := l.local.AppendBatch(ctx, chunk); err != nil {
-			return got, fmt.Errorf("clusterledger: copy entries: %w", err)
+			return fmt.Errorf("clusterledger: copy entries: %w", err)
 		}
-		got = append(got, chunk...)
+		got, chunk = append(got, chunk...), nil
+		return nil
+	}
+	for seq := uint64(size) + 1; seq <= last; seq++ {
+		m, err := l.stream.GetMsg(ctx, seq)
+		if err != nil {
+			return got, errors.Join(fmt.Errorf("clusterledger: read entry %d: %w", seq-1, err), flush())
+		}
+		chunk = append(chunk, m.Data)
+		if len(chunk) == ledger.MaxBatchEntries {
+			if err := flush(); err != nil {
+				return got, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return got, err
 	}
 	return got, nil
 }
@@ -336,16 +331,20 @@ func (l *Log) commit(batch []*request) {
 			}
 		}
 		allOK := perr == nil
+		// An answer lost with a replica never comes: after a while the
+		// stream says what landed.
+		actx, cancel := context.WithTimeout(ctx, ackTimeout)
 		for i, f := range futures {
 			select {
 			case ack := <-f.Ok():
 				allOK = allOK && ack.Sequence == uint64(base)+uint64(i)+1
 			case <-f.Err():
 				allOK = false
-			case <-ctx.Done():
+			case <-actx.Done():
 				allOK = false
 			}
 		}
+		cancel()
 		if allOK {
 			entries := make([][]byte, len(pending))
 			for i, r := range pending {

@@ -69,6 +69,9 @@ const (
 	// FaultPause stops a node (SIGSTOP) for ChaosOptions.Pause, then
 	// continues it (SIGCONT).
 	FaultPause = "pause"
+	// FaultKillReplica SIGKILLs one replica of a clustered hub and
+	// restarts it after a while (the failover drill).
+	FaultKillReplica = "kill-replica"
 	// FaultDiskFull fills a node's data file system for 3–8 s: a real
 	// ENOSPC on a tmpfs mounted on its data directory, or, where mounting
 	// is not permitted, the node's disk-low refusal (min_free_bytes above
@@ -298,6 +301,7 @@ func Chaos(ctx context.Context, opts ChaosOptions) (*ChaosReport, error) {
 		opts.Settle = 3 * time.Minute
 	}
 	c := &chaos{
+		name:    "chaos",
 		opts:    opts,
 		proxies: map[string]*faultproxy.Proxy{},
 		procs:   map[string]*proc{},
@@ -334,6 +338,19 @@ type chaos struct {
 	problems []string
 	nProblem int
 
+	// acceptedAt holds when each acceptance receipt reached the sender.
+	acceptedAt []time.Time
+
+	// name prefixes progress lines and errors ("chaos", "failover").
+	name string
+	// replicas is the number of hub replicas (0: a single hub behind a
+	// fault proxy); plan draws the schedule (nil: planFaults).
+	replicas int
+	plan     func(r *rand.Rand) []Fault
+	// afterVerify, when set, adds checks to the report verify made,
+	// while the files are still there.
+	afterVerify func(rep *ChaosReport)
+
 	restarts, startFailures, unexpected, alarms atomic.Int64
 	// stopping is set once the drill stops the processes for good.
 	stopping atomic.Bool
@@ -355,7 +372,7 @@ func (c *chaos) logf(format string, args ...any) {
 	}
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
-	fmt.Fprintf(c.opts.Progress, "chaos: %s%s\n", at, fmt.Sprintf(format, args...))
+	fmt.Fprintf(c.opts.Progress, "%s: %s%s\n", c.name, at, fmt.Sprintf(format, args...))
 }
 
 func (c *chaos) problemf(format string, args ...any) {
@@ -413,6 +430,9 @@ func (c *chaos) run(ctx context.Context) (rep *ChaosReport, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.afterVerify != nil {
+		c.afterVerify(rep)
+	}
 	rep.Summary.ElapsedS = time.Since(began).Round(100 * time.Millisecond).Seconds()
 	return rep, nil
 }
@@ -424,7 +444,12 @@ func (c *chaos) setup(ctx context.Context) error {
 	if err := os.MkdirAll(c.logDir, 0o700); err != nil {
 		return fmt.Errorf("drill: chaos: %w", err)
 	}
-	lay, err := devnet.Init(filepath.Join(c.dir, "net"), devnet.Options{Endpoint: c.endpoint})
+	devOpts := devnet.Options{Endpoint: c.endpoint}
+	if c.replicas > 1 {
+		// The replicas are reached directly: the faults are their deaths.
+		devOpts = devnet.Options{HubReplicas: c.replicas}
+	}
+	lay, err := devnet.Init(filepath.Join(c.dir, "net"), devOpts)
 	if err == nil {
 		err = c.setupErr
 	}
@@ -437,23 +462,27 @@ func (c *chaos) setup(ctx context.Context) error {
 			c.recipients = append(c.recipients, n)
 		}
 	}
-	c.setupDisks()
+	if c.replicas <= 1 {
+		c.setupDisks()
+	}
 
-	c.procs[devnet.HubID] = &proc{c: c, id: devnet.HubID, role: "hub", config: lay.HubConfig, listen: lay.HubListen}
+	if c.replicas > 1 {
+		for i, r := range lay.HubReplicas {
+			id := fmt.Sprintf("hub-%d", i+1)
+			c.procs[id] = &proc{c: c, id: id, role: "hub", config: r.Config, listen: r.Listen}
+		}
+	} else {
+		c.procs[devnet.HubID] = &proc{c: c, id: devnet.HubID, role: "hub", config: lay.HubConfig, listen: lay.HubListen}
+	}
 	for _, n := range c.recipients {
 		c.procs[n.ID] = &proc{c: c, id: n.ID, role: "node", config: n.Config, listen: n.Listen}
 	}
-	if err := c.procs[devnet.HubID].ensureUp(ctx); err != nil {
-		return fmt.Errorf("drill: chaos: %w", err)
+	// The replicas of a cluster start together: each waits for the others.
+	if err := c.ensureUp(ctx, c.hubKeys()); err != nil {
+		return fmt.Errorf("drill: %s: %w", c.name, err)
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, len(c.recipients))
-	for i, n := range c.recipients {
-		wg.Go(func() { errs[i] = c.procs[n.ID].ensureUp(ctx) })
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("drill: chaos: %w", err)
+	if err := c.ensureUp(ctx, c.nodeIDs()); err != nil {
+		return fmt.Errorf("drill: %s: %w", c.name, err)
 	}
 
 	if err := c.startSender(ctx, lay); err != nil {
@@ -463,6 +492,29 @@ func (c *chaos) setup(ctx context.Context) error {
 		c.dir, devnet.HubID, len(c.recipients), len(lay.Recipients), c.opts.Binary)
 	c.logf("disk-full fault: %s", c.diskMode)
 	return nil
+}
+
+// hubKeys returns the keys of c.procs that are the hub or its replicas.
+func (c *chaos) hubKeys() []string {
+	if c.replicas <= 1 {
+		return []string{devnet.HubID}
+	}
+	var ks []string
+	for i := range c.replicas {
+		ks = append(ks, fmt.Sprintf("hub-%d", i+1))
+	}
+	return ks
+}
+
+// ensureUp starts the processes under keys at once and waits for them.
+func (c *chaos) ensureUp(ctx context.Context, keys []string) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(keys))
+	for i, k := range keys {
+		wg.Go(func() { errs[i] = c.procs[k].ensureUp(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // endpoint is devnet.Options.Endpoint: the hub and every recipient node
@@ -676,7 +728,12 @@ func (c *chaos) exercise(ctx context.Context) error {
 	for _, n := range c.recipients {
 		nodes = append(nodes, n.ID)
 	}
-	schedule := planFaults(r, c.opts.Duration, c.opts.Pause, devnet.HubID, nodes, len(c.mounts) == 0)
+	var schedule []Fault
+	if c.plan != nil {
+		schedule = c.plan(r)
+	} else {
+		schedule = planFaults(r, c.opts.Duration, c.opts.Pause, devnet.HubID, nodes, len(c.mounts) == 0)
+	}
 	c.logf("seed %d: %d faults over %v (pause %v; the hub's delivery backoff caps at %v):", c.opts.Seed, len(schedule), c.opts.Duration, c.opts.Pause, chaosHubRetryMax)
 	for i, f := range schedule {
 		c.logf("  schedule %2d %s", i+1, f)
@@ -847,7 +904,7 @@ func (c *chaos) inject(faultCtx, ctx context.Context, n int, f Fault) string {
 	px := c.proxies[f.Target]
 	p := c.procs[f.Target]
 	switch f.Kind {
-	case FaultKillNode, FaultKillHub:
+	case FaultKillNode, FaultKillHub, FaultKillReplica:
 		pid := p.kill()
 		c.logf("%s: SIGKILL (pid %d); restart in %.1fs", tag, pid, f.For.Seconds())
 		sleepCtx(faultCtx, f.For)
@@ -1038,8 +1095,13 @@ func (c *chaos) traffic(runCtx, ctx context.Context) {
 					continue // left in the outbox for the resubmission
 				}
 				sctx, cancel := context.WithTimeout(ctx, chaosSubmitTimeout)
-				_, _ = c.nta.Node.SubmitPending(sctx, id)
+				rc, err := c.nta.Node.SubmitPending(sctx, id)
 				cancel()
+				if err == nil && rc != nil {
+					c.mu.Lock()
+					c.acceptedAt = append(c.acceptedAt, time.Now())
+					c.mu.Unlock()
+				}
 			}
 		})
 	}
@@ -1118,7 +1180,7 @@ func (c *chaos) printCounts(ctx context.Context, prefix string) {
 	nf := len(c.faults)
 	c.mu.Unlock()
 	var down []string
-	for _, n := range append([]string{devnet.HubID}, c.nodeIDs()...) {
+	for _, n := range append(c.hubKeys(), c.nodeIDs()...) {
 		if s := c.procs[n].state(); s != "up" {
 			down = append(down, n+" "+s)
 		}
@@ -1189,7 +1251,10 @@ func (c *chaos) settle(ctx context.Context) error {
 		wg.Go(func() { c.procs[n.ID].stop() })
 	}
 	wg.Wait()
-	c.procs[devnet.HubID].stop()
+	for _, k := range c.hubKeys() {
+		wg.Go(func() { c.procs[k].stop() })
+	}
+	wg.Wait()
 	c.logf("processes stopped; verifying from their files")
 	return nil
 }
@@ -1553,7 +1618,11 @@ func (c *chaos) verify(ctx context.Context) (*ChaosReport, error) {
 		}
 	}
 	s.Lost = s.Accepted - s.Recorded
-	s.QueuedAtHub = c.queuedAtHub(ctx)
+	if c.replicas <= 1 {
+		// A replica's store cannot be opened alone; what stayed queued
+		// in a cluster shows as lost.
+		s.QueuedAtHub = c.queuedAtHub(ctx)
+	}
 	if s.QueuedAtHub > 0 {
 		c.problemf("%d envelopes are still in the hub's queue: not delivered within the %v the drill waited", s.QueuedAtHub, c.opts.Settle)
 	}

@@ -219,6 +219,7 @@ func Restore(ctx context.Context, opts RestoreOptions) (*RestoreReport, error) {
 	r := &restoreDrill{
 		opts: opts,
 		c: &chaos{
+			name:    "restore",
 			opts:    ChaosOptions{Binary: opts.Binary, Progress: opts.Progress},
 			proxies: map[string]*faultproxy.Proxy{},
 			procs:   map[string]*proc{},
