@@ -10,6 +10,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -332,6 +333,22 @@ type Hub struct {
 	// embedded JetStream server joins the others' and every queue and the
 	// ledger are replicated before an acceptance is answered.
 	Cluster *HubCluster `json:"cluster,omitempty"`
+	// JetStream, when set, keeps the hub's queues and ledger on an
+	// external JetStream cluster instead of the embedded server; several
+	// hubs (replicas) may share it.
+	JetStream *HubJetStream `json:"jetstream,omitempty"`
+}
+
+// HubJetStream is an external JetStream cluster. Its servers must sync
+// every write before acknowledging it (sync_interval: always, or R3).
+type HubJetStream struct {
+	// URL lists its servers: tls://HOST:PORT[,tls://HOST:PORT…].
+	URL string `json:"url"`
+	// CA is the PEM file of the roots its servers' certificates chain to
+	// (default: tls.ca). The hub presents its own certificate.
+	CA string `json:"ca,omitempty"`
+	// Replicas is the copies of each stream: 3 (default) or 5.
+	Replicas int `json:"replicas,omitempty"`
 }
 
 // HubCluster places a hub replica in its cluster. The replicas share the
@@ -783,6 +800,9 @@ func LoadHub(path string) (*Hub, error) {
 		return nil, err
 	}
 	c.resolve(filepath.Dir(path))
+	if c.JetStream != nil {
+		c.JetStream.CA = cmp.Or(abs(filepath.Dir(path), c.JetStream.CA), c.TLS.CA)
+	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -982,8 +1002,25 @@ func (c *Hub) Validate() error {
 	if c.MaxEnvelope < 0 {
 		return bad("max_envelope", "%d: expected 0 (default) or a positive byte count", c.MaxEnvelope)
 	}
+	if c.Cluster != nil && c.JetStream != nil {
+		return bad("jetstream", "give cluster (JetStream embedded in each replica) or jetstream (an external cluster), not both")
+	}
 	if c.Cluster != nil {
 		return c.Cluster.validate()
+	}
+	if j := c.JetStream; j != nil {
+		for _, u := range strings.Split(j.URL, ",") {
+			p, err := url.Parse(u)
+			if err != nil || p.Scheme != "tls" || p.Host == "" || p.Path != "" {
+				return bad("jetstream.url", "%q: expected tls://HOST:PORT[,tls://HOST:PORT…] (the connection is mutual TLS)", u)
+			}
+		}
+		if j.Replicas == 0 {
+			j.Replicas = 3
+		}
+		if j.Replicas != 1 && j.Replicas != 3 && j.Replicas != 5 {
+			return bad("jetstream.replicas", "%d: expected 1, 3 or 5", j.Replicas)
+		}
 	}
 	return nil
 }

@@ -80,6 +80,7 @@ func TestLoadNodeRefuses(t *testing.T) {
 		{"unknown store kind", "store.kind", func(m map[string]any) { m["store"] = map[string]any{"kind": "mysql"} }},
 		{"postgres without dsn", "store.dsn", func(m map[string]any) { m["store"] = map[string]any{"kind": "postgres"} }},
 		{"dsn for sqlite", "store", func(m map[string]any) { m["store"] = map[string]any{"kind": "sqlite", "dsn": "postgres://x"} }},
+		{"hub replica over http", "hub_urls[1]", func(m map[string]any) { m["hub_urls"] = []any{"https://127.0.0.1:7002", "http://127.0.0.1:7003"} }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,6 +93,56 @@ func TestLoadNodeRefuses(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.key) {
 				t.Errorf("error %q does not name the key %q", err, tc.key)
+			}
+		})
+	}
+}
+
+// TestLoadHubClusterRefuses checks the settings of a hub replica and of an
+// external JetStream.
+func TestLoadHubClusterRefuses(t *testing.T) {
+	cluster := func(mutate func(c map[string]any)) func(m map[string]any) {
+		return func(m map[string]any) {
+			c := map[string]any{"name": "kiko", "server": "hub-1", "listen": "127.0.0.1:6222",
+				"routes": []any{"127.0.0.1:6222", "127.0.0.1:6223", "127.0.0.1:6224"}}
+			mutate(c)
+			m["cluster"] = c
+		}
+	}
+	cases := []struct {
+		name, key string
+		mutate    func(m map[string]any)
+	}{
+		{"valid cluster", "", cluster(func(map[string]any) {})},
+		{"valid external", "", func(m map[string]any) { m["jetstream"] = map[string]any{"url": "tls://a:4222,tls://b:4222"} }},
+		{"cluster name", "cluster.name", cluster(func(c map[string]any) { c["name"] = "Kiko Hub" })},
+		{"server name", "cluster.server", cluster(func(c map[string]any) { delete(c, "server") })},
+		{"listen", "cluster.listen", cluster(func(c map[string]any) { c["listen"] = "6222" })},
+		{"route", "cluster.routes[1]", cluster(func(c map[string]any) { c["routes"].([]any)[1] = "nowhere" })},
+		{"even replicas", "cluster.replicas", cluster(func(c map[string]any) { c["replicas"] = 2 })},
+		{"too few routes", "cluster.routes", cluster(func(c map[string]any) { c["routes"] = []any{"127.0.0.1:6222"} })},
+		{"both", "jetstream", func(m map[string]any) {
+			cluster(func(map[string]any) {})(m)
+			m["jetstream"] = map[string]any{"url": "tls://a:4222"}
+		}},
+		{"external in the clear", "jetstream.url", func(m map[string]any) { m["jetstream"] = map[string]any{"url": "nats://a:4222"} }},
+		{"external replicas", "jetstream.replicas", func(m map[string]any) { m["jetstream"] = map[string]any{"url": "tls://a:4222", "replicas": 4} }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeNode(t, func(m map[string]any) {
+				m["role"], m["id"] = "hub", "hub:kiko"
+				delete(m, "hub_url")
+				delete(m, "hub_id")
+				delete(m, "sealing_keys")
+				tc.mutate(m)
+			})
+			_, err := LoadHub(p)
+			switch {
+			case tc.key == "" && err != nil:
+				t.Fatalf("valid configuration refused: %v", err)
+			case tc.key != "" && (err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.key)):
+				t.Fatalf("error %v, want ErrInvalid naming %q", err, tc.key)
 			}
 		})
 	}

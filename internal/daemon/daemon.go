@@ -298,6 +298,14 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		}
 		qo.Cluster = &queue.Cluster{Name: cl.Name, ServerName: cl.Server, Listen: cl.Listen, Routes: cl.Routes, TLS: tc, Replicas: cl.Replicas}
 	}
+	if j := c.JetStream; j != nil {
+		tc, err := externalTLS(j.CA, cm.reloader)
+		if err != nil {
+			cm.close()
+			return nil, fmt.Errorf("%s: jetstream: %w", path, err)
+		}
+		qo.External = &queue.External{URL: j.URL, TLS: tc, Replicas: j.Replicas}
+	}
 	q, err := queue.Open(ctx, qo)
 	if err != nil {
 		cm.close()
@@ -315,7 +323,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 	// A replica's ledger is its copy of the cluster's.
 	var hl hub.Ledger = lg
 	stopLedger := func() {}
-	if c.Cluster != nil {
+	if c.Cluster != nil || c.JetStream != nil {
 		cl, err := clusterledger.Open(ctx, q, lg, log)
 		if err != nil {
 			lg.Close()
@@ -416,6 +424,20 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		return nil, err
 	}
 	return svc, nil
+}
+
+// externalTLS is the hub's side of its connection to an external
+// JetStream: TLS 1.3, the hub's (reloaded) certificate, the servers
+// verified against the roots in caFile by their host names.
+func externalTLS(caFile string, cert *pki.Reloader) (*tls.Config, error) {
+	cas, err := pki.ReadCertFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS13, RootCAs: pki.CertPool(cas...),
+		GetClientCertificate: cert.GetClientCertificate,
+	}, nil
 }
 
 // LoadedNode is a node's configuration with its keys and stores opened, not

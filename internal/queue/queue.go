@@ -12,6 +12,7 @@ package queue
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -70,6 +71,22 @@ type Options struct {
 	// of hub replicas, and every stream and bucket is replicated to a
 	// quorum before a write is acknowledged.
 	Cluster *Cluster
+	// External, when set, uses an external JetStream cluster instead of
+	// an embedded server (StoreDir and Cluster are then unused).
+	External *External
+}
+
+// External is a JetStream cluster run apart from the hub. Its servers
+// must sync every write before acknowledging it (sync_interval: always,
+// or streams replicated to 3 servers, whose Raft log syncs each write).
+type External struct {
+	// URL lists the servers (tls://HOST:PORT, comma-separated).
+	URL string
+	// TLS authenticates both ways: the hub's certificate, and the roots
+	// the servers' certificates chain to.
+	TLS *tls.Config
+	// Replicas is the copies of each stream (default 3).
+	Replicas int
 }
 
 // Cluster makes the embedded JetStream server one replica of a cluster.
@@ -92,11 +109,18 @@ type Cluster struct {
 
 // replicas returns the number of copies of each stream.
 func (o *Options) replicas() int {
-	if o.Cluster == nil {
-		return 1
+	switch {
+	case o.External != nil:
+		return cmp.Or(o.External.Replicas, 3)
+	case o.Cluster != nil:
+		return max(o.Cluster.Replicas, 1)
 	}
-	return max(o.Cluster.Replicas, 1)
+	return 1
 }
+
+// shared reports whether other hubs use the same JetStream (replicas of
+// one cluster, or hubs on an external one).
+func (o *Options) shared() bool { return o.Cluster != nil || o.External != nil }
 
 // Queue is the hub's durable store. It is safe for concurrent use.
 type Queue struct {
@@ -120,6 +144,30 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	q := &Queue{opts: opts, log: opts.Logger}
+	var err error
+	if opts.External != nil {
+		q.nc, err = connectExternal(opts.External)
+	} else {
+		q.srv, q.nc, err = startEmbedded(opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if q.js, err = jetstream.New(q.nc); err != nil {
+		q.Close()
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	if err := q.setup(ctx); err != nil {
+		q.Close()
+		return nil, err
+	}
+	return q, nil
+}
+
+// startEmbedded starts the JetStream server in the hub's process (alone,
+// or as a replica of opts.Cluster) and connects to it in process.
+func startEmbedded(opts Options) (*server.Server, *nats.Conn, error) {
 	so := &server.Options{
 		ServerName: "taxlink-hub",
 		JetStream:  true,
@@ -136,12 +184,12 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 	}
 	if c := opts.Cluster; c != nil {
 		if err := clusterOptions(so, c); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	srv, err := server.NewServer(so)
 	if err != nil {
-		return nil, fmt.Errorf("queue: start JetStream: %w", err)
+		return nil, nil, fmt.Errorf("queue: start JetStream: %w", err)
 	}
 	if opts.Cluster != nil {
 		srv.SetLogger(natsLogger{opts.Logger}, false, false)
@@ -149,25 +197,28 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 	srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
 		srv.Shutdown()
-		return nil, errors.New("queue: JetStream did not become ready within 30s")
+		return nil, nil, errors.New("queue: JetStream did not become ready within 30s")
 	}
 	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("taxlink-hub"))
 	if err != nil {
 		srv.Shutdown()
-		return nil, fmt.Errorf("queue: connect to JetStream: %w", err)
+		return nil, nil, fmt.Errorf("queue: connect to JetStream: %w", err)
 	}
-	js, err := jetstream.New(nc)
+	return srv, nc, nil
+}
+
+// connectExternal connects to an external JetStream cluster over mutual
+// TLS, reconnecting for as long as the hub runs.
+func connectExternal(e *External) (*nats.Conn, error) {
+	if e.URL == "" || e.TLS == nil {
+		return nil, errors.New("queue: an external JetStream needs its URL and TLS")
+	}
+	nc, err := nats.Connect(e.URL, nats.Secure(e.TLS), nats.Name("taxlink-hub"),
+		nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false))
 	if err != nil {
-		nc.Close()
-		srv.Shutdown()
-		return nil, fmt.Errorf("queue: %w", err)
+		return nil, fmt.Errorf("queue: connect to JetStream at %s: %w", e.URL, err)
 	}
-	q := &Queue{opts: opts, srv: srv, nc: nc, js: js, log: opts.Logger}
-	if err := q.setup(ctx); err != nil {
-		q.Close()
-		return nil, err
-	}
-	return q, nil
+	return nc, nil
 }
 
 func (q *Queue) setup(ctx context.Context) error {
@@ -201,7 +252,7 @@ func (q *Queue) setup(ctx context.Context) error {
 // restarts waits for the others. Each call has 5 s, since a request made
 // before the meta leader exists is never answered.
 func (q *Queue) retry(ctx context.Context, f func(context.Context) error) error {
-	if q.opts.Cluster == nil {
+	if !q.opts.shared() {
 		return f(ctx)
 	}
 	deadline := time.Now().Add(2 * time.Minute)
@@ -266,8 +317,10 @@ func (q *Queue) Close() {
 	if q.nc != nil {
 		q.nc.Close()
 	}
-	q.srv.Shutdown()
-	q.srv.WaitForShutdown()
+	if q.srv != nil {
+		q.srv.Shutdown()
+		q.srv.WaitForShutdown()
+	}
 }
 
 // Token turns a participant ID into a subject token ("lg:011002" →
@@ -493,7 +546,7 @@ func (q *Queue) Consume(ctx context.Context, recipient string, parallel int, h H
 	// recording absorbs the repeat. Replicas of a cluster share the
 	// consumer, so none of them may reset it under the others: what a
 	// killed replica held comes back after the ack timeout.
-	if q.opts.Cluster == nil {
+	if !q.opts.shared() {
 		if err := q.js.DeleteConsumer(ctx, queueStream, "d_"+tok); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return fmt.Errorf("queue: reset consumer for %s: %w", recipient, err)
 		}
