@@ -31,6 +31,7 @@ func devCmd() *cobra.Command {
 		seed    uint64
 		timeout time.Duration
 		verbose bool
+		reps    int
 	)
 	c := &cobra.Command{
 		Use:   "dev",
@@ -45,7 +46,7 @@ whose last line is JSON.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out, errw := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if initDir != "" {
-				return devInit(out, initDir)
+				return devInit(out, initDir, reps)
 			}
 			ctx := cmd.Context()
 			dir := keep
@@ -62,7 +63,7 @@ whose last line is JSON.`,
 			if verbose {
 				level = slog.LevelInfo
 			}
-			nw, err := devnet.InitAndStart(ctx, dir, devnet.Options{}, jsonLogger(errw, level))
+			nw, err := devnet.InitAndStart(ctx, dir, devnet.Options{HubReplicas: reps}, jsonLogger(errw, level))
 			if err != nil {
 				return err
 			}
@@ -103,11 +104,12 @@ whose last line is JSON.`,
 	f.Uint64Var(&seed, "seed", 1, "seed of the synthetic notifications")
 	f.DurationVar(&timeout, "timeout", 10*time.Minute, "how long to wait for every receipt")
 	f.BoolVar(&verbose, "verbose", false, "log every process's info messages")
+	f.IntVar(&reps, "hub-replicas", 0, "run the hub as a cluster of `N` replicas (3 or 5; JetStream embedded in each, every stream and the ledger replicated)")
 	return c
 }
 
-func devInit(out io.Writer, dir string) error {
-	lay, err := devnet.Init(dir, devnet.Options{})
+func devInit(out io.Writer, dir string, replicas int) error {
+	lay, err := devnet.Init(dir, devnet.Options{HubReplicas: replicas})
 	if err != nil {
 		return err
 	}
@@ -118,7 +120,12 @@ func devInit(out io.Writer, dir string) error {
 		}
 		return p
 	}
-	fmt.Fprintf(out, "  taxlink hub  --config %s\n", rel(lay.HubConfig))
+	if len(lay.HubReplicas) == 0 {
+		fmt.Fprintf(out, "  taxlink hub  --config %s\n", rel(lay.HubConfig))
+	}
+	for i, r := range lay.HubReplicas {
+		fmt.Fprintf(out, "  taxlink hub  --config %s   # replica %d of %d (start them together)\n", rel(r.Config), i+1, len(lay.HubReplicas))
+	}
 	for _, n := range lay.Nodes {
 		fmt.Fprintf(out, "  taxlink node --config %s   # %s %s\n", rel(n.Config), n.ID, n.Name)
 	}
@@ -128,7 +135,12 @@ func devInit(out io.Writer, dir string) error {
 
 func printEndpoints(out io.Writer, nw *devnet.Network) {
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "hub\t%s\thttps://%s\t機構 (Local Tax Agency)\n", devnet.HubID, nw.Hub.Addr)
+	if len(nw.Replicas) == 0 {
+		fmt.Fprintf(tw, "hub\t%s\thttps://%s\t機構 (Local Tax Agency)\n", devnet.HubID, nw.Hub.Addr)
+	}
+	for i, r := range nw.Replicas {
+		fmt.Fprintf(tw, "hub\t%s\thttps://%s\t機構 (Local Tax Agency), replica %d of %d, routes on %s\n", devnet.HubID, r.Addr, i+1, len(nw.Replicas), nw.Layout.HubReplicas[i].Route)
+	}
 	for _, n := range nw.Layout.Nodes {
 		fmt.Fprintf(tw, "node\t%s\thttps://%s\t%s\n", n.ID, nw.Nodes[n.ID].Addr, n.Name)
 		if len(n.Tenants) > 1 || n.Tenants[0] != n.ID {
