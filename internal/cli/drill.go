@@ -139,12 +139,10 @@ object. The dev network hosts 5 of the 1,788 local governments.`,
 			if err != nil {
 				return err
 			}
-			bin, err := os.Executable()
+			bin, errw, err := startDevDrill(cmd)
 			if err != nil {
-				return fmt.Errorf("the taxlink binary to run the processes with: %w", err)
+				return err
 			}
-			errw := cmd.ErrOrStderr()
-			fmt.Fprint(errw, devBanner)
 			rep, err := drill.Chaos(cmd.Context(), drill.ChaosOptions{
 				Binary: bin, Dir: keep, Duration: duration, Rate: perSecond, Seed: seed, Progress: errw,
 			})
@@ -262,12 +260,10 @@ and, as its last line, one JSON object.`,
 			if !dev {
 				return errors.New("give --dev: the restore drill runs against a fresh dev network of real processes (it destroys data; a running network is not supported)")
 			}
-			bin, err := os.Executable()
+			bin, errw, err := startDevDrill(cmd)
 			if err != nil {
-				return fmt.Errorf("the taxlink binary to run the processes with: %w", err)
+				return err
 			}
-			errw := cmd.ErrOrStderr()
-			fmt.Fprint(errw, devBanner)
 			rep, err := drill.Restore(cmd.Context(), drill.RestoreOptions{
 				Binary: bin, Dir: keep, Node: node, Before: before, AfterBackup: after, AfterRestore: afterRest,
 				Settle: settle, Progress: errw,
@@ -374,12 +370,10 @@ line, one JSON object; the exit status is 0 only when the drill passed.`,
 			if !dev {
 				return errors.New("give --dev: the failover drill runs against a fresh dev network of real processes (it kills them)")
 			}
-			bin, err := os.Executable()
+			bin, errw, err := startDevDrill(cmd)
 			if err != nil {
-				return fmt.Errorf("the taxlink binary to run the processes with: %w", err)
+				return err
 			}
-			errw := cmd.ErrOrStderr()
-			fmt.Fprint(errw, devBanner)
 			rep, err := drill.Failover(cmd.Context(), drill.FailoverOptions{
 				Binary: bin, Dir: keep, Duration: duration, Down: down, Rate: rate, Replicas: replicas,
 				Kills: kills, Seed: seed, Progress: errw,
@@ -442,6 +436,18 @@ func reportFailover(out io.Writer, rep *drill.FailoverReport) error {
 	fmt.Fprintf(tw, "result\t%s\n", result)
 	tw.Flush()
 	return drillTail(out, rep.Problems, rep.Dir, "network and logs", s, s.Passed)
+}
+
+// startDevDrill returns this binary, which a drill on a fresh dev network
+// runs its processes as, and the progress writer, after the dev banner.
+func startDevDrill(cmd *cobra.Command) (string, io.Writer, error) {
+	bin, err := os.Executable()
+	if err != nil {
+		return "", nil, fmt.Errorf("the taxlink binary to run the processes with: %w", err)
+	}
+	errw := cmd.ErrOrStderr()
+	fmt.Fprint(errw, devBanner)
+	return bin, errw, nil
 }
 
 // drillTail ends a drill's report: its problems (at most 30), where its

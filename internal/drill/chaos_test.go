@@ -22,10 +22,7 @@ func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs real processes for about 30 s; skipped with -short")
 	}
-	bin := filepath.Join(t.TempDir(), "taxlink")
-	if out, err := exec.Command("go", "build", "-o", bin, "taxlink/cmd/taxlink").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	rep, err := Chaos(ctx, ChaosOptions{Binary: bin, Duration: 15 * time.Second, Rate: 20, Seed: 20260101, Progress: testWriter{t: t}})
@@ -37,17 +34,7 @@ func TestChaos(t *testing.T) {
 	for _, p := range rep.Problems {
 		t.Logf("problem: %s", p)
 	}
-	if rep.Dir != "" {
-		// The drill keeps what it did not pass; the test keeps it only
-		// when it fails itself.
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("network, data and logs kept in %s", rep.Dir)
-				return
-			}
-			_ = os.RemoveAll(rep.Dir)
-		})
-	}
+	keepOnFailure(t, rep.Dir)
 	for _, k := range FaultKinds() {
 		if k == FaultPause && !pauseSupported {
 			continue
@@ -90,6 +77,31 @@ func TestChaos(t *testing.T) {
 	if s.Passed != (s.MissingAcceptance == 0 && s.LedgerUnloggedAcceptances == 0 && !t.Failed()) {
 		t.Errorf("passed = %v, inconsistent with the figures", s.Passed)
 	}
+}
+
+// buildBinary builds taxlink for the drill's processes.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "taxlink")
+	if out, err := exec.Command("go", "build", "-o", bin, "taxlink/cmd/taxlink").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// keepOnFailure removes the directory a drill kept (it keeps what it did
+// not pass) unless the test fails, which names it.
+func keepOnFailure(t *testing.T, dir string) {
+	if dir == "" {
+		return
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("network, data and logs kept in %s", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	})
 }
 
 // testWriter sends progress lines to the test log.

@@ -2,9 +2,6 @@ package drill
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 )
@@ -15,10 +12,7 @@ func TestFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs a replica cluster for about a minute; skipped with -short")
 	}
-	bin := filepath.Join(t.TempDir(), "taxlink")
-	if out, err := exec.Command("go", "build", "-o", bin, "taxlink/cmd/taxlink").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	rep, err := Failover(ctx, FailoverOptions{Binary: bin, Duration: 20 * time.Second, Kills: 1, Seed: 20261129, Progress: testWriter{t: t}})
@@ -30,15 +24,7 @@ func TestFailover(t *testing.T) {
 	for _, p := range rep.Problems {
 		t.Logf("problem: %s", p)
 	}
-	if rep.Dir != "" {
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("network, data and logs kept in %s", rep.Dir)
-				return
-			}
-			_ = os.RemoveAll(rep.Dir)
-		})
-	}
+	keepOnFailure(t, rep.Dir)
 	if s.Kills != 1 || len(rep.Kills) != 1 || rep.Kills[0].Target != "hub-1" {
 		t.Errorf("kills %d %+v, want hub-1 killed once", s.Kills, rep.Kills)
 	}
