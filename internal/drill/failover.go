@@ -8,6 +8,7 @@
 package drill
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -107,17 +108,11 @@ func Failover(ctx context.Context, opts FailoverOptions) (*FailoverReport, error
 	if opts.Binary == "" {
 		return nil, errors.New("drill: failover: the taxlink binary is required")
 	}
-	opts.Duration = cmp(opts.Duration, 60*time.Second)
-	opts.Down = cmp(opts.Down, 5*time.Second)
-	if opts.Replicas == 0 {
-		opts.Replicas = 3
-	}
-	if opts.Kills == 0 {
-		opts.Kills = 3
-	}
-	if opts.Rate == 0 {
-		opts.Rate = 20
-	}
+	opts.Duration = cmp.Or(opts.Duration, 60*time.Second)
+	opts.Down = cmp.Or(opts.Down, 5*time.Second)
+	opts.Replicas = cmp.Or(opts.Replicas, 3)
+	opts.Kills = cmp.Or(opts.Kills, 3)
+	opts.Rate = cmp.Or(opts.Rate, 20)
 	if opts.Seed == 0 {
 		opts.Seed = uint64(time.Now().UnixNano()) % 1_000_000_000
 	}
@@ -174,13 +169,6 @@ func Failover(ctx context.Context, opts FailoverOptions) (*FailoverReport, error
 		s.LedgerEntries = slices.Max(s.ReplicaEntries)
 	}
 	return &FailoverReport{Summary: s, Kills: rep.Faults, Problems: rep.Problems, Dir: rep.Dir}, nil
-}
-
-func cmp(d, def time.Duration) time.Duration {
-	if d == 0 {
-		return def
-	}
-	return d
 }
 
 // planKills spreads opts.Kills replica kills over the run: the first hits
