@@ -607,7 +607,7 @@ func startNetworkOnce(ctx context.Context, opts Options, dir, logDir string, rec
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("bench: %w", err)
 	}
-	if err := widen(lay, recipients); err != nil {
+	if err := devnet.Widen(lay, recipients); err != nil {
 		return nil, nil, nil, err
 	}
 	logf("network in %s: %d recipients on %d nodes", lay.Dir, len(lay.Recipients), len(lay.Nodes)-1)

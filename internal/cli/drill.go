@@ -106,14 +106,15 @@ func reportAttacks(out io.Writer, results []drill.Result, sum drill.AttackSummar
 
 func drillChaosCmd() *cobra.Command {
 	var (
-		dev      bool
-		duration time.Duration
-		rate     string
-		seed     uint64
-		keep     string
+		dev        bool
+		duration   time.Duration
+		rate       string
+		seed       uint64
+		keep       string
+		recipients int
 	)
 	c := &cobra.Command{
-		Use:   "chaos --dev [--duration 60s] [--rate 20/s] [--seed N]",
+		Use:   "chaos --dev [--duration 60s] [--rate 20/s] [--seed N] [--recipients 1788]",
 		Short: "Kill, pause, partition and fill the disks of a fresh dev network of real processes under load; exit 0 only if nothing was lost or duplicated, every receipt verified and the ledger is consistent",
 		Long: `Write a fresh dev network, run its hub and recipient nodes as processes of
 this binary, each behind a TCP fault proxy, and send synthetic notifications
@@ -129,7 +130,8 @@ and opens to what was sent, that both receipts of each verify, and that the
 hub's ledger, the audit logs and the nodes' witnesses are consistent.
 
 Progress goes to stderr; stdout gets a table and, as its last line, one JSON
-object. The dev network hosts 5 of the 1,788 local governments.`,
+object. The dev network hosts 5 of the 1,788 local governments; --recipients
+1788 spreads all of them over its recipient nodes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !dev {
@@ -144,7 +146,7 @@ object. The dev network hosts 5 of the 1,788 local governments.`,
 				return err
 			}
 			rep, err := drill.Chaos(cmd.Context(), drill.ChaosOptions{
-				Binary: bin, Dir: keep, Duration: duration, Rate: perSecond, Seed: seed, Progress: errw,
+				Binary: bin, Dir: keep, Duration: duration, Rate: perSecond, Seed: seed, Progress: errw, Recipients: recipients,
 			})
 			if err != nil {
 				return err
@@ -155,6 +157,7 @@ object. The dev network hosts 5 of the 1,788 local governments.`,
 	c.Flags().BoolVar(&dev, "dev", false, "run against a fresh dev network of real processes (required)")
 	c.Flags().DurationVar(&duration, "duration", 60*time.Second, "how long traffic flows and faults are injected")
 	c.Flags().StringVar(&rate, "rate", "20/s", "notifications per second, `N` or N/s")
+	c.Flags().IntVar(&recipients, "recipients", 0, "widen the dev network to `N` local governments (up to 1788, spread over its recipient nodes); 0: its own 5")
 	c.Flags().Uint64Var(&seed, "seed", 0, "seed of the fault schedule and the traffic (0: from the clock; the report names it)")
 	c.Flags().StringVar(&keep, "keep", "", "write the network, its data and the processes' logs into `DIR` (empty or new) and keep them; by default a temporary directory is removed when the drill passes")
 	return c
@@ -341,14 +344,15 @@ func reportRestore(out io.Writer, rep *drill.RestoreReport) error {
 
 func drillFailoverCmd() *cobra.Command {
 	var (
-		dev      bool
-		keep     string
-		duration time.Duration
-		down     time.Duration
-		rate     float64
-		replicas int
-		kills    int
-		seed     uint64
+		dev        bool
+		keep       string
+		duration   time.Duration
+		down       time.Duration
+		rate       float64
+		replicas   int
+		kills      int
+		recipients int
+		seed       uint64
 	)
 	c := &cobra.Command{
 		Use:   "failover --dev [--duration 60s] [--kills 3] [--replicas 3]",
@@ -376,7 +380,7 @@ line, one JSON object; the exit status is 0 only when the drill passed.`,
 			}
 			rep, err := drill.Failover(cmd.Context(), drill.FailoverOptions{
 				Binary: bin, Dir: keep, Duration: duration, Down: down, Rate: rate, Replicas: replicas,
-				Kills: kills, Seed: seed, Progress: errw,
+				Kills: kills, Seed: seed, Progress: errw, Recipients: recipients,
 			})
 			if err != nil {
 				return err
@@ -390,6 +394,7 @@ line, one JSON object; the exit status is 0 only when the drill passed.`,
 	c.Flags().Float64Var(&rate, "rate", 20, "notifications per second")
 	c.Flags().IntVar(&replicas, "replicas", 3, "hub replicas: 3 or 5")
 	c.Flags().IntVar(&kills, "kills", 3, "replica kills during the run")
+	c.Flags().IntVar(&recipients, "recipients", 0, "widen the dev network to `N` local governments (up to 1788); 0: its own 5")
 	c.Flags().Uint64Var(&seed, "seed", 0, "seed of the kill targets (0: from the clock)")
 	c.Flags().StringVar(&keep, "keep", "", "write the network and logs into `DIR` (empty or new) and keep them; by default a temporary directory is removed when the drill passes")
 	return c

@@ -131,6 +131,10 @@ type ChaosOptions struct {
 	// blackhole silenced is only released by the node's HTTP idle timeout,
 	// 2 minutes).
 	Settle time.Duration
+	// Recipients widens the dev network to that many local governments
+	// (up to all 1,788, spread over its recipient nodes; devnet.Widen); 0:
+	// the dev network's own.
+	Recipients int
 	// Progress receives progress lines: the schedule, each fault as it is
 	// injected and undone, counts every 5 s. Nil: none. Lines carry
 	// envelope IDs, counts and paths, never payloads or keys.
@@ -452,6 +456,9 @@ func (c *chaos) setup(ctx context.Context) error {
 	lay, err := devnet.Init(filepath.Join(c.dir, "net"), devOpts)
 	if err == nil {
 		err = c.setupErr
+	}
+	if err == nil && c.opts.Recipients > len(lay.Recipients) {
+		err = devnet.Widen(lay, c.opts.Recipients)
 	}
 	if err != nil {
 		return fmt.Errorf("drill: chaos: %w", err)

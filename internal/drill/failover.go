@@ -50,6 +50,8 @@ type FailoverOptions struct {
 	Kills int
 	// Down is how long a killed replica stays down (default 5s).
 	Down time.Duration
+	// Recipients widens the dev network (ChaosOptions.Recipients).
+	Recipients int
 	// Seed draws the targets; 0 picks one from the clock.
 	Seed uint64
 	// Progress receives progress lines (nil: none).
@@ -59,8 +61,9 @@ type FailoverOptions struct {
 // FailoverSummary is the outcome: the last line of `taxlink drill
 // failover`, as JSON.
 type FailoverSummary struct {
-	Replicas int `json:"replicas"`
-	Kills    int `json:"kills"`
+	Replicas   int `json:"replicas"`
+	Recipients int `json:"recipients"`
+	Kills      int `json:"kills"`
 	// Sent, Accepted, Recorded, Lost, Duplicates and ReceiptsVerified
 	// are counted as in the chaos drill.
 	Sent             int `json:"sent"`
@@ -130,7 +133,7 @@ func Failover(ctx context.Context, opts FailoverOptions) (*FailoverReport, error
 		name:     "failover",
 		replicas: opts.Replicas,
 		opts: ChaosOptions{Binary: opts.Binary, Dir: opts.Dir, Duration: opts.Duration, Rate: opts.Rate,
-			Seed: opts.Seed, Settle: 3 * time.Minute, Progress: opts.Progress},
+			Seed: opts.Seed, Settle: 3 * time.Minute, Progress: opts.Progress, Recipients: opts.Recipients},
 		proxies: map[string]*faultproxy.Proxy{},
 		procs:   map[string]*proc{},
 		mounts:  map[string]string{},
@@ -162,6 +165,7 @@ func Failover(ctx context.Context, opts FailoverOptions) (*FailoverReport, error
 		return nil, err
 	}
 	cs := rep.Summary
+	s.Recipients = cs.Recipients
 	s.Replicas, s.Sent, s.Accepted, s.Recorded, s.Lost, s.Duplicates = opts.Replicas, cs.Sent, cs.Accepted, cs.Recorded, cs.Lost, cs.Duplicates
 	s.ReceiptsVerified, s.LedgerConsistent, s.Restarts = cs.ReceiptsVerified, cs.LedgerConsistent, cs.Restarts
 	s.DurationS, s.SettleS, s.ElapsedS, s.Seed, s.Passed = cs.DurationS, cs.SettleS, cs.ElapsedS, cs.Seed, cs.Passed
