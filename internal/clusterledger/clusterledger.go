@@ -90,7 +90,6 @@ func Open(ctx context.Context, q *queue.Queue, local *ledger.Log, logger *slog.L
 		DenyDelete:  true,
 		DenyPurge:   true,
 		MaxMsgSize:  ledger.MaxEntrySize + 1024,
-		Duplicates:  0,
 		AllowDirect: true,
 	})
 	if err != nil {
