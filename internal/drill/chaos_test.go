@@ -30,11 +30,7 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := rep.Summary
-	t.Logf("summary: %+v", s)
-	for _, p := range rep.Problems {
-		t.Logf("problem: %s", p)
-	}
-	keepOnFailure(t, rep.Dir)
+	logReport(t, s, rep.Problems, rep.Dir)
 	for _, k := range FaultKinds() {
 		if k == FaultPause && !pauseSupported {
 			continue
@@ -89,9 +85,14 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// keepOnFailure removes the directory a drill kept (it keeps what it did
-// not pass) unless the test fails, which names it.
-func keepOnFailure(t *testing.T, dir string) {
+// logReport logs a drill's summary and problems, and removes the
+// directory the drill kept (it keeps what it did not pass) unless the
+// test fails, which names it.
+func logReport(t *testing.T, summary any, problems []string, dir string) {
+	t.Logf("summary: %+v", summary)
+	for _, p := range problems {
+		t.Logf("problem: %s", p)
+	}
 	if dir == "" {
 		return
 	}

@@ -20,11 +20,7 @@ func TestFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := rep.Summary
-	t.Logf("summary: %+v", s)
-	for _, p := range rep.Problems {
-		t.Logf("problem: %s", p)
-	}
-	keepOnFailure(t, rep.Dir)
+	logReport(t, s, rep.Problems, rep.Dir)
 	if s.Kills != 1 || len(rep.Kills) != 1 || rep.Kills[0].Target != "hub-1" {
 		t.Errorf("kills %d %+v, want hub-1 killed once", s.Kills, rep.Kills)
 	}
