@@ -576,6 +576,12 @@ func (q *Queue) pull(ctx context.Context, recipient string, parallel int, sem ch
 		MaxAckPending: 4 * parallel,
 		MaxDeliver:    -1,
 		Replicas:      q.opts.replicas(),
+		// The consumer's state need not outlive the process: an
+		// acknowledged envelope leaves the work queue stream itself, an
+		// unacknowledged one stays there and is delivered again (the node
+		// records idempotently). Kept on disk, every acknowledgement
+		// rewrote and synced a state file per consumer.
+		MemoryStorage: true,
 	})
 	if err != nil {
 		return fmt.Errorf("queue: consumer for %s: %w", recipient, err)
