@@ -26,7 +26,9 @@ recipient's queue empty; queue --queued real sealed and signed envelopes for
 it directly in the hub's durable store; move the hub's clock a day ahead and
 let its delivery loop reach the 30 s backoff cap; measure the same closed
 loop again. Then start the node again on its configuration and port and time
-the drain of its backlog (at most --drain-max from the first delivery).
+the drain of its backlog (at most --drain-max from the first delivery). With
+--restart-hub, stop the hub with what is still queued, start it again and
+time it until it accepts a submission.
 
 The goal (issue 7): the rate with the backlog is at least 0.90 of the rate
 without it. All data is synthetic.`,
@@ -49,5 +51,6 @@ without it. All data is synthetic.`,
 	f.DurationVar(&o.DrainMax, "drain-max", 0, "longest drain measurement from the first delivery after the return (default 60s)")
 	f.StringVar(&o.Dir, "dir", "", "run in `DIR` (empty or new) and keep the network and its log there (default: a temporary directory, removed)")
 	f.Uint64Var(&o.Seed, "seed", 1, "seed of the synthetic documents")
+	f.BoolVar(&o.RestartHub, "restart-hub", false, "end with a restart of the hub holding what is still queued, timed until it accepts again (goal: 10 s with 1,000,000 queued)")
 	return c
 }
