@@ -21,7 +21,7 @@ func TestIsolationSmall(t *testing.T) {
 	defer cancel()
 	r, err := Isolation(ctx, IsolationOptions{
 		Queued: 500, Duration: 5 * time.Second, Warmup: time.Second, Concurrency: 8,
-		FillConcurrency: 8, Settle: -1, DrainMax: 30 * time.Second, Dir: t.TempDir(),
+		FillConcurrency: 8, Settle: -1, DrainMax: 30 * time.Second, Dir: t.TempDir(), RestartHub: true,
 	}, func(s string) { t.Log(s) })
 	if err != nil {
 		t.Fatal(err)
@@ -50,6 +50,10 @@ func TestIsolationSmall(t *testing.T) {
 	}
 	if r.ClockOffsetH != 24 || r.OldestQueuedAgeH < 24 {
 		t.Errorf("clock offset %v h, oldest queued %v h", r.ClockOffsetH, r.OldestQueuedAgeH)
+	}
+	// The restarted hub accepted again; a time, not a goal, is checked.
+	if r.HubRestartMet == nil || r.HubRestartAcceptS <= 0 || r.HubRestartAcceptS < r.HubRestartStartS {
+		t.Errorf("hub restart: met %v, start %v s, accepting %v s", r.HubRestartMet, r.HubRestartStartS, r.HubRestartAcceptS)
 	}
 }
 
