@@ -43,8 +43,8 @@ type Store struct {
 	pin          PINPolicy
 	lockoutAfter int
 	argonParams  ArgonParams
-	slot         chan struct{} // write slot: one writer of this Store at a time
-	argonSlot    chan struct{} // bounds concurrent Argon2 computations
+	writer       *sqlitedb.Writer // one writer of this Store
+	argonSlot    chan struct{}    // bounds concurrent Argon2 computations
 	closed       atomic.Bool
 }
 
@@ -92,7 +92,7 @@ func Open(cfg Config) (*Store, error) {
 		pin:          cfg.PIN,
 		lockoutAfter: cfg.LockoutAfter,
 		argonParams:  cfg.Argon,
-		slot:         make(chan struct{}, 1),
+		writer:       sqlitedb.NewWriter(db),
 		argonSlot:    make(chan struct{}, argonSlots),
 	}
 	if err := s.migrate(context.Background()); err != nil {
@@ -282,15 +282,15 @@ func (s *Store) fail(op string, err error) error {
 	return fmt.Errorf("operator: %s: %w", op, err)
 }
 
-// write runs fn in an IMMEDIATE transaction, holding this Store's write
-// slot so that its own writers queue here rather than in SQLite's busy
-// handler, and commits when fn returns nil. Errors of fn are returned as
-// they are; database errors are wrapped by fail.
+// write runs fn in an IMMEDIATE transaction of this Store's writer (with
+// the writes pending at the same time) and returns once it is committed
+// (fn returned nil) or fn's changes are undone. Errors of fn are returned
+// as they are; database errors are wrapped by fail.
 func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
 	if err := s.live(); err != nil {
 		return err
 	}
-	err := sqlitedb.Tx(ctx, s.db, s.slot, fn)
+	err := s.writer.Tx(ctx, fn)
 	var te *sqlitedb.TxError
 	switch {
 	case !errors.As(err, &te):

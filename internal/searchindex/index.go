@@ -76,7 +76,7 @@ type Status struct {
 // multiple goroutines, and the file by multiple processes.
 type Index struct {
 	db     *sql.DB
-	slot   chan struct{} // write slot: one writer of this Index at a time
+	writer *sqlitedb.Writer // one writer of this Index
 	closed atomic.Bool
 }
 
@@ -118,7 +118,7 @@ func Open(path string) (*Index, error) {
 	created := errors.Is(statErr, fs.ErrNotExist)
 
 	db := sqlitedb.Open(abs, sqlitedb.Options{BusyTimeout: busyTimeout, MaxConns: maxConns})
-	ix := &Index{db: db, slot: make(chan struct{}, 1)}
+	ix := &Index{db: db, writer: sqlitedb.NewWriter(db)}
 	if err := ix.migrate(context.Background()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("searchindex: opening %s: %w", abs, err)
@@ -175,13 +175,14 @@ func (ix *Index) Close() error {
 	return nil
 }
 
-// write runs fn in an IMMEDIATE transaction, holding the write slot, and
-// commits when fn returns nil.
+// write runs fn in an IMMEDIATE transaction of the index's writer (with
+// the writes pending at the same time) and returns once it is committed
+// (fn returned nil) or fn's changes are undone.
 func (ix *Index) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if ix.closed.Load() {
 		return errors.New("searchindex: index closed")
 	}
-	return sqlitedb.Tx(ctx, ix.db, ix.slot, fn)
+	return ix.writer.Tx(ctx, fn)
 }
 
 // checkpoint copies the write-ahead log into the database and truncates it,

@@ -18,8 +18,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -170,28 +172,121 @@ type TxError struct {
 func (e *TxError) Error() string { return e.Step + ": " + e.Err.Error() }
 func (e *TxError) Unwrap() error { return e.Err }
 
-// Tx runs fn in an IMMEDIATE transaction of db while holding slot (a
-// channel of capacity 1 shared by the pool's writers, so that they queue
-// here rather than in SQLite's busy handler), and commits when fn returns
-// nil. fn's error is returned as it is, after a rollback; a failure of the
-// steps around it is a *TxError.
-func Tx(ctx context.Context, db *sql.DB, slot chan struct{}, fn func(tx *sql.Tx) error) error {
+// Writer is the single writer of a pool. It commits the writes that
+// arrive together in one IMMEDIATE transaction (group commit): one
+// fsync'd commit for all of them instead of one each. Each write runs in
+// its own savepoint, so that its error undoes only its own changes, and
+// every write returns only once the transaction holding it is committed.
+// Writers queue in Tx rather than in SQLite's busy handler. It is safe for
+// concurrent use.
+type Writer struct {
+	db      *sql.DB
+	slot    chan struct{} // held by the caller committing a batch
+	mu      sync.Mutex
+	pending []*write
+}
+
+type write struct {
+	ctx  context.Context
+	fn   func(tx *sql.Tx) error
+	err  error
+	done chan struct{}
+}
+
+// NewWriter returns the writer of db.
+func NewWriter(db *sql.DB) *Writer { return &Writer{db: db, slot: make(chan struct{}, 1)} }
+
+// Tx runs fn in a transaction of the writer's pool, with the writes
+// pending at the same time, and returns once that transaction is
+// committed (fn returned nil) or fn's changes are undone (fn's error,
+// returned as it is). A failure of the steps around fn is a *TxError; a
+// write whose ctx ends before it runs is not run.
+func (w *Writer) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	r := &write{ctx: ctx, fn: fn, done: make(chan struct{})}
+	w.mu.Lock()
+	w.pending = append(w.pending, r)
+	w.mu.Unlock()
 	select {
-	case slot <- struct{}{}:
+	case w.slot <- struct{}{}:
+	case <-r.done:
+		return r.err
 	case <-ctx.Done():
-		return &TxError{Step: "waiting for the write slot", Err: ctx.Err()}
+		w.mu.Lock()
+		i := slices.Index(w.pending, r)
+		if i >= 0 {
+			w.pending = slices.Delete(w.pending, i, i+1)
+		}
+		w.mu.Unlock()
+		if i >= 0 {
+			return &TxError{Step: "waiting for the write slot", Err: ctx.Err()}
+		}
+		<-r.done // a batch holds it already
+		return r.err
 	}
-	defer func() { <-slot }()
-	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	defer func() { <-w.slot }()
+	select {
+	case <-r.done: // committed by the batch before
+		return r.err
+	default:
+	}
+	w.mu.Lock()
+	batch := w.pending
+	w.pending = nil
+	w.mu.Unlock()
+	w.commit(batch)
+	return r.err
+}
+
+// commit runs batch in one transaction and settles every write of it.
+func (w *Writer) commit(batch []*write) {
+	var ok []*write
+	defer func() {
+		for _, r := range batch {
+			close(r.done)
+		}
+	}()
+	fail := func(rs []*write, step string, err error) {
+		for _, r := range rs {
+			r.err = &TxError{Step: step, Err: err}
+		}
+	}
+	tx, err := w.db.BeginTx(context.Background(), nil) // BEGIN IMMEDIATE (_txlock)
 	if err != nil {
-		return &TxError{Step: "begin", Err: err}
+		fail(batch, "begin", err)
+		return
 	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback() // the error that matters is fn's
-		return err
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = &TxError{Step: "waiting for the write slot", Err: err}
+			continue
+		}
+		if _, err := tx.Exec("SAVEPOINT w"); err != nil {
+			_ = tx.Rollback()
+			fail(batch[i:], "begin", err)
+			fail(ok, "commit", err)
+			return
+		}
+		if err := r.fn(tx); err != nil {
+			r.err = err
+			_, err1 := tx.Exec("ROLLBACK TO w")
+			_, err2 := tx.Exec("RELEASE w")
+			if err := errors.Join(err1, err2); err != nil {
+				_ = tx.Rollback()
+				fail(batch[i+1:], "begin", err)
+				fail(ok, "commit", err)
+				return
+			}
+			continue
+		}
+		if _, err := tx.Exec("RELEASE w"); err != nil {
+			_ = tx.Rollback()
+			fail(batch[i:], "commit", err)
+			fail(ok, "commit", err)
+			return
+		}
+		ok = append(ok, r)
 	}
 	if err := tx.Commit(); err != nil {
-		return &TxError{Step: "commit", Err: err}
+		fail(ok, "commit", err)
 	}
-	return nil
 }

@@ -110,7 +110,7 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 type Store struct {
 	db     *sql.DB
 	opts   options
-	slot   chan struct{}        // write slot: one writer of this Store at a time
+	writer *sqlitedb.Writer     // one writer of this Store, committing concurrent writes together
 	stmts  map[string]*sql.Stmt // prepared by Open, keyed by their text; read-only after
 	closed atomic.Bool
 }
@@ -153,7 +153,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 
 	db := sqlitedb.Open(abs, dbOptions(o))
 
-	s := &Store{db: db, opts: o, slot: make(chan struct{}, 1)}
+	s := &Store{db: db, opts: o, writer: sqlitedb.NewWriter(db)}
 	if err := s.migrate(context.Background()); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: opening %s: %w", abs, err)
@@ -252,14 +252,15 @@ func (s *Store) fail(op string, err error) error {
 	return fmt.Errorf("sqlite: %s: %w", op, err)
 }
 
-// write runs fn in an IMMEDIATE transaction, holding this Store's write slot
-// so that its own writers queue here rather than in SQLite's busy handler,
-// and commits when fn returns nil. fn's errors are returned unwrapped.
+// write runs fn in an IMMEDIATE transaction of this Store's writer, with
+// the writes pending at the same time (group commit), and returns once
+// it is committed (fn returned nil) or fn's changes are undone. fn's
+// errors are returned unwrapped.
 func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
 	if err := s.live(); err != nil {
 		return err
 	}
-	err := sqlitedb.Tx(ctx, s.db, s.slot, fn)
+	err := s.writer.Tx(ctx, fn)
 	var te *sqlitedb.TxError
 	switch {
 	case !errors.As(err, &te):
