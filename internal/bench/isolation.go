@@ -468,16 +468,9 @@ func (b *isoRun) restartHub(ctx context.Context) error {
 	}
 	b.rep.HubRestartStopS = time.Since(t0).Seconds()
 	t1 := time.Now()
-	var svc *daemon.Service
-	for attempt := 0; ; attempt++ {
-		svc, err = daemon.StartHub(b.netCtx, b.nw.Layout.HubConfig, b.log.With("process", devnet.HubID))
-		if err == nil || attempt >= 20 || !strings.Contains(err.Error(), "address already in use") {
-			break
-		}
-		if err := isoSleep(ctx, 250*time.Millisecond); err != nil {
-			return err
-		}
-	}
+	svc, err := restartOnPort(ctx, func() (*daemon.Service, error) {
+		return daemon.StartHub(b.netCtx, b.nw.Layout.HubConfig, b.log.With("process", devnet.HubID))
+	})
 	if err != nil {
 		return fmt.Errorf("restart the hub: %w", err)
 	}
@@ -879,17 +872,9 @@ func (b *isoRun) drain(ctx context.Context, q *queue.Queue) error {
 	rcpt := b.rep.DownRecipient
 	b.logf("restarting node %s on its configuration and port", b.rep.DownNode)
 	t0 := time.Now()
-	var svc *daemon.Service
-	var err error
-	for attempt := 0; ; attempt++ {
-		svc, err = daemon.StartNode(b.netCtx, b.downCfg, b.log.With("process", b.rep.DownNode))
-		if err == nil || attempt >= 20 || !strings.Contains(err.Error(), "address already in use") {
-			break
-		}
-		if err := isoSleep(ctx, 250*time.Millisecond); err != nil {
-			return err
-		}
-	}
+	svc, err := restartOnPort(ctx, func() (*daemon.Service, error) {
+		return daemon.StartNode(b.netCtx, b.downCfg, b.log.With("process", b.rep.DownNode))
+	})
 	if err != nil {
 		return fmt.Errorf("restart %s: %w", b.rep.DownNode, err)
 	}
@@ -996,6 +981,21 @@ func (b *isoRun) drain(ctx context.Context, q *queue.Queue) error {
 	}
 	b.logf("drain: %d recorded in %.1f s from the first (%.0f/s, %.2f × baseline; steady %.0f/s, %.2f ×); %d remain", b.rep.DrainRecorded, b.rep.DrainS, b.rep.DrainPerS, b.rep.DrainRatio, b.rep.DrainSteadyPerS, b.rep.DrainSteadyRatio, b.rep.DrainRemaining)
 	return nil
+}
+
+// restartOnPort starts a process of the network again on its own port,
+// retrying for up to 5 s while the port its predecessor held is still in
+// use.
+func restartOnPort(ctx context.Context, start func() (*daemon.Service, error)) (*daemon.Service, error) {
+	for attempt := 0; ; attempt++ {
+		svc, err := start()
+		if err == nil || attempt >= 20 || !strings.Contains(err.Error(), "address already in use") {
+			return svc, err
+		}
+		if err := isoSleep(ctx, 250*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // perMsg returns cpuS seconds of CPU per message of n, in microseconds.
