@@ -129,7 +129,9 @@ type Queue struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	kv   jetstream.KeyValue
-	log  *slog.Logger
+	// receipts is the recording receipts' stream, read with direct gets.
+	receipts jetstream.Stream
+	log      *slog.Logger
 }
 
 // Open starts an embedded JetStream server in opts.StoreDir, creates the
@@ -243,6 +245,9 @@ func (q *Queue) setup(ctx context.Context) error {
 		Storage:    jetstream.FileStorage,
 		Duplicates: q.opts.DuplicateWindow,
 		MaxMsgSize: 64 << 10,
+		// Senders read their receipts with direct gets, answered by any
+		// replica: no consumer per poll.
+		AllowDirect: true,
 	}}
 	return q.retry(ctx, func(ctx context.Context) error { return q.create(ctx, streams) })
 }
@@ -288,8 +293,12 @@ func (q *Queue) CreateStream(ctx context.Context, sc jetstream.StreamConfig) (je
 func (q *Queue) create(ctx context.Context, streams []jetstream.StreamConfig) error {
 	for _, sc := range streams {
 		sc.Replicas = q.opts.replicas()
-		if _, err := q.js.CreateOrUpdateStream(ctx, sc); err != nil {
+		st, err := q.js.CreateOrUpdateStream(ctx, sc)
+		if err != nil {
 			return fmt.Errorf("queue: create stream %s: %w", sc.Name, err)
+		}
+		if sc.Name == receiptStream {
+			q.receipts = st
 		}
 	}
 	kv, err := q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -746,49 +755,58 @@ func (q *Queue) ReceiptsLast(ctx context.Context) (uint64, error) {
 }
 
 // Receipts returns up to limit receipts for senderNode stored after
-// sequence after, waiting up to wait for the first one.
+// sequence after, waiting up to wait for the first one. It reads with
+// direct gets of the sender's subject and waits on a plain subscription
+// to it: a poll costs no consumer on the server.
 func (q *Queue) Receipts(ctx context.Context, senderNode string, after uint64, limit int, wait time.Duration) ([]StoredReceipt, error) {
-	oc, err := q.js.OrderedConsumer(ctx, receiptStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"r." + Token(senderNode)},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    after + 1,
+	subj := "r." + Token(senderNode)
+	// Subscribed before the first read, so that a receipt stored between
+	// the read and the wait wakes the wait.
+	wake := make(chan struct{}, 1)
+	sub, err := q.nc.Subscribe(subj, func(*nats.Msg) {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: read receipts: %w", err)
 	}
-	// Wait for the first receipt only, then take what else is there: a
-	// sender should not wait for a full batch.
+	defer func() { _ = sub.Unsubscribe() }()
+	timeout := time.NewTimer(wait)
+	defer timeout.Stop()
+	for {
+		out, err := q.readReceipts(ctx, subj, after, limit)
+		if err != nil || len(out) > 0 {
+			return out, err
+		}
+		select {
+		case <-wake:
+		case <-timeout.C:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// readReceipts reads up to limit receipts of subj after sequence after.
+func (q *Queue) readReceipts(ctx context.Context, subj string, after uint64, limit int) ([]StoredReceipt, error) {
 	var out []StoredReceipt
-	take := func(batch jetstream.MessageBatch) error {
-		for msg := range batch.Messages() {
-			md, err := msg.Metadata()
-			if err != nil {
-				return fmt.Errorf("queue: read receipts: %w", err)
-			}
-			li, err := strconv.ParseInt(msg.Headers().Get(ledgerHeader), 10, 64)
-			if err != nil {
-				return fmt.Errorf("queue: receipt %d: bad ledger index", md.Sequence.Stream)
-			}
-			out = append(out, StoredReceipt{Seq: md.Sequence.Stream, Receipt: msg.Data(), LedgerIndex: li})
+	for seq := after + 1; len(out) < limit; {
+		m, err := q.receipts.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("queue: read receipts: %w", err)
+		if err != nil {
+			return out, fmt.Errorf("queue: read receipts: %w", err)
 		}
-		return nil
-	}
-	first, err := oc.Fetch(1, jetstream.FetchMaxWait(wait))
-	if err != nil {
-		return nil, fmt.Errorf("queue: read receipts: %w", err)
-	}
-	if err := take(first); err != nil || len(out) == 0 || limit == 1 {
-		return out, err
-	}
-	rest, err := oc.FetchNoWait(limit - 1)
-	if err != nil {
-		return out, fmt.Errorf("queue: read receipts: %w", err)
-	}
-	if err := take(rest); err != nil {
-		return out, err
+		li, err := strconv.ParseInt(m.Header.Get(ledgerHeader), 10, 64)
+		if err != nil {
+			return out, fmt.Errorf("queue: receipt %d: bad ledger index", m.Sequence)
+		}
+		out = append(out, StoredReceipt{Seq: m.Sequence, Receipt: m.Data, LedgerIndex: li})
+		seq = m.Sequence + 1
 	}
 	return out, nil
 }
