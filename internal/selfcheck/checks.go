@@ -95,6 +95,7 @@ var checkFuncs = map[string]checkFunc{
 	standard.ChkDisk:           checkDisk,
 	standard.ChkCertification:  checkCertification,
 	standard.ChkAuthMonitoring: checkIntrusionDetection,
+	standard.ChkRedundancy:     checkRedundancy,
 }
 
 // CheckNames returns the names of every check, sorted.
@@ -1024,6 +1025,26 @@ func deviceOf(p string) (uint64, error) {
 
 // ---------------------------------------------------------------------------
 // Data handling on nodes.
+
+// checkRedundancy: the hub runs as replicas, so that the loss of one
+// machine neither stops the network nor loses what was accepted.
+func checkRedundancy(ctx context.Context, r *runState) finding {
+	e := r.env
+	if e.Role != "hub" {
+		return pass("not applicable: the hub keeps every notification until the node records it; the node's own store replication is its operator's")
+	}
+	switch h := e.Hub; {
+	case h.Cluster != nil:
+		return pass("replica %s of cluster %s: every queue and the ledger on %d replicas (%d routes)", h.Cluster.Server, h.Cluster.Name, h.Cluster.Replicas, len(h.Cluster.Routes))
+	case h.JetStream != nil && h.JetStream.Replicas >= 3:
+		return pass("queues and ledger on the external JetStream %s with %d replicas", h.JetStream.URL, h.JetStream.Replicas)
+	case h.JetStream != nil:
+		return fail("the external JetStream keeps %d copy of each stream: the loss of one server stops the hub", h.JetStream.Replicas)
+	case e.dev():
+		return pass("a single hub (allowed in dev only; `taxlink dev --hub-replicas 3` runs a cluster)")
+	}
+	return fail("a single hub: losing its machine stops acceptance, and a restore from backup loses what was accepted since; run it as replicas (docs/cluster.md)")
+}
 
 func checkScanner(ctx context.Context, r *runState) finding {
 	e := r.env

@@ -329,6 +329,20 @@ func TestChecksOnConfiguration(t *testing.T) {
 		{"inside data_dir", standard.ChkBackupMedium, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Backup.Dir = filepath.Join(e.Common.DataDir, "copy") }, false, "inside data_dir"},
 		{"not configured", standard.ChkBackupMedium, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Backup.Dir = "" }, false, "not configured"},
 
+		{"dev single hub", standard.ChkRedundancy, hubCfg, nil, true, "allowed in dev only"},
+		{"production single hub", standard.ChkRedundancy, hubCfg, func(t *testing.T, f *fixture, e *Env) { e.Common.Environment = "production" }, false, "a single hub"},
+		{"replica", standard.ChkRedundancy, hubCfg, func(t *testing.T, f *fixture, e *Env) {
+			e.Common.Environment = "production"
+			e.Hub.Cluster = &config.HubCluster{Name: "kiko", Server: "hub-2", Listen: "10.0.1.12:6222", Routes: []string{"10.0.1.11:6222", "10.0.1.12:6222", "10.0.1.13:6222"}, Replicas: 3}
+		}, true, "replica hub-2 of cluster kiko: every queue and the ledger on 3 replicas"},
+		{"external R3", standard.ChkRedundancy, hubCfg, func(t *testing.T, f *fixture, e *Env) {
+			e.Hub.JetStream = &config.HubJetStream{URL: "tls://js1:4222", Replicas: 3}
+		}, true, "with 3 replicas"},
+		{"external R1", standard.ChkRedundancy, hubCfg, func(t *testing.T, f *fixture, e *Env) {
+			e.Hub.JetStream = &config.HubJetStream{URL: "tls://js1:4222", Replicas: 1}
+		}, false, "keeps 1 copy"},
+		{"node", standard.ChkRedundancy, sapporo, nil, true, "not applicable"},
+
 		{"hub", standard.ChkScanner, hubCfg, nil, true, "not applicable"},
 		{"none", standard.ChkScanner, sapporo, nil, false, "no scanner"},
 		{"configured, offline", standard.ChkScanner, sapporo, func(t *testing.T, f *fixture, e *Env) {

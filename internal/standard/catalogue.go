@@ -66,6 +66,7 @@ const (
 	ChkDisk           = "disk-space"
 	ChkCertification  = "outsourcer-certification"
 	ChkAuthMonitoring = "intrusion-detection"
+	ChkRedundancy     = "hub-redundancy"
 )
 
 // attest builds an attestation item.
@@ -265,8 +266,8 @@ var catalogue = []Item{
 		ChkMonitoring, ChkDisk),
 	auto("第4-9-(2)", "早期回復のための代替機能等の整備",
 		"重要なファイルについて、記憶媒体に保存するとともに、他の記憶媒体に複製を保存することとし、必要に応じ、それぞれの記憶媒体を別に保管すること。…確実に回復することを、試験により確認すること。",
-		"checks that the logs are copied to another medium and that the copies verify and are current; the restore drill (ウ) is to be recorded under 第2-4-(1)",
-		ChkBackup, ChkBackupMedium),
+		"checks that the logs are copied to another medium and that the copies verify and are current, and that the hub runs as replicas (an alternative that takes over); the restore and failover drills (ウ) are to be recorded under 第2-4-(1)",
+		ChkBackup, ChkBackupMedium, ChkRedundancy),
 	auto("第4-9-(3)", "不正アクセスの早期発見",
 		"不正アクセスを早期に発見するため、必要な措置を講ずること。",
 		"checks that refused handshakes and sign-in failures reach the audit log and the alerts (audit log, monitoring endpoint, console)",
