@@ -185,16 +185,9 @@ func reportChaos(out io.Writer, rep *drill.ChaosReport) error {
 	}
 	tw.Flush()
 	fmt.Fprintln(out)
-	tw = tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	var kinds []string
 	for _, k := range drill.FaultKinds() {
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, s.FaultsByKind[k]))
-	}
-	yes := func(b bool) string {
-		if b {
-			return "yes"
-		}
-		return "NO"
 	}
 	rows := [][2]string{
 		{"faults", fmt.Sprintf("%d (%s)", s.Faults, strings.Join(kinds, ", "))},
@@ -211,7 +204,7 @@ func reportChaos(out io.Writer, rep *drill.ChaosReport) error {
 		{"both receipts verified", fmt.Sprintf("%d of %d", s.ReceiptsVerified, s.Sent)},
 		{"recorded without acceptance receipt", fmt.Sprint(s.MissingAcceptance)},
 		{"ledger consistent", fmt.Sprintf("%s (intact: %s; %d entries; %d logs and witnesses verified; %d recordings without their acceptance)",
-			yes(s.LedgerConsistent), yes(s.LedgerIntact), s.LedgerEntries, s.LogsVerified, s.LedgerUnloggedAcceptances)},
+			yesNo(s.LedgerConsistent), yesNo(s.LedgerIntact), s.LedgerEntries, s.LogsVerified, s.LedgerUnloggedAcceptances)},
 		{"restarts / failed starts / unexpected exits", fmt.Sprintf("%d / %d / %d", s.Restarts, s.StartFailures, s.UnexpectedExits)},
 		{"disk full", fmt.Sprintf("%s (%d ENOSPC lines in the nodes' logs)", s.DiskFull, s.ENOSPCErrors)},
 		{"pause", fmt.Sprintf("%.1fs (the hub's delivery backoff caps at %.0fs)", s.PauseS, s.HubRetryMaxS)},
@@ -219,15 +212,7 @@ func reportChaos(out io.Writer, rep *drill.ChaosReport) error {
 		{"settled after the faults in", fmt.Sprintf("%.1fs", s.SettleS)},
 		{"elapsed", fmt.Sprintf("%.1fs", s.ElapsedS)},
 	}
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
-	}
-	result := "PASS"
-	if !s.Passed {
-		result = "FAIL"
-	}
-	fmt.Fprintf(tw, "result\t%s\n", result)
-	tw.Flush()
+	writeRows(out, rows, s.Passed)
 	return drillTail(out, rep.Problems, rep.Dir, "network, data and logs", s, s.Passed)
 }
 
@@ -301,38 +286,23 @@ func reportRestore(out io.Writer, rep *drill.RestoreReport) error {
 	}
 	tw.Flush()
 	fmt.Fprintln(out)
-	yes := func(b bool) string {
-		if b {
-			return "yes"
-		}
-		return "NO"
-	}
-	tw = tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	rows := [][2]string{
 		{"restored node", s.Node},
 		{"records at the backup (expected / backed up / restored)", fmt.Sprintf("%d / %d / %d", s.ExpectedRecords, s.BackedUpRecords, s.RestoredRecords)},
-		{"restored logs verify against their backups", yes(s.RestoredVerified)},
+		{"restored logs verify against their backups", yesNo(s.RestoredVerified)},
 		{"hub downtime for the backup", fmt.Sprintf("%.2fs", s.HubDowntimeS)},
 		{"sent after the backup", fmt.Sprintf("%d (%d accepted before the disaster, %d of them queued for %s)", s.AfterBackup, s.AcceptedAfterBackup, s.ToRestoredNode, s.Node)},
 		{"recovered from the sender's outbox", fmt.Sprint(s.Recovered)},
 		{"lost (named by the sender's outbox)", fmt.Sprintf("%d (%d)", s.Lost, s.LostIdentified)},
 		{"ledger: backup / witnessed before the disaster", fmt.Sprintf("%d / %d entries", s.BackupLedgerEntries, s.WitnessedEntries)},
-		{"ledger consistent with what was witnessed", yes(s.LedgerConsistent)},
+		{"ledger consistent with what was witnessed", yesNo(s.LedgerConsistent)},
 		{"witness alarms / hub backup alerts", fmt.Sprintf("%d / %d", s.WitnessAlarms, s.BackupAlerts)},
-		{"receipts stalled after the restore (cursor reset)", fmt.Sprintf("%d (%s)", s.ReceiptsStalled, yes(s.CursorReset))},
-		{"delivery resumed", fmt.Sprintf("%s (%d sent after the restore)", yes(s.DeliveryResumed), s.AfterRestore)},
+		{"receipts stalled after the restore (cursor reset)", fmt.Sprintf("%d (%s)", s.ReceiptsStalled, yesNo(s.CursorReset))},
+		{"delivery resumed", fmt.Sprintf("%s (%d sent after the restore)", yesNo(s.DeliveryResumed), s.AfterRestore)},
 		{"destroy, restore and restart", fmt.Sprintf("%.2fs", s.RestoreS)},
 		{"elapsed", fmt.Sprintf("%.1fs", s.ElapsedS)},
 	}
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
-	}
-	result := "PASS"
-	if !s.Passed {
-		result = "FAIL"
-	}
-	fmt.Fprintf(tw, "result\t%s\n", result)
-	tw.Flush()
+	writeRows(out, rows, s.Passed)
 	if len(rep.Findings) > 0 {
 		fmt.Fprintln(out)
 		for _, f := range rep.Findings {
@@ -413,34 +383,42 @@ func reportFailover(out io.Writer, rep *drill.FailoverReport) error {
 	}
 	tw.Flush()
 	fmt.Fprintln(out)
-	yes := func(b bool) string {
-		if b {
-			return "yes"
-		}
-		return "NO"
-	}
-	tw = tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	rows := [][2]string{
 		{"hub replicas / kills", fmt.Sprintf("%d / %d", s.Replicas, s.Kills)},
 		{"sent / accepted / recorded", fmt.Sprintf("%d / %d / %d", s.Sent, s.Accepted, s.Recorded)},
 		{"lost / duplicates", fmt.Sprintf("%d / %d", s.Lost, s.Duplicates)},
 		{"receipts verified", fmt.Sprint(s.ReceiptsVerified)},
 		{"longest acceptance pause after a loss", fmt.Sprintf("%d ms (limit %d ms)", s.MaxAcceptGapMS, s.GapLimitMS)},
-		{"ledger consistent", yes(s.LedgerConsistent)},
-		{"replicas' ledgers agree (entries)", fmt.Sprintf("%s %v", yes(s.ReplicaLedgersAgree), s.ReplicaEntries)},
+		{"ledger consistent", yesNo(s.LedgerConsistent)},
+		{"replicas' ledgers agree (entries)", fmt.Sprintf("%s %v", yesNo(s.ReplicaLedgersAgree), s.ReplicaEntries)},
 		{"traffic / settle / elapsed", fmt.Sprintf("%.0fs / %.1fs / %.1fs", s.DurationS, s.SettleS, s.ElapsedS)},
 		{"seed", fmt.Sprint(s.Seed)},
 	}
+	writeRows(out, rows, s.Passed)
+	return drillTail(out, rep.Problems, rep.Dir, "network and logs", s, s.Passed)
+}
+
+// writeRows prints a drill's summary rows as a table ending with its
+// result.
+func writeRows(out io.Writer, rows [][2]string, passed bool) {
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
 	}
 	result := "PASS"
-	if !s.Passed {
+	if !passed {
 		result = "FAIL"
 	}
 	fmt.Fprintf(tw, "result\t%s\n", result)
 	tw.Flush()
-	return drillTail(out, rep.Problems, rep.Dir, "network and logs", s, s.Passed)
+}
+
+// yesNo says yes, or NO loudly.
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "NO"
 }
 
 // startDevDrill returns this binary, which a drill on a fresh dev network
