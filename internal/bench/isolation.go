@@ -262,33 +262,38 @@ type IsolationReport struct {
 
 // isoRun is the state of one run of Isolation.
 type isoRun struct {
-	o        IsolationOptions
-	progress func(string)
-	dir      string
-	nw       *devnet.Network
-	downSvc  *daemon.Service
-	downCfg  string
-	healthy  []*daemon.Service
-	nta      *daemon.Service
-	docs     []synth.Notification
-	rep      IsolationReport
-	log      *slog.Logger
-	logFile  *os.File
-	netCtx   context.Context
+	notes
+	o       IsolationOptions
+	dir     string
+	nw      *devnet.Network
+	downSvc *daemon.Service
+	downCfg string
+	healthy []*daemon.Service
+	nta     *daemon.Service
+	docs    []synth.Notification
+	rep     IsolationReport
+	log     *slog.Logger
+	logFile *os.File
+	netCtx  context.Context
 }
 
-// logf sends a progress line.
-func (b *isoRun) logf(format string, a ...any) {
-	if b.progress != nil {
-		b.progress(fmt.Sprintf(format, a...))
+// notes sends a bench run's progress lines and records its failed
+// consistency checks in *failures.
+type notes struct {
+	progress func(string)
+	failures *[]string
+}
+
+func (n notes) logf(format string, a ...any) {
+	if n.progress != nil {
+		n.progress(fmt.Sprintf(format, a...))
 	}
 }
 
-// fail notes a failed consistency check.
-func (b *isoRun) fail(format string, a ...any) {
+func (n notes) fail(format string, a ...any) {
 	msg := fmt.Sprintf(format, a...)
-	b.rep.Failures = append(b.rep.Failures, msg)
-	b.logf("CHECK FAILED: %s", msg)
+	*n.failures = append(*n.failures, msg)
+	n.logf("CHECK FAILED: %s", msg)
 }
 
 // Isolation measures how one recipient that is down, with a large backlog
@@ -323,7 +328,8 @@ func Isolation(ctx context.Context, o IsolationOptions, progress func(string)) (
 		return IsolationReport{}, err
 	}
 	start := time.Now()
-	b := &isoRun{o: o, progress: progress}
+	b := &isoRun{o: o}
+	b.notes = notes{progress, &b.rep.Failures}
 	b.rep = IsolationReport{
 		Host: hostFacts(), Queued: o.Queued, Concurrency: o.Concurrency, WindowS: o.Duration.Seconds(),
 		FillConcurrency: o.FillConcurrency, DownRecipient: devnet.SapporoID, DownNode: devnet.SapporoID,

@@ -381,8 +381,8 @@ type tnItem struct {
 
 // tnRun is the state of one run of Tenants.
 type tnRun struct {
+	notes
 	o        TenantsOptions
-	progress func(string)
 	dir      string
 	start    time.Time
 	cutoff   time.Time
@@ -398,19 +398,6 @@ type tnRun struct {
 	rep      TenantsReport
 	pgSchema string
 	pgDSN    string
-}
-
-func (b *tnRun) logf(format string, a ...any) {
-	if b.progress != nil {
-		b.progress(fmt.Sprintf(format, a...))
-	}
-}
-
-// fail notes a failed consistency check.
-func (b *tnRun) fail(format string, a ...any) {
-	msg := fmt.Sprintf(format, a...)
-	b.rep.Failures = append(b.rep.Failures, msg)
-	b.logf("CHECK FAILED: %s", msg)
 }
 
 // Tenants measures a node's store at scale: it records o.Records real
@@ -435,7 +422,8 @@ func Tenants(ctx context.Context, o TenantsOptions, progress func(string)) (Tena
 	if err := o.defaults(); err != nil {
 		return TenantsReport{}, err
 	}
-	b := &tnRun{o: o, progress: progress, start: time.Now().UTC().Truncate(time.Millisecond)}
+	b := &tnRun{o: o, start: time.Now().UTC().Truncate(time.Millisecond)}
+	b.notes = notes{progress, &b.rep.Failures}
 	b.cutoff = b.start.Add(-o.Keep)
 	b.rep = TenantsReport{
 		Store: o.Store, Host: hostFacts(), Seed: o.Seed, Tenants: o.Tenants, Records: o.Records, Skew: o.Skew,
