@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net"
@@ -34,7 +35,6 @@ import (
 
 // Stream and bucket names.
 const (
-	queueStream   = "TL_QUEUE"
 	blobStream    = "TL_BLOB"
 	receiptStream = "TL_RECEIPTS"
 	acceptedKV    = "TL_ACCEPTED"
@@ -53,6 +53,32 @@ const ackWait = 15 * time.Second
 // chunkSize is the size of a blob chunk; JetStream's default message limit is
 // 1 MiB.
 const chunkSize = 512 << 10
+
+// queueShards is how many work-queue streams the recipients' queues are
+// spread over. On every acknowledgement JetStream asks each consumer of the
+// stream whether it still needs the message: with one consumer per local
+// government on a single stream, that walk cost about 1.5 ms of CPU per
+// delivery, the largest cost of the hub (docs/benchmarks.md). Spread over
+// 16 streams, a walk visits about 112.
+const queueShards = 16
+
+// shardOf returns the work-queue stream that holds the queue of the
+// recipient whose subject token is tok, and the queue's subject in it. A
+// recipient's queue is always in the same stream, so deduplication by
+// envelope ID, which JetStream keeps per stream, still covers every
+// attempt.
+func shardOf(tok string) (stream, subject string) {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(tok))
+	n := int(h.Sum32() % queueShards)
+	stream, _ = shard(n)
+	return stream, fmt.Sprintf("q.%02d.%s", n, tok)
+}
+
+// shard returns the name of work-queue stream n and the subjects it holds.
+func shard(n int) (stream, subjects string) {
+	return fmt.Sprintf("TL_QUEUE_%02d", n), fmt.Sprintf("q.%02d.*", n)
+}
 
 // ErrNotFound: no entry under that key.
 var ErrNotFound = errors.New("queue: not found")
@@ -224,21 +250,26 @@ func connectExternal(e *External) (*nats.Conn, error) {
 }
 
 func (q *Queue) setup(ctx context.Context) error {
-	streams := []jetstream.StreamConfig{{
-		Name:       queueStream,
-		Subjects:   []string{"q.>"},
-		Retention:  jetstream.WorkQueuePolicy,
-		Storage:    jetstream.FileStorage,
-		Duplicates: q.opts.DuplicateWindow,
-		MaxMsgSize: 1 << 20,
-	}, {
+	var streams []jetstream.StreamConfig
+	for n := range queueShards {
+		name, subjects := shard(n)
+		streams = append(streams, jetstream.StreamConfig{
+			Name:       name,
+			Subjects:   []string{subjects},
+			Retention:  jetstream.WorkQueuePolicy,
+			Storage:    jetstream.FileStorage,
+			Duplicates: q.opts.DuplicateWindow,
+			MaxMsgSize: 1 << 20,
+		})
+	}
+	streams = append(streams, jetstream.StreamConfig{
 		Name:       blobStream,
 		Subjects:   []string{"b.>"},
 		Retention:  jetstream.LimitsPolicy,
 		Storage:    jetstream.FileStorage,
 		Duplicates: q.opts.DuplicateWindow,
 		MaxMsgSize: 1 << 20,
-	}, {
+	}, jetstream.StreamConfig{
 		Name:       receiptStream,
 		Subjects:   []string{"r.>"},
 		Retention:  jetstream.LimitsPolicy,
@@ -248,7 +279,7 @@ func (q *Queue) setup(ctx context.Context) error {
 		// Senders read their receipts with direct gets, answered by any
 		// replica: no consumer per poll.
 		AllowDirect: true,
-	}}
+	})
 	return q.retry(ctx, func(ctx context.Context) error { return q.create(ctx, streams) })
 }
 
@@ -372,7 +403,8 @@ func (q *Queue) SetAccepted(ctx context.Context, id string, receipt []byte) erro
 // verifying reader, a cut connection) nothing is queued and the error is
 // returned.
 func (q *Queue) Enqueue(ctx context.Context, recipient, id string, preamble []byte, ct io.Reader, size int64) (seq uint64, dup bool, err error) {
-	msg := nats.NewMsg("q." + Token(recipient))
+	_, subj := shardOf(Token(recipient))
+	msg := nats.NewMsg(subj)
 	msg.Header.Set(jetstream.MsgIDHeader, id)
 	var blob string // the chunks' subject, when chunked
 	if size <= int64(q.opts.InlineMax) {
@@ -546,7 +578,7 @@ type Handler func(ctx context.Context, it *Item) error
 // for up to parallel items at a time. Each recipient has its own durable
 // consumer, so a recipient that does not answer holds up only itself.
 func (q *Queue) Consume(ctx context.Context, recipient string, parallel int, h Handler) error {
-	tok := Token(recipient)
+	stream, _ := shardOf(Token(recipient))
 	// A single hub starts from a fresh consumer: deliveries a previous
 	// process fetched and never acknowledged (it was killed) would
 	// otherwise wait out the ack timeout. The stream keeps every
@@ -556,7 +588,7 @@ func (q *Queue) Consume(ctx context.Context, recipient string, parallel int, h H
 	// consumer, so none of them may reset it under the others: what a
 	// killed replica held comes back after the ack timeout.
 	if !q.opts.shared() {
-		if err := q.js.DeleteConsumer(ctx, queueStream, "d_"+tok); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		if err := q.js.DeleteConsumer(ctx, stream, "d_"+Token(recipient)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return fmt.Errorf("queue: reset consumer for %s: %w", recipient, err)
 		}
 	}
@@ -577,9 +609,10 @@ func (q *Queue) Consume(ctx context.Context, recipient string, parallel int, h H
 // new one.
 func (q *Queue) pull(ctx context.Context, recipient string, parallel int, sem chan struct{}, wg *sync.WaitGroup, h Handler) error {
 	tok := Token(recipient)
-	cons, err := q.js.CreateOrUpdateConsumer(ctx, queueStream, jetstream.ConsumerConfig{
+	stream, subj := shardOf(tok)
+	cons, err := q.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
 		Durable:       "d_" + tok,
-		FilterSubject: "q." + tok,
+		FilterSubject: subj,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
 		MaxAckPending: 4 * parallel,
@@ -694,28 +727,31 @@ func wait(ctx context.Context, d time.Duration) {
 // Backlog returns the number of envelopes queued for recipient and not yet
 // delivered.
 func (q *Queue) Backlog(ctx context.Context, recipient string) (uint64, error) {
-	s, err := q.js.Stream(ctx, queueStream)
+	stream, subj := shardOf(Token(recipient))
+	s, err := q.js.Stream(ctx, stream)
 	if err != nil {
 		return 0, fmt.Errorf("queue: %w", err)
 	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter("q."+Token(recipient)))
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subj))
 	if err != nil {
 		return 0, fmt.Errorf("queue: %w", err)
 	}
-	return info.State.Subjects["q."+Token(recipient)], nil
+	return info.State.Subjects[subj], nil
 }
 
 // Total returns the number of envelopes queued for all recipients.
 func (q *Queue) Total(ctx context.Context) (uint64, error) {
-	s, err := q.js.Stream(ctx, queueStream)
-	if err != nil {
-		return 0, fmt.Errorf("queue: %w", err)
+	var total uint64
+	for n := range queueShards {
+		name, _ := shard(n)
+		// Looking a stream up fetches its state: no second request.
+		s, err := q.js.Stream(ctx, name)
+		if err != nil {
+			return 0, fmt.Errorf("queue: %w", err)
+		}
+		total += s.CachedInfo().State.Msgs
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("queue: %w", err)
-	}
-	return info.State.Msgs, nil
+	return total, nil
 }
 
 // PublishReceipt durably stores a recording receipt, with the index of its
@@ -814,17 +850,21 @@ func (q *Queue) readReceipts(ctx context.Context, subj string, after uint64, lim
 // Backlogs returns the number of envelopes queued per recipient, for every
 // recipient with any, in one request.
 func (q *Queue) Backlogs(ctx context.Context) (map[string]uint64, error) {
-	s, err := q.js.Stream(ctx, queueStream)
-	if err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
-	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter("q.>"))
-	if err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
-	}
-	out := make(map[string]uint64, len(info.State.Subjects))
-	for subj, n := range info.State.Subjects {
-		out[strings.TrimPrefix(subj, "q.")] = n
+	out := make(map[string]uint64)
+	for n := range queueShards {
+		name, subjects := shard(n)
+		s, err := q.js.Stream(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("queue: %w", err)
+		}
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(subjects))
+		if err != nil {
+			return nil, fmt.Errorf("queue: %w", err)
+		}
+		for subj, c := range info.State.Subjects {
+			// q.<shard>.<token>
+			out[subj[strings.LastIndexByte(subj, '.')+1:]] = c
+		}
 	}
 	return out, nil
 }
@@ -832,11 +872,12 @@ func (q *Queue) Backlogs(ctx context.Context) (map[string]uint64, error) {
 // Oldest returns when the oldest envelope queued for the recipient whose
 // subject token is tok was stored, or false if none is queued.
 func (q *Queue) Oldest(ctx context.Context, tok string) (time.Time, bool, error) {
-	s, err := q.js.Stream(ctx, queueStream)
+	stream, subj := shardOf(tok)
+	s, err := q.js.Stream(ctx, stream)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("queue: %w", err)
 	}
-	m, err := s.GetMsg(ctx, 1, jetstream.WithGetMsgSubject("q."+tok))
+	m, err := s.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subj))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return time.Time{}, false, nil
 	}

@@ -1,16 +1,19 @@
 package queue
 
 import (
-	"fmt"
-
 	"bytes"
 	"context"
 	"errors"
-	"github.com/nats-io/nats.go/jetstream"
+	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"taxlink/internal/lgdata"
 )
 
 func open(t *testing.T, dir string) *Queue {
@@ -153,8 +156,7 @@ func TestReceipts(t *testing.T) {
 }
 
 // TestManyRecipients checks that the hub can hold a delivery consumer for
-// every local government (1,788 > the server's default of 1,000 per
-// stream).
+// every local government, over its shards.
 func TestManyRecipients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("creates 1,800 consumers")
@@ -164,8 +166,9 @@ func TestManyRecipients(t *testing.T) {
 	defer q.Close()
 	for i := range 1800 {
 		tok := fmt.Sprintf("lg_%06d", i)
-		if _, err := q.js.CreateOrUpdateConsumer(ctx, queueStream, jetstream.ConsumerConfig{
-			Durable: "d_" + tok, FilterSubject: "q." + tok, AckPolicy: jetstream.AckExplicitPolicy,
+		stream, subj := shardOf(tok)
+		if _, err := q.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+			Durable: "d_" + tok, FilterSubject: subj, AckPolicy: jetstream.AckExplicitPolicy,
 		}); err != nil {
 			t.Fatalf("consumer %d: %v", i, err)
 		}
@@ -265,5 +268,37 @@ func readFirst(t *testing.T, ctx context.Context, q *Queue, recipient string) []
 	case <-ctx.Done():
 		t.Fatal("the envelope was never read whole")
 		return nil
+	}
+}
+
+// TestShardsSpread checks that the 1,788 local governments' queues spread
+// over the work-queue streams evenly enough that no stream's
+// acknowledgements walk many more consumers than another's, and that a
+// recipient always lands in the same stream.
+func TestShardsSpread(t *testing.T) {
+	all, err := lgdata.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]int{}
+	for _, g := range all {
+		tok := Token(g.ParticipantID())
+		stream, subj := shardOf(tok)
+		if again, _ := shardOf(tok); again != stream {
+			t.Fatalf("%s moved from %s to %s", tok, stream, again)
+		}
+		if !strings.HasSuffix(subj, "."+tok) {
+			t.Fatalf("subject %s does not end in the token %s", subj, tok)
+		}
+		per[stream]++
+	}
+	if len(per) != queueShards {
+		t.Fatalf("%d of %d streams hold a queue: %v", len(per), queueShards, per)
+	}
+	mean := len(all) / queueShards
+	for s, n := range per {
+		if n > 2*mean {
+			t.Errorf("stream %s holds %d queues, over twice the mean %d", s, n, mean)
+		}
 	}
 }
