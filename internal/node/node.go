@@ -440,32 +440,102 @@ func (n *Node) Prepare(ctx context.Context, s Submission) (string, error) {
 	}
 	base := filepath.Join(n.cfg.OutboxDir, id)
 	ctPath, prePath := base+".ct", base+".pre"
-	if err := writeSynced(ctPath, func(w io.Writer) error { return envelope.Seal(pub, hdr, s.Payload, w) }); err != nil {
+	ct := &spill{limit: inlineCiphertext, path: ctPath}
+	if err := ct.fill(func(w io.Writer) error { return envelope.Seal(pub, hdr, s.Payload, w) }); err != nil {
 		return "", fmt.Errorf("node: seal: %w", err)
 	}
 	hb, err := hdr.MarshalBinary()
 	if err != nil {
-		os.Remove(ctPath)
+		ct.remove()
 		return "", fmt.Errorf("node: %w", err)
 	}
 	sig, err := envelope.Sign(n.cfg.Signer, hb)
 	if err != nil {
-		os.Remove(ctPath)
+		ct.remove()
 		return "", fmt.Errorf("node: sign: %w", err)
 	}
-	if err := writeSynced(prePath, func(w io.Writer) error { return envelope.WritePreamble(w, hb, sig) }); err != nil {
-		os.Remove(ctPath)
-		return "", fmt.Errorf("node: %w", err)
+	o := store.Outgoing{ID: id, Type: s.Type, Sender: s.Sender, Recipient: s.Recipient, Created: now}
+	if ct.f == nil {
+		// A small envelope is committed with its outbox entry, with the
+		// entries of concurrent submissions: no files of its own to sync.
+		var env bytes.Buffer
+		if err := envelope.WritePreamble(&env, hb, sig); err != nil {
+			return "", fmt.Errorf("node: %w", err)
+		}
+		env.Write(ct.buf.Bytes())
+		o.Envelope = env.Bytes()
+	} else {
+		if err := writeSynced(prePath, func(w io.Writer) error { return envelope.WritePreamble(w, hb, sig) }); err != nil {
+			ct.remove()
+			return "", fmt.Errorf("node: %w", err)
+		}
+		if err := syncDir(n.cfg.OutboxDir); err != nil {
+			return "", err
+		}
+		o.EnvelopePath = base
 	}
-	if err := syncDir(n.cfg.OutboxDir); err != nil {
-		return "", err
-	}
-	if err := n.cfg.Store.Enqueue(ctx, store.Outgoing{
-		ID: id, Type: s.Type, Sender: s.Sender, Recipient: s.Recipient, Created: now, EnvelopePath: base,
-	}); err != nil {
+	if err := n.cfg.Store.Enqueue(ctx, o); err != nil {
 		return "", fmt.Errorf("node: outbox: %w", err)
 	}
 	return id, nil
+}
+
+// inlineCiphertext is the largest ciphertext kept in the outbox entry
+// itself; a larger one goes to a side file. It leaves room for the
+// preamble within store.MaxInlineEnvelope.
+const inlineCiphertext = 512 << 10
+
+// spill receives a ciphertext of unknown length: in memory up to limit
+// bytes, then, once it grows beyond, in the file at path (synced by fill).
+type spill struct {
+	limit int
+	path  string
+	buf   bytes.Buffer
+	f     *os.File
+}
+
+func (s *spill) Write(p []byte) (int, error) {
+	if s.f == nil && s.buf.Len()+len(p) <= s.limit {
+		return s.buf.Write(p)
+	}
+	if s.f == nil {
+		f, err := os.OpenFile(s.path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return 0, err
+		}
+		s.f = f
+		if _, err := s.f.Write(s.buf.Bytes()); err != nil {
+			return 0, err
+		}
+		s.buf = bytes.Buffer{}
+	}
+	return s.f.Write(p)
+}
+
+// fill writes with write and, if the ciphertext went to the file, syncs
+// and closes it; on failure nothing is left behind.
+func (s *spill) fill(write func(io.Writer) error) error {
+	err := write(s)
+	if s.f == nil {
+		return err
+	}
+	if err == nil {
+		err = s.f.Sync()
+	}
+	if cerr := s.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(s.path)
+	}
+	return err
+}
+
+// remove deletes the file the ciphertext went to, if any.
+func (s *spill) remove() {
+	if s.f != nil {
+		os.Remove(s.path)
+	}
 }
 
 func writeSynced(path string, fill func(io.Writer) error) error {
@@ -508,24 +578,32 @@ func (n *Node) submitID(ctx context.Context, id string) (*receipt.Receipt, error
 	if o.Accepted != nil {
 		return receipt.Parse(o.Accepted)
 	}
-	pre, err := os.ReadFile(o.EnvelopePath + ".pre")
+	pre := o.Envelope
+	if pre == nil {
+		if pre, err = os.ReadFile(o.EnvelopePath + ".pre"); err != nil {
+			return nil, fmt.Errorf("node: outbox %s: %w", id, err)
+		}
+	}
+	pr := bytes.NewReader(pre)
+	hdr, hb, _, err := envelope.ReadPreamble(pr)
 	if err != nil {
 		return nil, fmt.Errorf("node: outbox %s: %w", id, err)
 	}
-	hdr, hb, _, err := envelope.ReadPreamble(bytes.NewReader(pre))
-	if err != nil {
-		return nil, fmt.Errorf("node: outbox %s: %w", id, err)
+	// Inline, the ciphertext follows the preamble in the same bytes.
+	var body io.Reader = bytes.NewReader(o.Envelope)
+	if o.Envelope == nil {
+		ct, err := os.Open(o.EnvelopePath + ".ct")
+		if err != nil {
+			return nil, fmt.Errorf("node: outbox %s: %w", id, err)
+		}
+		defer ct.Close()
+		body = io.MultiReader(bytes.NewReader(pre), ct)
 	}
-	ct, err := os.Open(o.EnvelopePath + ".ct")
-	if err != nil {
-		return nil, fmt.Errorf("node: outbox %s: %w", id, err)
-	}
-	defer ct.Close()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.cfg.HubURL+api.PathSubmit, io.MultiReader(bytes.NewReader(pre), ct))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.cfg.HubURL+api.PathSubmit, body)
 	if err != nil {
 		return nil, err
 	}
-	req.ContentLength = int64(len(pre)) + int64(hdr.CiphertextSize)
+	req.ContentLength = int64(len(pre)-pr.Len()) + int64(hdr.CiphertextSize)
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, err := n.hub.Do(req)
 	if err != nil {
@@ -562,9 +640,12 @@ func (n *Node) submitID(ctx context.Context, id string) (*receipt.Receipt, error
 	if err := n.cfg.Store.MarkAccepted(ctx, id, raw, rc.Time); err != nil {
 		return nil, fmt.Errorf("node: submit %s: %w", id, err)
 	}
-	// The hub holds the envelope durably now.
-	os.Remove(o.EnvelopePath + ".ct")
-	os.Remove(o.EnvelopePath + ".pre")
+	// The hub holds the envelope durably now (MarkAccepted dropped an
+	// inline one).
+	if o.EnvelopePath != "" {
+		os.Remove(o.EnvelopePath + ".ct")
+		os.Remove(o.EnvelopePath + ".pre")
+	}
 	return rc, nil
 }
 

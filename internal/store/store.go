@@ -323,13 +323,22 @@ func InTimeRange(t time.Time) bool {
 // MaxErrorCodeLen bounds Outgoing.LastError in bytes.
 const MaxErrorCodeLen = 256
 
+// MaxInlineEnvelope bounds Outgoing.Envelope in bytes; a larger envelope
+// goes to side files.
+const MaxInlineEnvelope = 1 << 20
+
 // Outgoing is an envelope this node submitted (or will submit) to the hub.
 // Times are returned in UTC; AcceptedAt and RecordedAt are zero exactly when
 // Accepted and Recorded are nil.
 type Outgoing struct {
 	ID, Type, Sender, Recipient string    // envelope ID, message type, and this node's and the addressee's participant IDs
 	Created                     time.Time // from the header
-	EnvelopePath                string    // side file holding the whole wire envelope until the hub accepted it
+	EnvelopePath                string    // side files (EnvelopePath+".pre" and ".ct") holding the wire envelope until the hub accepted it; "" when Envelope holds it
+	// Envelope is the whole wire envelope when the outbox holds it itself
+	// (up to MaxInlineEnvelope bytes): written in the same commit as the
+	// entry, and dropped once the hub accepted it. Only GetOutgoing returns
+	// it; it is nil in Pending and ListOutgoing results.
+	Envelope []byte
 	Accepted                    []byte    // acceptance receipt JSON, nil until accepted
 	Recorded                    []byte    // recording receipt JSON, nil until recorded
 	AcceptedAt, RecordedAt      time.Time // when Accepted and Recorded were set; zero while they are nil
@@ -359,9 +368,10 @@ func ValidateErrorCode(code string) error {
 
 // ValidateNew reports, wrapping [ErrInvalid], why o cannot be enqueued:
 // ID, Type, Sender and Recipient must be valid identifiers (see
-// [ValidateID]), Created set and within [InTimeRange], EnvelopePath
-// non-empty valid UTF-8, Accepted, Recorded, AcceptedAt and RecordedAt
-// unset, and LastError a valid error code (see [ValidateErrorCode]).
+// [ValidateID]), Created set and within [InTimeRange], exactly one of
+// EnvelopePath (valid UTF-8) and Envelope (up to [MaxInlineEnvelope] bytes)
+// set, Accepted, Recorded, AcceptedAt and RecordedAt unset, and LastError a
+// valid error code (see [ValidateErrorCode]).
 func (o Outgoing) ValidateNew() error {
 	for _, f := range []struct{ name, v string }{
 		{"ID", o.ID}, {"Type", o.Type}, {"Sender", o.Sender}, {"Recipient", o.Recipient},
@@ -373,8 +383,10 @@ func (o Outgoing) ValidateNew() error {
 	switch {
 	case o.Created.IsZero() || !InTimeRange(o.Created):
 		return fmt.Errorf("%w: outgoing %s: Created %v is zero or outside the storable range", ErrInvalid, o.ID, o.Created)
-	case o.EnvelopePath == "":
-		return fmt.Errorf("%w: outgoing %s: empty EnvelopePath", ErrInvalid, o.ID)
+	case (o.EnvelopePath == "") == (len(o.Envelope) == 0):
+		return fmt.Errorf("%w: outgoing %s: set exactly one of EnvelopePath and Envelope", ErrInvalid, o.ID)
+	case len(o.Envelope) > MaxInlineEnvelope:
+		return fmt.Errorf("%w: outgoing %s: Envelope is %d bytes, over %d", ErrInvalid, o.ID, len(o.Envelope), MaxInlineEnvelope)
 	case !utf8.ValidString(o.EnvelopePath):
 		return fmt.Errorf("%w: outgoing %s: EnvelopePath is not valid UTF-8", ErrInvalid, o.ID)
 	case o.Accepted != nil || o.Recorded != nil || !o.AcceptedAt.IsZero() || !o.RecordedAt.IsZero():
@@ -413,7 +425,8 @@ type Outbox interface {
 	Pending(ctx context.Context, limit int) ([]Outgoing, error)
 
 	// MarkAccepted records the hub's acceptance receipt of envelope id
-	// (1..MaxHeaderLen bytes), taking it out of Pending. It is idempotent:
+	// (1..MaxHeaderLen bytes), taking it out of Pending and dropping its
+	// inline Envelope, which the hub now holds. It is idempotent:
 	// once accepted, later calls leave the first receipt and time in
 	// place and return nil. A zero at means now (the store's clock); at
 	// must otherwise be within [InTimeRange]. It fails with ErrNotFound

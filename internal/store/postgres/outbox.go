@@ -29,15 +29,15 @@ const outgoingColumns = `id, type, sender, recipient, created_ns, envelope_path,
 func outboxSQL(q string) map[string]string {
 	o, c := q+".outgoing", q+".cursors"
 	return map[string]string{
-		"enqueue": `INSERT INTO ` + o + ` (id, type, sender, recipient, created_ns, envelope_path, last_error, attempt)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
+		"enqueue": `INSERT INTO ` + o + ` (id, type, sender, recipient, created_ns, envelope_path, last_error, attempt, envelope)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING`,
 		"attempt": `SELECT attempt FROM ` + o + ` WHERE id = $1`,
 		"pending": `SELECT ` + outgoingColumns + ` FROM ` + o + `
 WHERE accepted IS NULL AND recorded IS NULL ORDER BY created_ns, id LIMIT $1`,
 		"list": `SELECT ` + outgoingColumns + ` FROM ` + o + ` WHERE id > $1 ORDER BY id LIMIT $2`,
-		"get":  `SELECT ` + outgoingColumns + ` FROM ` + o + ` WHERE id = $1`,
+		"get":  `SELECT ` + outgoingColumns + `, envelope FROM ` + o + ` WHERE id = $1`,
 		// The EXISTS sees the snapshot the UPDATE started from.
-		"accepted": `WITH u AS (UPDATE ` + o + ` SET accepted = $2, accepted_ns = $3 WHERE id = $1 AND accepted IS NULL RETURNING 1)
+		"accepted": `WITH u AS (UPDATE ` + o + ` SET accepted = $2, accepted_ns = $3, envelope = NULL WHERE id = $1 AND accepted IS NULL RETURNING 1)
 SELECT (SELECT count(*) FROM u), EXISTS (SELECT 1 FROM ` + o + ` WHERE id = $1)`,
 		"recorded": `WITH u AS (UPDATE ` + o + ` SET recorded = $2, recorded_ns = $3 WHERE id = $1 AND recorded IS NULL RETURNING 1)
 SELECT (SELECT count(*) FROM u), EXISTS (SELECT 1 FROM ` + o + ` WHERE id = $1)`,
@@ -56,12 +56,13 @@ func (s *Store) osql(key string) string {
 	return s.outbox[key]
 }
 
-func scanOutgoing(row pgx.Row) (store.Outgoing, error) {
+// scanOutgoing scans the outgoingColumns, then into extra.
+func scanOutgoing(row pgx.Row, extra ...any) (store.Outgoing, error) {
 	var o store.Outgoing
 	var created int64
 	var accepted, recorded, index *int64
-	err := row.Scan(&o.ID, &o.Type, &o.Sender, &o.Recipient, &created, &o.EnvelopePath,
-		&o.Accepted, &accepted, &o.Recorded, &recorded, &o.LastError, &index)
+	err := row.Scan(append([]any{&o.ID, &o.Type, &o.Sender, &o.Recipient, &created, &o.EnvelopePath,
+		&o.Accepted, &accepted, &o.Recorded, &recorded, &o.LastError, &index}, extra...)...)
 	o.Created = fromNS(created)
 	if accepted != nil {
 		o.AcceptedAt = fromNS(*accepted)
@@ -90,7 +91,7 @@ func (s *Store) Enqueue(ctx context.Context, o store.Outgoing) error {
 		token := make([]byte, 16)
 		rand.Read(token) // never fails
 		tokens = append(tokens, token)
-		tag, err := s.pool.Exec(ctx, s.osql("enqueue"), o.ID, o.Type, o.Sender, o.Recipient, toNS(o.Created), o.EnvelopePath, o.LastError, token)
+		tag, err := s.pool.Exec(ctx, s.osql("enqueue"), o.ID, o.Type, o.Sender, o.Recipient, toNS(o.Created), o.EnvelopePath, o.LastError, token, o.Envelope)
 		if err != nil {
 			return err
 		}
@@ -174,7 +175,9 @@ func (s *Store) GetOutgoing(ctx context.Context, id string) (store.Outgoing, err
 	var o store.Outgoing
 	err := s.retry(ctx, func(ctx context.Context) error {
 		var err error
-		o, err = scanOutgoing(s.pool.QueryRow(ctx, s.osql("get"), id))
+		var env []byte
+		o, err = scanOutgoing(s.pool.QueryRow(ctx, s.osql("get"), id), &env)
+		o.Envelope = env
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -80,6 +80,11 @@ CREATE TABLE cursors (
 	value bigint NOT NULL -- a uint64, stored bit for bit as an int64
 );
 `,
+		// 3: small envelopes held in the outbox itself (store/sqlite's
+		// migration 4).
+		`
+ALTER TABLE outgoing ADD COLUMN envelope bytea;
+`,
 	}
 }
 

@@ -21,12 +21,13 @@ var _ store.NodeStore = (*Store)(nil)
 
 const outgoingColumns = `id, type, sender, recipient, created_ns, envelope_path, accepted, accepted_ns, recorded, recorded_ns, last_error, recorded_index`
 
-func scanOutgoing(sc scanner) (Outgoing, error) {
+// scanOutgoing scans the outgoingColumns, then into extra.
+func scanOutgoing(sc scanner, extra ...any) (Outgoing, error) {
 	var o Outgoing
 	var created int64
 	var accepted, recorded, index sql.NullInt64
-	err := sc.Scan(&o.ID, &o.Type, &o.Sender, &o.Recipient, &created, &o.EnvelopePath,
-		&o.Accepted, &accepted, &o.Recorded, &recorded, &o.LastError, &index)
+	err := sc.Scan(append([]any{&o.ID, &o.Type, &o.Sender, &o.Recipient, &created, &o.EnvelopePath,
+		&o.Accepted, &accepted, &o.Recorded, &recorded, &o.LastError, &index}, extra...)...)
 	o.Created, o.AcceptedAt, o.RecordedAt = fromNS(created), fromNullNS(accepted), fromNullNS(recorded)
 	o.RecordedIndex = -1
 	if index.Valid {
@@ -72,7 +73,7 @@ func validateLimit(limit int) error { return store.ValidateLimit(limit) }
 
 // Enqueue durably records o, a new envelope to submit, before it is first
 // submitted. ID, Type, Sender and Recipient must be valid identifiers
-// (store.ValidateID), Created set, EnvelopePath non-empty, Accepted,
+// (store.ValidateID), Created set, one of EnvelopePath and Envelope, Accepted,
 // Recorded, AcceptedAt and RecordedAt unset, and LastError a valid error
 // code; otherwise store.ErrInvalid. It fails with store.ErrConflict if the
 // ID is already in the outbox, which is left unchanged.
@@ -81,9 +82,9 @@ func (s *Store) Enqueue(ctx context.Context, o Outgoing) error {
 		return err
 	}
 	return s.write(ctx, "enqueue "+o.ID, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO outgoing (id, type, sender, recipient, created_ns, envelope_path, last_error)
-VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-			o.ID, o.Type, o.Sender, o.Recipient, toNS(o.Created), o.EnvelopePath, o.LastError)
+		res, err := tx.ExecContext(ctx, `INSERT INTO outgoing (id, type, sender, recipient, created_ns, envelope_path, last_error, envelope)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			o.ID, o.Type, o.Sender, o.Recipient, toNS(o.Created), o.EnvelopePath, o.LastError, o.Envelope)
 		if err != nil {
 			return s.fail("enqueue "+o.ID, err)
 		}
@@ -148,7 +149,9 @@ func (s *Store) GetOutgoing(ctx context.Context, id string) (Outgoing, error) {
 	if err := store.ValidateID("outgoing ID", id); err != nil {
 		return Outgoing{}, err
 	}
-	o, err := scanOutgoing(s.db.QueryRowContext(ctx, `SELECT `+outgoingColumns+` FROM outgoing WHERE id = ?`, id))
+	var env []byte
+	o, err := scanOutgoing(s.db.QueryRowContext(ctx, `SELECT `+outgoingColumns+`, envelope FROM outgoing WHERE id = ?`, id), &env)
+	o.Envelope = env
 	if errors.Is(err, sql.ErrNoRows) {
 		return Outgoing{}, fmt.Errorf("sqlite: outgoing %s: %w", id, store.ErrNotFound)
 	}
@@ -159,7 +162,7 @@ func (s *Store) GetOutgoing(ctx context.Context, id string) (Outgoing, error) {
 }
 
 // MarkAccepted records the hub's acceptance receipt of envelope id, taking
-// it out of Pending. It is idempotent: once accepted, later calls leave the
+// it out of Pending and dropping its inline envelope. It is idempotent: once accepted, later calls leave the
 // first receipt and time in place and return nil. A zero at means now. It
 // fails with store.ErrNotFound for an unknown id and store.ErrInvalid for
 // an empty receipt.
@@ -191,7 +194,12 @@ func (s *Store) mark(ctx context.Context, column, id string, receipt []byte, at 
 		if at.IsZero() {
 			at = s.opts.now()
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE outgoing SET `+column+` = ?, `+column+`_ns = ? WHERE id = ? AND `+column+` IS NULL`,
+		set := column + ` = ?, ` + column + `_ns = ?`
+		if column == "accepted" {
+			// The hub holds the envelope now.
+			set += `, envelope = NULL`
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE outgoing SET `+set+` WHERE id = ? AND `+column+` IS NULL`,
 			receipt, toNS(at), id)
 		if err != nil {
 			return s.fail(op, err)

@@ -66,6 +66,11 @@ CREATE TABLE cursors (
 		`
 ALTER TABLE outgoing ADD COLUMN recorded_index INTEGER CHECK (recorded_index >= 0);
 `,
+		// 4: small envelopes held in the outbox itself, committed with
+		// their entry instead of synced to side files one by one.
+		`
+ALTER TABLE outgoing ADD COLUMN envelope BLOB;
+`,
 	}
 }
 

@@ -26,6 +26,7 @@ func RunOutbox(t *testing.T, open func(t *testing.T) store.NodeStore) {
 	}
 	t.Run("Outbox", func(t *testing.T) { testOutbox(t, o(t)) })
 	t.Run("RecordedIndex", func(t *testing.T) { testRecordedIndex(t, o(t)) })
+	t.Run("InlineEnvelope", func(t *testing.T) { testInlineEnvelope(t, o(t)) })
 	t.Run("Cursors", func(t *testing.T) { testCursors(t, o(t)) })
 	t.Run("ConcurrentEnqueue", func(t *testing.T) { testConcurrentEnqueue(t, o(t)) })
 	t.Run("OutboxClosed", func(t *testing.T) { testOutboxClosed(t, o(t)) })
@@ -246,6 +247,69 @@ func testOutbox(t *testing.T, s store.NodeStore) {
 	}
 	if page, err := s.ListOutgoing(ctx, "01B", store.MaxListLimit); err != nil || len(page) != 2 || page[0].ID != "01C" {
 		t.Errorf("ListOutgoing(01B) = %v, %v; want 01C, 01D", page, err)
+	}
+}
+
+// testInlineEnvelope checks an envelope held in the outbox itself: stored
+// with its entry, returned by GetOutgoing alone, kept by MarkRecorded (a
+// sender may still need it for its acceptance receipt) and dropped by
+// MarkAccepted; and that Enqueue takes exactly one of EnvelopePath and
+// Envelope.
+func testInlineEnvelope(t *testing.T, s store.NodeStore) {
+	ctx := t.Context()
+	base := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	env := []byte("TLENV\x00\x01 header, signature and ciphertext")
+	inline := func(id string) store.Outgoing {
+		o := outgoing(id, base)
+		o.EnvelopePath, o.Envelope = "", env
+		return o
+	}
+	for _, c := range []struct {
+		name string
+		edit func(*store.Outgoing)
+	}{
+		{"both", func(o *store.Outgoing) { o.EnvelopePath = "/var/lib/taxlink/out/01X" }},
+		{"neither", func(o *store.Outgoing) { o.Envelope = nil }},
+		{"oversized", func(o *store.Outgoing) { o.Envelope = make([]byte, store.MaxInlineEnvelope+1) }},
+	} {
+		o := inline("01X")
+		c.edit(&o)
+		if err := s.Enqueue(ctx, o); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("Enqueue with %s EnvelopePath and Envelope: error = %v, want ErrInvalid", c.name, err)
+		}
+	}
+	if _, err := s.GetOutgoing(ctx, "01X"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a refused Enqueue left an entry: GetOutgoing(01X) error = %v", err)
+	}
+	for _, id := range []string{"01A", "01B"} {
+		if err := s.Enqueue(ctx, inline(id)); err != nil {
+			t.Fatalf("Enqueue(%s) inline: %v", id, err)
+		}
+	}
+	if o, err := s.GetOutgoing(ctx, "01A"); err != nil || string(o.Envelope) != string(env) || o.EnvelopePath != "" {
+		t.Errorf("GetOutgoing(01A) = envelope %q, path %q, %v; want the inline envelope and no path", o.Envelope, o.EnvelopePath, err)
+	}
+	ps, err := s.Pending(ctx, 10)
+	if err != nil || len(ps) != 2 || ps[0].Envelope != nil || ps[1].Envelope != nil {
+		t.Errorf("Pending = %+v, %v; want both entries without their envelopes", ps, err)
+	}
+	ls, err := s.ListOutgoing(ctx, "", 10)
+	if err != nil || len(ls) != 2 || ls[0].Envelope != nil {
+		t.Errorf("ListOutgoing = %+v, %v; want both entries without their envelopes", ls, err)
+	}
+	if err := s.MarkRecorded(ctx, "01A", []byte(`{"recorded":1}`), base); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := s.GetOutgoing(ctx, "01A"); err != nil || string(o.Envelope) != string(env) {
+		t.Errorf("after MarkRecorded, GetOutgoing(01A).Envelope = %q, %v; want it kept until the acceptance", o.Envelope, err)
+	}
+	for _, id := range []string{"01A", "01B"} {
+		if err := s.MarkAccepted(ctx, id, []byte(`{"accepted":1}`), base); err != nil {
+			t.Fatal(err)
+		}
+		if o, err := s.GetOutgoing(ctx, id); err != nil || o.Envelope != nil || o.Accepted == nil {
+			t.Errorf("after MarkAccepted, GetOutgoing(%s) = envelope %q, accepted %q, %v; want the envelope dropped", id, o.Envelope, o.Accepted, err)
+		}
 	}
 }
 
