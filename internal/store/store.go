@@ -338,11 +338,11 @@ type Outgoing struct {
 	// (up to MaxInlineEnvelope bytes): written in the same commit as the
 	// entry, and dropped once the hub accepted it. Only GetOutgoing returns
 	// it; it is nil in Pending and ListOutgoing results.
-	Envelope []byte
-	Accepted                    []byte    // acceptance receipt JSON, nil until accepted
-	Recorded                    []byte    // recording receipt JSON, nil until recorded
-	AcceptedAt, RecordedAt      time.Time // when Accepted and Recorded were set; zero while they are nil
-	LastError                   string    // last submission error code (never payload data)
+	Envelope               []byte
+	Accepted               []byte    // acceptance receipt JSON, nil until accepted
+	Recorded               []byte    // recording receipt JSON, nil until recorded
+	AcceptedAt, RecordedAt time.Time // when Accepted and Recorded were set; zero while they are nil
+	LastError              string    // last submission error code (never payload data)
 	// RecordedIndex is the index of the recording receipt's entry in the
 	// hub's ledger, -1 while unknown.
 	RecordedIndex int64
