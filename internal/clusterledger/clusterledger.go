@@ -216,7 +216,12 @@ func (l *Log) upTo(size int64) error {
 	return err
 }
 
+// last returns the stream's last sequence. The stream's leader alone
+// answers: a request that reached none while a lost leader was being
+// replaced is never answered, so each request has ackTimeout.
 func (l *Log) last(ctx context.Context) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, ackTimeout)
+	defer cancel()
 	info, err := l.stream.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("clusterledger: stream state: %w", err)
@@ -255,7 +260,9 @@ func (l *Log) catchUp(ctx context.Context) ([][]byte, error) {
 		return nil
 	}
 	for seq := uint64(size) + 1; seq <= last; seq++ {
-		m, err := l.stream.GetMsg(ctx, seq)
+		gctx, cancel := context.WithTimeout(ctx, ackTimeout)
+		m, err := l.stream.GetMsg(gctx, seq)
+		cancel()
 		if err != nil {
 			return got, errors.Join(fmt.Errorf("clusterledger: read entry %d: %w", seq-1, err), flush())
 		}
