@@ -184,7 +184,18 @@ type Writer struct {
 	slot    chan struct{} // held by the caller committing a batch
 	mu      sync.Mutex
 	pending []*write
+	// stmts are the savepoint statements, prepared by the first commit
+	// (by the holder of slot): parsed for every write, they were half the
+	// SQL parsing of a node sending notifications.
+	stmts map[string]*sql.Stmt
 }
+
+// Savepoint statements of a write.
+const (
+	sqlSavepoint  = "SAVEPOINT w"
+	sqlRelease    = "RELEASE w"
+	sqlRollbackTo = "ROLLBACK TO w"
+)
 
 type write struct {
 	ctx  context.Context
@@ -237,6 +248,27 @@ func (w *Writer) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return r.err
 }
 
+// prepare prepares the savepoint statements once; a failure is tried
+// again by the next commit. The caller holds slot.
+func (w *Writer) prepare() error {
+	if w.stmts != nil {
+		return nil
+	}
+	stmts := map[string]*sql.Stmt{}
+	for _, q := range []string{sqlSavepoint, sqlRelease, sqlRollbackTo} {
+		st, err := w.db.Prepare(q)
+		if err != nil {
+			for _, st := range stmts {
+				st.Close()
+			}
+			return fmt.Errorf("preparing %q: %w", q, err)
+		}
+		stmts[q] = st
+	}
+	w.stmts = stmts
+	return nil
+}
+
 // commit runs batch in one transaction and settles every write of it.
 func (w *Writer) commit(batch []*write) {
 	var ok []*write
@@ -250,17 +282,25 @@ func (w *Writer) commit(batch []*write) {
 			r.err = &TxError{Step: step, Err: err}
 		}
 	}
+	if err := w.prepare(); err != nil {
+		fail(batch, "begin", err)
+		return
+	}
 	tx, err := w.db.BeginTx(context.Background(), nil) // BEGIN IMMEDIATE (_txlock)
 	if err != nil {
 		fail(batch, "begin", err)
 		return
+	}
+	exec := func(q string) error {
+		_, err := tx.Stmt(w.stmts[q]).Exec()
+		return err
 	}
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.err = &TxError{Step: "waiting for the write slot", Err: err}
 			continue
 		}
-		if _, err := tx.Exec("SAVEPOINT w"); err != nil {
+		if err := exec(sqlSavepoint); err != nil {
 			_ = tx.Rollback()
 			fail(batch[i:], "begin", err)
 			fail(ok, "commit", err)
@@ -268,8 +308,8 @@ func (w *Writer) commit(batch []*write) {
 		}
 		if err := r.fn(tx); err != nil {
 			r.err = err
-			_, err1 := tx.Exec("ROLLBACK TO w")
-			_, err2 := tx.Exec("RELEASE w")
+			err1 := exec(sqlRollbackTo)
+			err2 := exec(sqlRelease)
 			if err := errors.Join(err1, err2); err != nil {
 				_ = tx.Rollback()
 				fail(batch[i+1:], "begin", err)
@@ -278,7 +318,7 @@ func (w *Writer) commit(batch []*write) {
 			}
 			continue
 		}
-		if _, err := tx.Exec("RELEASE w"); err != nil {
+		if err := exec(sqlRelease); err != nil {
 			_ = tx.Rollback()
 			fail(batch[i:], "commit", err)
 			fail(ok, "commit", err)

@@ -21,6 +21,22 @@ var _ store.NodeStore = (*Store)(nil)
 
 const outgoingColumns = `id, type, sender, recipient, created_ns, envelope_path, accepted, accepted_ns, recorded, recorded_ns, last_error, recorded_index`
 
+// The outbox's statements run for every notification a node sends,
+// prepared once (see prepare).
+const (
+	sqlEnqueue = `INSERT INTO outgoing (id, type, sender, recipient, created_ns, envelope_path, last_error, envelope)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+	sqlGetOutgoing = `SELECT ` + outgoingColumns + `, envelope FROM outgoing WHERE id = ?`
+	// The hub holds the envelope once it accepted it.
+	sqlMarkAccepted   = `UPDATE outgoing SET accepted = ?, accepted_ns = ?, envelope = NULL WHERE id = ? AND accepted IS NULL`
+	sqlMarkRecorded   = `UPDATE outgoing SET recorded = ?, recorded_ns = ? WHERE id = ? AND recorded IS NULL`
+	sqlRecordedIndex  = `UPDATE outgoing SET recorded_index = ? WHERE id = ? AND (recorded_index IS NULL OR recorded_index = ?)`
+	sqlOutgoingExists = `SELECT 1 FROM outgoing WHERE id = ?`
+	sqlCursor         = `SELECT value FROM cursors WHERE name = ?`
+	sqlSetCursor      = `INSERT INTO cursors (name, value) VALUES (?, ?)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value`
+)
+
 // scanOutgoing scans the outgoingColumns, then into extra.
 func scanOutgoing(sc scanner, extra ...any) (Outgoing, error) {
 	var o Outgoing
@@ -47,7 +63,7 @@ func (s *Store) SetRecordedIndex(ctx context.Context, id string, index int64) er
 		return fmt.Errorf("%w: %s: index %d is negative", store.ErrInvalid, op, index)
 	}
 	return s.write(ctx, op, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE outgoing SET recorded_index = ? WHERE id = ? AND (recorded_index IS NULL OR recorded_index = ?)`, index, id, index)
+		res, err := tx.StmtContext(ctx, s.stmts[sqlRecordedIndex]).ExecContext(ctx, index, id, index)
 		if err != nil {
 			return s.fail(op, err)
 		}
@@ -82,8 +98,7 @@ func (s *Store) Enqueue(ctx context.Context, o Outgoing) error {
 		return err
 	}
 	return s.write(ctx, "enqueue "+o.ID, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO outgoing (id, type, sender, recipient, created_ns, envelope_path, last_error, envelope)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+		res, err := tx.StmtContext(ctx, s.stmts[sqlEnqueue]).ExecContext(ctx,
 			o.ID, o.Type, o.Sender, o.Recipient, toNS(o.Created), o.EnvelopePath, o.LastError, o.Envelope)
 		if err != nil {
 			return s.fail("enqueue "+o.ID, err)
@@ -150,7 +165,7 @@ func (s *Store) GetOutgoing(ctx context.Context, id string) (Outgoing, error) {
 		return Outgoing{}, err
 	}
 	var env []byte
-	o, err := scanOutgoing(s.db.QueryRowContext(ctx, `SELECT `+outgoingColumns+`, envelope FROM outgoing WHERE id = ?`, id), &env)
+	o, err := scanOutgoing(s.stmts[sqlGetOutgoing].QueryRowContext(ctx, id), &env)
 	o.Envelope = env
 	if errors.Is(err, sql.ErrNoRows) {
 		return Outgoing{}, fmt.Errorf("sqlite: outgoing %s: %w", id, store.ErrNotFound)
@@ -180,6 +195,10 @@ func (s *Store) MarkRecorded(ctx context.Context, id string, receipt []byte, at 
 
 // mark sets column (accepted or recorded, a constant) and its time once.
 func (s *Store) mark(ctx context.Context, column, id string, receipt []byte, at time.Time) error {
+	query := sqlMarkRecorded
+	if column == "accepted" {
+		query = sqlMarkAccepted
+	}
 	op := "mark " + id + " " + column
 	if err := store.ValidateID("outgoing ID", id); err != nil {
 		return err
@@ -194,13 +213,7 @@ func (s *Store) mark(ctx context.Context, column, id string, receipt []byte, at 
 		if at.IsZero() {
 			at = s.opts.now()
 		}
-		set := column + ` = ?, ` + column + `_ns = ?`
-		if column == "accepted" {
-			// The hub holds the envelope now.
-			set += `, envelope = NULL`
-		}
-		res, err := tx.ExecContext(ctx, `UPDATE outgoing SET `+set+` WHERE id = ? AND `+column+` IS NULL`,
-			receipt, toNS(at), id)
+		res, err := tx.StmtContext(ctx, s.stmts[query]).ExecContext(ctx, receipt, toNS(at), id)
 		if err != nil {
 			return s.fail(op, err)
 		}
@@ -218,7 +231,7 @@ func (s *Store) mark(ctx context.Context, column, id string, receipt []byte, at 
 // exists returns nil if id is in the outbox, else store.ErrNotFound.
 func (s *Store) exists(ctx context.Context, q querier, op, id string) error {
 	var one int
-	err := q.QueryRowContext(ctx, `SELECT 1 FROM outgoing WHERE id = ?`, id).Scan(&one)
+	err := q.QueryRowContext(ctx, sqlOutgoingExists, id).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("sqlite: %s: %w", op, store.ErrNotFound)
 	}
@@ -279,7 +292,7 @@ func (s *Store) Cursor(ctx context.Context, name string) (uint64, error) {
 		return 0, err
 	}
 	var v int64
-	err := s.db.QueryRowContext(ctx, `SELECT value FROM cursors WHERE name = ?`, name).Scan(&v)
+	err := s.stmts[sqlCursor].QueryRowContext(ctx, name).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
@@ -296,8 +309,7 @@ func (s *Store) SetCursor(ctx context.Context, name string, v uint64) error {
 	}
 	op := "set cursor " + name
 	return s.write(ctx, op, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO cursors (name, value) VALUES (?, ?)
-ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, int64(v))
+		_, err := tx.StmtContext(ctx, s.stmts[sqlSetCursor]).ExecContext(ctx, name, int64(v))
 		if err != nil {
 			return s.fail(op, err)
 		}

@@ -219,6 +219,7 @@ func (s *Store) prepare(ctx context.Context) error {
 	for _, q := range []string{
 		sqlRecordByID, sqlRecordByRef, sqlInsertRecord, sqlInsertChunk,
 		sqlCiphertextRef, sqlChunk, sqlChunksFrom, sqlList,
+		sqlEnqueue, sqlGetOutgoing, sqlMarkAccepted, sqlMarkRecorded, sqlRecordedIndex, sqlCursor, sqlSetCursor,
 	} {
 		st, err := s.db.PrepareContext(ctx, q)
 		if err != nil {
