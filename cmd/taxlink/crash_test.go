@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -252,13 +253,26 @@ func crashRun(t *testing.T, victim string, total int) {
 		}
 	}
 
-	// Stop everything and count the records in each recipient's database.
+	stopAll(t, procs)
+	checkRecordedOnce(t, ctx, lay, want)
+}
+
+// stopAll stops the nodes, then the hub.
+func stopAll(t *testing.T, procs map[string]*proc) {
+	t.Helper()
 	for name, p := range procs {
 		if name != "hub" {
 			p.stop(t)
 		}
 	}
 	procs["hub"].stop(t)
+}
+
+// checkRecordedOnce reads every recipient node's database (the nodes
+// stopped) and checks that each notification of want (envelope ID →
+// recipient) is recorded exactly once, for its recipient, and nothing else.
+func checkRecordedOnce(t *testing.T, ctx context.Context, lay *devnet.Layout, want map[string]string) {
+	t.Helper()
 	seen := map[string]int{}
 	for _, ni := range lay.Nodes {
 		if ni.ID == devnet.NTAID {
@@ -282,21 +296,198 @@ func crashRun(t *testing.T, victim string, total int) {
 					after = r.Seq
 					seen[r.ID]++
 					if want[r.ID] != tenant {
-						t.Errorf("%s recorded for %s, sent to %s", r.ID, tenant, want[r.ID])
+						t.Errorf("%s recorded for %s, sent to %q", r.ID, tenant, want[r.ID])
 					}
 				}
 			}
 		}
 		st.Close()
 	}
-	for _, id := range ids {
+	for id := range want {
 		if seen[id] != 1 {
 			t.Errorf("%s recorded %d times, want exactly once", id, seen[id])
 		}
 	}
-	if len(seen) != total {
-		t.Errorf("recorded %d distinct notifications, want %d", len(seen), total)
+	if len(seen) != len(want) {
+		t.Errorf("recorded %d distinct notifications, want %d", len(seen), len(want))
 	}
+}
+
+// The sender's helper process: TestMain runs it instead of the tests when
+// senderHelperEnv names a node configuration.
+const (
+	senderHelperEnv     = "TAXLINK_CRASH_SENDER_CONFIG"
+	senderRecipientsEnv = "TAXLINK_CRASH_SENDER_RECIPIENTS"
+)
+
+func TestMain(m *testing.M) {
+	if cfg := os.Getenv(senderHelperEnv); cfg != "" {
+		os.Exit(runSender(cfg, strings.Split(os.Getenv(senderRecipientsEnv), ",")))
+	}
+	os.Exit(m.Run())
+}
+
+// runSender is the NTA's node in its own process: 8 workers prepare
+// notifications (every tenth a 600 KiB scan, kept in outbox files; the
+// others in outbox rows), print "prepared ID RECIPIENT" once Prepare
+// returned, and submit them, until the process is killed.
+func runSender(cfg string, recipients []string) int {
+	l, err := daemon.LoadNode(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx := context.Background()
+	var mu sync.Mutex
+	g := synth.NewGenerator(11)
+	n := 0
+	for range 8 {
+		go func() {
+			for {
+				mu.Lock()
+				rcpt := recipients[n%len(recipients)]
+				doc := g.Next("札幌市", "北海道")
+				for n%10 == 0 && doc.ContentType != "application/pdf" {
+					doc = g.Next("札幌市", "北海道")
+				}
+				if doc.ContentType == "application/pdf" {
+					size := 20 << 10
+					if n%10 == 0 {
+						size = 600 << 10
+					}
+					doc.Body = g.PDF(size)
+				}
+				n++
+				mu.Unlock()
+				id, err := l.Node.Prepare(ctx, node.Submission{Recipient: rcpt, Type: doc.Type, ContentType: doc.ContentType, Payload: bytes.NewReader(doc.Body)})
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "prepare:", err)
+					os.Exit(1)
+				}
+				mu.Lock()
+				fmt.Printf("prepared %s %s\n", id, rcpt)
+				mu.Unlock()
+				_, _ = l.Node.SubmitPending(ctx, id)
+			}
+		}()
+	}
+	select {}
+}
+
+// TestCrashSender runs the NTA's node in a process of its own, preparing
+// and submitting notifications with 8 workers, SIGKILLs it after 300 were
+// prepared, and checks from the outbox it left that every notification
+// Prepare returned for, small ones held in outbox rows and large ones in
+// outbox files, is then accepted and recorded exactly once, with both
+// receipts verified, and that no outbox file is left.
+func TestCrashSender(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs real processes; skipped with -short")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	logDir := t.TempDir()
+	if out, err := exec.Command(bin, "dev", "--init", dir).CombinedOutput(); err != nil {
+		t.Fatalf("dev --init: %v\n%s", err, out)
+	}
+	lay := readLayout(t, dir)
+	procs := map[string]*proc{"hub": start(t, bin, "hub", lay.HubConfig, lay.HubListen, logDir, 0)}
+	for _, n := range lay.Nodes {
+		if n.ID != devnet.NTAID {
+			procs[n.ID] = start(t, bin, "node", n.Config, n.Listen, logDir, 0)
+		}
+	}
+	nta, _ := lay.Node(devnet.NTAID)
+
+	sender := exec.Command(os.Args[0], "-test.run=^$")
+	sender.Env = append(os.Environ(), senderHelperEnv+"="+nta.Config, senderRecipientsEnv+"="+strings.Join(lay.Recipients, ","))
+	var stderr bytes.Buffer
+	sender.Stderr = &stderr
+	out, err := sender.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sender.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sender.Process.Kill() })
+	want := map[string]string{}
+	lines := bufio.NewScanner(out)
+	for lines.Scan() {
+		f := strings.Fields(lines.Text())
+		if len(f) != 3 || f[0] != "prepared" {
+			t.Fatalf("the sender printed %q", lines.Text())
+		}
+		want[f[1]] = f[2]
+		if len(want) == 300 {
+			if err := sender.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	// What it printed before it died is in the pipe still.
+	for lines.Scan() {
+		if f := strings.Fields(lines.Text()); len(f) == 3 {
+			want[f[1]] = f[2]
+		}
+	}
+	if err := sender.Wait(); err == nil || len(want) < 300 {
+		t.Fatalf("the sender ended on its own (%v) after %d notifications: %s", err, len(want), stderr.String())
+	}
+	outbox := filepath.Join(filepath.Dir(nta.Config), "data", "outbox")
+	left, _ := filepath.Glob(filepath.Join(outbox, "*.ct"))
+	t.Logf("SIGKILLed the sender after %d notifications prepared; %d large ones in outbox files", len(want), len(left))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	l, err := daemon.LoadNode(nta.Config, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("reopening the killed sender's node: %v", err)
+	}
+	defer l.Close()
+	waitFor(t, ctx, "every prepared notification accepted and recorded", func() bool {
+		l.Node.ResubmitPending(ctx)
+		_, _ = l.Node.PollReceipts(ctx, 200*time.Millisecond)
+		tot, acc, rec, err := l.Store.OutgoingCounts(ctx)
+		return err == nil && tot >= int64(len(want)) && acc == tot && rec == tot
+	})
+	// The outbox may hold a few more than were printed: committed just
+	// before the kill. They count as sent.
+	var after string
+	for {
+		page, err := l.Store.ListOutgoing(ctx, after, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, o := range page {
+			after = o.ID
+			if _, ok := want[o.ID]; !ok {
+				want[o.ID] = o.Recipient
+			}
+			full, err := l.Store.GetOutgoing(ctx, o.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, r := node.VerifyBoth(l.Directory(), devnet.HubID, full); a != nil || r != nil {
+				t.Errorf("%s: receipts do not verify: acceptance %v, recording %v", o.ID, a, r)
+			}
+			if full.Envelope != nil {
+				t.Errorf("%s: accepted, but its envelope is still in the outbox row", o.ID)
+			}
+		}
+	}
+	if _, err := os.Stat(outbox); err != nil {
+		t.Fatalf("the sender's outbox directory: %v", err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(outbox, "*")); len(files) > 0 {
+		t.Errorf("outbox files left after every acceptance: %v", files)
+	}
+	stopAll(t, procs)
+	checkRecordedOnce(t, ctx, lay, want)
 }
 
 func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
