@@ -61,6 +61,14 @@ func TestBackpressure(t *testing.T) {
 	if _, err := pw.Write(body[:10]); err != nil {
 		t.Fatal(err)
 	}
+	// The slow upload must hold the slot before the next submission
+	// arrives: a sender whose preparation is quick got there first.
+	for h.InFlight() < 1 {
+		if ctx.Err() != nil {
+			t.Fatal("the slow upload never reached the hub")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	start := time.Now()
 	id2, err := submit()
 	retryable(err, api.CodeBusy)

@@ -202,6 +202,10 @@ func (h *Hub) DeliveryFailures() map[string]int64 {
 	return out
 }
 
+// InFlight returns how many submissions the hub is receiving now (the
+// count that MaxInFlight bounds).
+func (h *Hub) InFlight() int { return int(h.inFlight.Load()) }
+
 // Stats returns the hub's counters.
 func (h *Hub) Stats() Stats {
 	return Stats{h.accepted.Load(), h.duplicates.Load(), h.refused.Load(), h.delivered.Load(), h.retries.Load()}
