@@ -13,6 +13,7 @@ import (
 
 	"taxlink/internal/daemon"
 	"taxlink/internal/node"
+	"taxlink/internal/pause"
 )
 
 // phase collects what one phase of the relay run measured. Its fields are
@@ -178,7 +179,7 @@ func (d *driver) collect(ctx context.Context) {
 				d.logf("receipt poll failed (retrying): %v", err)
 				lastWarn = time.Now()
 			}
-			sleepCtx(ctx, 100*time.Millisecond)
+			pause.For(ctx, 100*time.Millisecond)
 		}
 		d.mu.Lock()
 		d.unfound += got
@@ -460,13 +461,4 @@ func percentile(v []float64, p float64) float64 {
 	}
 	r := int(math.Ceil(p / 100 * float64(len(v))))
 	return v[min(max(r-1, 0), len(v)-1)]
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

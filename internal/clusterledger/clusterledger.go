@@ -32,6 +32,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"taxlink/internal/ledger"
+	"taxlink/internal/pause"
 	"taxlink/internal/queue"
 )
 
@@ -317,7 +318,7 @@ func (l *Log) commit(batch []*request) {
 		if attempt > 0 {
 			// Another replica got in first: step back a random while, so
 			// that replicas appending at once take turns.
-			wait(ctx, time.Duration(rand.Int64N(int64(min(attempt, 50))*int64(time.Millisecond))+1))
+			pause.For(ctx, time.Duration(rand.Int64N(int64(min(attempt, 50))*int64(time.Millisecond))+1))
 		}
 		if ctx.Err() != nil {
 			for _, r := range pending {
@@ -374,7 +375,7 @@ func (l *Log) commit(batch []*request) {
 		got, err := l.catchUp(ctx)
 		if err != nil {
 			l.log.Warn("ledger catch-up failed", "err", err)
-			wait(ctx, 100*time.Millisecond)
+			pause.For(ctx, 100*time.Millisecond)
 		}
 		landed := make(map[string][]int64, len(got))
 		for i, e := range got {
@@ -391,14 +392,5 @@ func (l *Log) commit(batch []*request) {
 			again = append(again, r)
 		}
 		pending = again
-	}
-}
-
-func wait(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"taxlink/internal/lgdata"
 	"taxlink/internal/node"
+	"taxlink/internal/pause"
 	"taxlink/internal/store"
 	"taxlink/internal/synth"
 )
@@ -142,7 +143,7 @@ func RunWorkload(ctx context.Context, nw *Network, n int, seed uint64, timeout t
 		if acc < total {
 			nta.Node.ResubmitPending(ctx)
 		}
-		sleepCtx(ctx, 100*time.Millisecond)
+		pause.For(ctx, 100*time.Millisecond)
 	}
 	close(stopTicker)
 
@@ -235,13 +236,4 @@ func openMatches(ctx context.Context, n *node.Node, tenant, id string, want [32]
 
 func listQuery(tenant string, after int64) store.Query {
 	return store.Query{Recipient: tenant, AfterSeq: after, Limit: 500}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

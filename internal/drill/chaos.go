@@ -44,6 +44,7 @@ import (
 	"taxlink/internal/lgdata"
 	"taxlink/internal/node"
 	"taxlink/internal/notekey"
+	"taxlink/internal/pause"
 	"taxlink/internal/queue"
 	"taxlink/internal/receipt"
 	"taxlink/internal/store"
@@ -869,7 +870,7 @@ func (c *chaos) runFaults(runCtx, ctx context.Context, schedule []Fault) {
 	var wg sync.WaitGroup
 	for i := range schedule {
 		f := schedule[i]
-		if !sleepUntil(runCtx, c.start.Add(f.At)) {
+		if !pause.Until(runCtx, c.start.Add(f.At)) {
 			break
 		}
 		c.mu.Lock()
@@ -897,7 +898,7 @@ func (c *chaos) inject(faultCtx, ctx context.Context, n int, f Fault) string {
 	case FaultKillNode, FaultKillHub, FaultKillReplica:
 		pid := p.kill()
 		c.logf("%s: SIGKILL (pid %d); restart in %.1fs", tag, pid, f.For.Seconds())
-		sleepCtx(faultCtx, f.For)
+		pause.For(faultCtx, f.For)
 		if err := p.ensureUp(ctx); err != nil {
 			c.problemf("%s did not come back after %s: %v", f.Target, f.Kind, err)
 			return "SIGKILL; NOT restarted: " + err.Error()
@@ -916,14 +917,14 @@ func (c *chaos) inject(faultCtx, ctx context.Context, n int, f Fault) string {
 	case FaultDelay:
 		px.SetDelay(chaosDelay)
 		c.logf("%s: +%v per chunk for %.1fs", tag, chaosDelay, f.For.Seconds())
-		sleepCtx(faultCtx, f.For)
+		pause.For(faultCtx, f.For)
 		px.SetDelay(0)
 		c.logf("%s: delay removed", tag)
 		return fmt.Sprintf("+%v per chunk", chaosDelay)
 	case FaultBlackhole:
 		px.SetBlackhole(true)
 		c.logf("%s: blackhole for %.1fs", tag, f.For.Seconds())
-		sleepCtx(faultCtx, f.For)
+		pause.For(faultCtx, f.For)
 		px.SetBlackhole(false)
 		c.logf("%s: blackhole lifted", tag)
 		return "everything dropped"
@@ -933,7 +934,7 @@ func (c *chaos) inject(faultCtx, ctx context.Context, n int, f Fault) string {
 			return "SIGSTOP failed: " + err.Error()
 		}
 		c.logf("%s: SIGSTOP for %.1fs", tag, f.For.Seconds())
-		sleepCtx(faultCtx, f.For)
+		pause.For(faultCtx, f.For)
 		if err := p.resume(); err != nil {
 			c.problemf("%s: SIGCONT failed: %v", f.Target, err)
 		}
@@ -947,7 +948,7 @@ func (c *chaos) inject(faultCtx, ctx context.Context, n int, f Fault) string {
 				return "fill failed: " + err.Error()
 			}
 			c.logf("%s: %d MiB written to %s until ENOSPC, %d KiB left; for %.1fs", tag, filled>>20, data, chaosFillSlack>>10, f.For.Seconds())
-			sleepCtx(faultCtx, f.For)
+			pause.For(faultCtx, f.For)
 			if err := os.Remove(filepath.Join(data, chaosFillName)); err != nil {
 				c.problemf("%s: removing the disk fill: %v", f.Target, err)
 			}
@@ -960,7 +961,7 @@ func (c *chaos) inject(faultCtx, ctx context.Context, n int, f Fault) string {
 		}
 		err := p.restart(ctx)
 		c.logf("%s: restarted with min_free_bytes 1 PiB (disk-low refusals) for %.1fs", tag, f.For.Seconds())
-		sleepCtx(faultCtx, f.For)
+		pause.For(faultCtx, f.For)
 		if e := setConfigInt(ni.Config, "min_free_bytes", 0); e != nil {
 			err = errors.Join(err, e)
 		}
@@ -1098,7 +1099,7 @@ func (c *chaos) traffic(runCtx, ctx context.Context) {
 	interval := time.Duration(float64(time.Second) / c.opts.Rate)
 	next := time.Now()
 	for i := 0; ; i++ {
-		if !sleepUntil(runCtx, next) {
+		if !pause.Until(runCtx, next) {
 			break
 		}
 		select {
@@ -1121,7 +1122,7 @@ func (c *chaos) receiptLoop(ctx context.Context) {
 		_, err := c.nta.Node.PollReceipts(pctx, 2*time.Second)
 		cancel()
 		if err != nil {
-			sleepCtx(ctx, 500*time.Millisecond)
+			pause.For(ctx, 500*time.Millisecond)
 		}
 	}
 }
@@ -1129,7 +1130,7 @@ func (c *chaos) receiptLoop(ctx context.Context) {
 // resubmitLoop resubmits what the hub has not accepted, as a node's loop
 // does.
 func (c *chaos) resubmitLoop(ctx context.Context) {
-	for sleepCtx(ctx, 2*time.Second) {
+	for pause.For(ctx, 2*time.Second) {
 		rctx, cancel := context.WithTimeout(ctx, chaosSubmitTimeout)
 		c.nta.Node.ResubmitPending(rctx)
 		cancel()
@@ -1139,7 +1140,7 @@ func (c *chaos) resubmitLoop(ctx context.Context) {
 // witnessLoop checks, as a node's loop does, that the hub's ledger only
 // grows; a rollback or fork is an alarm.
 func (c *chaos) witnessLoop(ctx context.Context) {
-	for sleepCtx(ctx, 5*time.Second) {
+	for pause.For(ctx, 5*time.Second) {
 		c.checkLedger(ctx)
 	}
 }
@@ -1156,7 +1157,7 @@ func (c *chaos) checkLedger(ctx context.Context) {
 
 // progressLoop prints the counts every 5 s.
 func (c *chaos) progressLoop(ctx context.Context) {
-	for sleepCtx(ctx, 5*time.Second) {
+	for pause.For(ctx, 5*time.Second) {
 		c.printCounts(ctx, "")
 	}
 }
@@ -1249,28 +1250,6 @@ func (c *chaos) settle(ctx context.Context) error {
 	return nil
 }
 
-// sleepCtx waits d or until ctx ends, and reports whether ctx is still
-// live.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// sleepUntil waits until t or until ctx ends, and reports whether ctx is
-// still live.
-func sleepUntil(ctx context.Context, t time.Time) bool {
-	if ctx.Err() != nil {
-		return false
-	}
-	return sleepCtx(ctx, time.Until(t))
-}
-
 // ---------------------------------------------------------------------------
 // Processes.
 
@@ -1356,7 +1335,7 @@ func (p *proc) ensureUp(ctx context.Context) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s did not start within %v: %w", p.id, chaosUpTimeout, err)
 		}
-		sleepCtx(ctx, time.Second)
+		pause.For(ctx, time.Second)
 	}
 }
 
@@ -1411,7 +1390,7 @@ func (p *proc) waitReady(ctx context.Context, r *procRun) error {
 		if !r.alive() {
 			return fmt.Errorf("exited during start (%v); log %s: %s", r.cmd.ProcessState, r.log, lastLine(r.log))
 		}
-		if !sleepCtx(ctx, 50*time.Millisecond) {
+		if !pause.For(ctx, 50*time.Millisecond) {
 			return ctx.Err()
 		}
 	}

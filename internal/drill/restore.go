@@ -32,6 +32,7 @@ import (
 	"taxlink/internal/lgdata"
 	"taxlink/internal/node"
 	"taxlink/internal/notekey"
+	"taxlink/internal/pause"
 	"taxlink/internal/store"
 	"taxlink/internal/store/sqlite"
 	"taxlink/internal/synth"
@@ -747,7 +748,7 @@ func (r *restoreDrill) waitLedgerBackup(ctx context.Context, hubData, hubBackup 
 		if time.Now().After(deadline) {
 			return fmt.Errorf("backup %d entries, live %d: %v", bk.Entries, live.Entries, errString(err))
 		}
-		if !sleepCtx(ctx, 500*time.Millisecond) {
+		if !pause.For(ctx, 500*time.Millisecond) {
 			return ctx.Err()
 		}
 	}
@@ -766,7 +767,7 @@ func waitBackupDir(ctx context.Context, dir string, vs note.Verifiers) error {
 		if time.Now().After(deadline) {
 			return err
 		}
-		if !sleepCtx(ctx, 500*time.Millisecond) {
+		if !pause.For(ctx, 500*time.Millisecond) {
 			return ctx.Err()
 		}
 	}

@@ -40,6 +40,7 @@ import (
 	"taxlink/internal/ledger"
 	"taxlink/internal/lgdata"
 	"taxlink/internal/metrics"
+	"taxlink/internal/pause"
 	"taxlink/internal/pki"
 	"taxlink/internal/queue"
 	"taxlink/internal/receipt"
@@ -619,7 +620,7 @@ func (h *Hub) startLoops() {
 				})
 				if ctx.Err() == nil {
 					h.log.Error("delivery loop stopped; restarting", "recipient", rcpt, "err", err)
-					sleep(ctx, time.Second)
+					pause.For(ctx, time.Second)
 				}
 			}
 		}()
@@ -660,15 +661,6 @@ func (h *Hub) serveDirectory(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(h.cfg.Directory.Signed())
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
 
 // backoff returns the wait before attempt n (from 1): exponential with

@@ -46,6 +46,7 @@ import (
 	"taxlink/internal/ledger"
 	"taxlink/internal/metrics"
 	"taxlink/internal/notekey"
+	"taxlink/internal/pause"
 	"taxlink/internal/pki"
 	"taxlink/internal/receipt"
 	"taxlink/internal/store"
@@ -833,21 +834,21 @@ func (n *Node) Run(ctx context.Context) error {
 					n.log.Warn("fetching the directory failed; keeping the one in force", "err", err)
 				}
 			}
-			sleep(ctx, n.cfg.DirectoryRefresh)
+			pause.For(ctx, n.cfg.DirectoryRefresh)
 		}
 	}()
 	go func() {
 		for ctx.Err() == nil {
 			if _, err := n.PollReceipts(ctx, 5*time.Second); err != nil && ctx.Err() == nil {
 				n.log.Warn("collecting receipts failed; will retry", "err", err)
-				sleep(ctx, 2*time.Second)
+				pause.For(ctx, 2*time.Second)
 			}
 		}
 	}()
 	n.findUnaccepted(ctx)
 	for ctx.Err() == nil {
 		n.ResubmitPending(ctx)
-		sleep(ctx, 5*time.Second)
+		pause.For(ctx, 5*time.Second)
 	}
 	return nil
 }
@@ -903,15 +904,6 @@ func (n *Node) ResubmitPending(ctx context.Context) {
 				return // the hub is not taking envelopes now; try later
 			}
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }
 

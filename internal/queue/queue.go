@@ -31,6 +31,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"taxlink/internal/pause"
 )
 
 // Stream and bucket names.
@@ -300,7 +302,7 @@ func (q *Queue) retry(ctx context.Context, f func(context.Context) error) error 
 			return err
 		}
 		q.log.Info("waiting for the JetStream cluster", "err", err)
-		wait(ctx, time.Second)
+		pause.For(ctx, time.Second)
 	}
 }
 
@@ -598,7 +600,7 @@ func (q *Queue) Consume(ctx context.Context, recipient string, parallel int, h H
 	for ctx.Err() == nil {
 		if err := q.pull(ctx, recipient, parallel, sem, &wg, h); err != nil && ctx.Err() == nil {
 			q.log.Warn("queue pull failed", "recipient", recipient, "err", err)
-			wait(ctx, time.Second)
+			pause.For(ctx, time.Second)
 		}
 	}
 	return ctx.Err()
@@ -713,15 +715,6 @@ func (q *Queue) item(msg jetstream.Msg) (*Item, error) {
 		}
 	}
 	return it, nil
-}
-
-func wait(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
 
 // Backlog returns the number of envelopes queued for recipient and not yet
