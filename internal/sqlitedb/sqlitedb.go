@@ -295,33 +295,32 @@ func (w *Writer) commit(batch []*write) {
 		_, err := tx.Stmt(w.stmts[q]).Exec()
 		return err
 	}
+	// abort gives up the transaction: the writes not run yet fail at step,
+	// those already done at the commit.
+	abort := func(rest []*write, step string, err error) {
+		_ = tx.Rollback()
+		fail(rest, step, err)
+		fail(ok, "commit", err)
+	}
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.err = &TxError{Step: "waiting for the write slot", Err: err}
 			continue
 		}
 		if err := exec(sqlSavepoint); err != nil {
-			_ = tx.Rollback()
-			fail(batch[i:], "begin", err)
-			fail(ok, "commit", err)
+			abort(batch[i:], "begin", err)
 			return
 		}
 		if err := r.fn(tx); err != nil {
 			r.err = err
-			err1 := exec(sqlRollbackTo)
-			err2 := exec(sqlRelease)
-			if err := errors.Join(err1, err2); err != nil {
-				_ = tx.Rollback()
-				fail(batch[i+1:], "begin", err)
-				fail(ok, "commit", err)
+			if err := errors.Join(exec(sqlRollbackTo), exec(sqlRelease)); err != nil {
+				abort(batch[i+1:], "begin", err)
 				return
 			}
 			continue
 		}
 		if err := exec(sqlRelease); err != nil {
-			_ = tx.Rollback()
-			fail(batch[i:], "commit", err)
-			fail(ok, "commit", err)
+			abort(batch[i:], "commit", err)
 			return
 		}
 		ok = append(ok, r)
