@@ -124,23 +124,26 @@ func TestCrashRealProcesses(t *testing.T) {
 	}
 }
 
-func crashRun(t *testing.T, victim string, total int) {
-	bin := buildBinary(t)
+// startProcesses builds taxlink, writes a dev network with `dev --init`
+// and starts the hub and every node but the NTA's as processes of it. It
+// returns the binary, the directory of the processes' logs, the layout and
+// the processes by ID ("hub" for the hub); their log tails are printed if
+// t fails.
+func startProcesses(t *testing.T) (bin, logDir string, lay *devnet.Layout, procs map[string]*proc) {
+	t.Helper()
+	bin = buildBinary(t)
 	dir := t.TempDir()
-	logDir := t.TempDir()
+	logDir = t.TempDir()
 	if out, err := exec.Command(bin, "dev", "--init", dir).CombinedOutput(); err != nil {
 		t.Fatalf("dev --init: %v\n%s", err, out)
 	}
 	// The layout is deterministic in shape; reload it from the files.
-	lay := readLayout(t, dir)
-
-	hub := start(t, bin, "hub", lay.HubConfig, lay.HubListen, logDir, 0)
-	procs := map[string]*proc{"hub": hub}
+	lay = readLayout(t, dir)
+	procs = map[string]*proc{"hub": start(t, bin, "hub", lay.HubConfig, lay.HubListen, logDir, 0)}
 	for _, n := range lay.Nodes {
-		if n.ID == devnet.NTAID {
-			continue // the test itself is the NTA node
+		if n.ID != devnet.NTAID { // the NTA's node is the test's to run
+			procs[n.ID] = start(t, bin, "node", n.Config, n.Listen, logDir, 0)
 		}
-		procs[n.ID] = start(t, bin, "node", n.Config, n.Listen, logDir, 0)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -149,6 +152,11 @@ func crashRun(t *testing.T, victim string, total int) {
 			}
 		}
 	})
+	return bin, logDir, lay, procs
+}
+
+func crashRun(t *testing.T, victim string, total int) {
+	bin, logDir, lay, procs := startProcesses(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -384,19 +392,7 @@ func TestCrashSender(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs real processes; skipped with -short")
 	}
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	logDir := t.TempDir()
-	if out, err := exec.Command(bin, "dev", "--init", dir).CombinedOutput(); err != nil {
-		t.Fatalf("dev --init: %v\n%s", err, out)
-	}
-	lay := readLayout(t, dir)
-	procs := map[string]*proc{"hub": start(t, bin, "hub", lay.HubConfig, lay.HubListen, logDir, 0)}
-	for _, n := range lay.Nodes {
-		if n.ID != devnet.NTAID {
-			procs[n.ID] = start(t, bin, "node", n.Config, n.Listen, logDir, 0)
-		}
-	}
+	_, _, lay, procs := startProcesses(t)
 	nta, _ := lay.Node(devnet.NTAID)
 
 	sender := exec.Command(os.Args[0], "-test.run=^$")
@@ -446,6 +442,11 @@ func TestCrashSender(t *testing.T) {
 		t.Fatalf("reopening the killed sender's node: %v", err)
 	}
 	defer l.Close()
+	// Files of a Prepare the kill interrupted have no entry: nothing else
+	// writes this outbox now, so they need not age first.
+	if err := l.Node.SweepOutbox(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, ctx, "every prepared notification accepted and recorded", func() bool {
 		l.Node.ResubmitPending(ctx)
 		_, _ = l.Node.PollReceipts(ctx, 200*time.Millisecond)

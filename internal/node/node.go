@@ -845,10 +845,58 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	go func() {
+		for ctx.Err() == nil {
+			if err := n.SweepOutbox(ctx, orphanAge); err != nil && ctx.Err() == nil {
+				n.log.Warn("sweeping the outbox directory failed; will retry", "err", err)
+			}
+			pause.For(ctx, time.Hour)
+		}
+	}()
 	n.findUnaccepted(ctx)
 	for ctx.Err() == nil {
 		n.ResubmitPending(ctx)
 		pause.For(ctx, 5*time.Second)
+	}
+	return nil
+}
+
+// orphanAge is how long an outbox file without an outbox entry is left
+// alone: another process sharing the node's outbox (`taxlink send`) may be
+// writing it, its entry not committed yet.
+const orphanAge = 10 * time.Minute
+
+// SweepOutbox removes the outbox files that nothing will read again: those
+// of an envelope the hub accepted (a process stopped between the
+// acceptance and their removal), and those older than minAge without an
+// outbox entry (a process stopped while Prepare wrote them, before the
+// entry was committed: Prepare never returned their ID).
+func (n *Node) SweepOutbox(ctx context.Context, minAge time.Duration) error {
+	ents, err := os.ReadDir(n.cfg.OutboxDir)
+	if err != nil {
+		return fmt.Errorf("node: outbox: %w", err)
+	}
+	for _, e := range ents {
+		id, ext, ok := strings.Cut(e.Name(), ".")
+		if !ok || (ext != "ct" && ext != "pre") || e.IsDir() {
+			continue
+		}
+		o, err := n.cfg.Store.GetOutgoing(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid):
+			info, err := e.Info()
+			if err != nil || time.Since(info.ModTime()) < minAge {
+				continue
+			}
+		case err != nil:
+			return fmt.Errorf("node: outbox: %w", err)
+		case o.Accepted == nil:
+			continue
+		}
+		if err := os.Remove(filepath.Join(n.cfg.OutboxDir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("node: outbox: %w", err)
+		}
+		n.log.Info("outbox file removed", "file", e.Name())
 	}
 	return nil
 }

@@ -69,3 +69,63 @@ func TestOutboxInlineOrFiles(t *testing.T) {
 		t.Errorf("the outbox directory: %v", err)
 	}
 }
+
+// TestSweepOutbox checks which outbox files a sweep removes: an old file
+// without an entry (an interrupted Prepare) and the files of an accepted
+// envelope go; a fresh file without an entry (another process may be
+// writing it) and the files of a pending envelope stay.
+func TestSweepOutbox(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	nw := devtest.Start(t)
+	nta := nw.Nodes[devnet.NTAID]
+	prepare := func() string {
+		t.Helper()
+		id, err := nta.Node.Prepare(ctx, node.Submission{Recipient: devnet.SapporoID, Type: "income-tax-return", ContentType: "application/xml", Payload: bytes.NewReader(make([]byte, 600<<10))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	pending, accepted := prepare(), prepare()
+	if _, err := nta.Node.SubmitPending(ctx, accepted); err != nil {
+		t.Fatal(err)
+	}
+	o, err := nta.Store.GetOutgoing(ctx, pending)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outbox := filepath.Dir(o.EnvelopePath)
+	write := func(name string, age time.Duration) string {
+		t.Helper()
+		p := filepath.Join(outbox, name)
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now().Add(-age)
+		if err := os.Chtimes(p, at, at); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	oldOrphan := write("01M8ORPHANOLD0000000000000.ct", time.Hour)
+	freshOrphan := write("01M8ORPHANNEW0000000000000.ct", 0)
+	// As if the process stopped between the acceptance and the removal.
+	acceptedLeft := write(accepted+".pre", time.Hour)
+
+	if err := nta.Node.SweepOutbox(ctx, 10*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path string
+		kept bool
+	}{
+		{oldOrphan, false}, {acceptedLeft, false}, {freshOrphan, true},
+		{o.EnvelopePath + ".ct", true}, {o.EnvelopePath + ".pre", true},
+	} {
+		_, err := os.Stat(c.path)
+		if kept := err == nil; kept != c.kept {
+			t.Errorf("%s: kept %t, want %t", filepath.Base(c.path), kept, c.kept)
+		}
+	}
+}
