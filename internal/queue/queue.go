@@ -429,21 +429,33 @@ func (q *Queue) Enqueue(ctx context.Context, recipient, id string, preamble []by
 		msg.Header.Set(chunksHeader, strings.Join(list, ","))
 		msg.Data = preamble
 	}
-	ack, err := q.js.PublishMsg(ctx, msg)
-	if err == nil && !ack.Duplicate {
+	// A sender that goes away (its connection cut, its process killed)
+	// must not cut the wait for the entry's answer: with the outcome
+	// unknown, the entry may have landed and refer to this attempt's
+	// chunks.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), enqueueTimeout)
+	defer cancel()
+	ack, err := q.js.PublishMsg(pctx, msg)
+	switch {
+	case err != nil:
+		// The entry may have landed all the same: its chunks stay. A
+		// retry finds it (duplicate) and its acceptance completes.
+		return 0, false, fmt.Errorf("queue: enqueue: %w", err)
+	case !ack.Duplicate:
 		return ack.Sequence, false, nil
 	}
 	if blob != "" {
-		// The chunks of this attempt are referenced by no queue entry.
-		if bs, berr := q.js.Stream(context.WithoutCancel(ctx), blobStream); berr == nil {
-			_ = bs.Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject(blob))
+		// The entry of an earlier attempt refers to its own chunks: this
+		// attempt's are referred to by none.
+		if bs, berr := q.js.Stream(pctx, blobStream); berr == nil {
+			_ = bs.Purge(pctx, jetstream.WithPurgeSubject(blob))
 		}
-	}
-	if err != nil {
-		return 0, false, fmt.Errorf("queue: enqueue: %w", err)
 	}
 	return ack.Sequence, true, nil
 }
+
+// enqueueTimeout bounds the wait for a queue entry's answer.
+const enqueueTimeout = 15 * time.Second
 
 // putBlob stores ct as chunk messages under b.<id>.<attempt>, a subject of
 // this attempt alone (so that a concurrent or later attempt for the same
