@@ -271,6 +271,11 @@ func (q *Queue) setup(ctx context.Context) error {
 		Storage:    jetstream.FileStorage,
 		Duplicates: q.opts.DuplicateWindow,
 		MaxMsgSize: 1 << 20,
+		// A direct get answers with the chunk's bytes as they are; the
+		// stream API's answer is JSON with the chunk in base64, whose
+		// encoding and parsing took a third of the hub's CPU while it
+		// delivered large envelopes (docs/benchmarks.md).
+		AllowDirect: true,
 	}, jetstream.StreamConfig{
 		Name:       receiptStream,
 		Subjects:   []string{"r.>"},
