@@ -322,7 +322,8 @@ func checkKeyRef(key, ref, env string, ks KeySources) error {
 type Hub struct {
 	Common
 	// InlineMax is the largest envelope kept in a single JetStream message;
-	// bigger ones are stored as a chain of chunks.
+	// a bigger one's ciphertext is a file in data_dir/blobs (a hub running
+	// alone) or a chain of chunks in JetStream (replicas).
 	InlineMax int `json:"inline_max,omitempty"`
 	// MaxEnvelope bounds a submitted envelope's ciphertext in bytes.
 	MaxEnvelope int64 `json:"max_envelope,omitempty"`

@@ -298,6 +298,9 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		}
 		qo.Cluster = &queue.Cluster{Name: cl.Name, ServerName: cl.Server, Listen: cl.Listen, Routes: cl.Routes, TLS: tc, Replicas: cl.Replicas}
 	}
+	if c.Cluster == nil && c.JetStream == nil {
+		qo.BlobDir = filepath.Join(c.DataDir, "blobs")
+	}
 	if j := c.JetStream; j != nil {
 		tc, err := externalTLS(j.CA, cm.reloader)
 		if err != nil {

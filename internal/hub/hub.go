@@ -489,6 +489,18 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.runCtx = ctx
 	h.mu.Unlock()
 	h.startLoops()
+	h.loops.Go(func() {
+		for ctx.Err() == nil {
+			n, err := h.cfg.Queue.SweepBlobs(ctx, blobOrphanAge)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				h.log.Warn("sweeping the blob directory failed; will retry", "err", err)
+			case n > 0:
+				h.log.Info("blobs no queue entry names removed", "count", n)
+			}
+			pause.For(ctx, time.Hour)
+		}
+	})
 	// A checkpoint a second at most: nodes and auditors hold them.
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -504,6 +516,10 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.loops.Wait()
 	return nil
 }
+
+// blobOrphanAge is how long a blob file no queue entry names is left
+// alone: an upload may still be writing it, or its entry not yet published.
+const blobOrphanAge = 10 * time.Minute
 
 // record appends e to the audit log, if there is one; a failure is logged
 // (it never stops the service it records).

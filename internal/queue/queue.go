@@ -4,19 +4,18 @@
 //
 // It runs on NATS JetStream embedded in the hub process, with every write
 // synced to disk before JetStream acknowledges it (SyncAlways): when Enqueue
-// returns, the envelope survives a SIGKILL or a power cut. Envelopes larger
-// than the inline limit are stored as a chain of chunk messages in a separate
-// stream, published and acknowledged before the queue entry that refers to
-// them, so a queue entry never points at chunks that are not durable.
+// returns, the envelope survives a SIGKILL or a power cut. The ciphertext of
+// an envelope larger than the inline limit is a blob (package blob), stored
+// durably before the queue entry that names it: a file of its own at a hub
+// running alone, a chain of chunk messages in JetStream at replicas of a
+// cluster.
 package queue
 
 import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -32,6 +31,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"taxlink/internal/blob"
 	"taxlink/internal/pause"
 )
 
@@ -40,7 +40,7 @@ const (
 	blobStream    = "TL_BLOB"
 	receiptStream = "TL_RECEIPTS"
 	acceptedKV    = "TL_ACCEPTED"
-	chunksHeader  = "Tl-Chunk-Seqs"
+	blobHeader    = "Tl-Blob"
 	ledgerHeader  = "Tl-Ledger-Index"
 )
 
@@ -51,10 +51,6 @@ const DefaultInlineMax = 512 << 10
 // stays its own before another may take it; a hub keeps the deliveries it
 // works on with progress reports every ackWait/3.
 const ackWait = 15 * time.Second
-
-// chunkSize is the size of a blob chunk; JetStream's default message limit is
-// 1 MiB.
-const chunkSize = 512 << 10
 
 // queueShards is how many work-queue streams the recipients' queues are
 // spread over. On every acknowledgement JetStream asks each consumer of the
@@ -102,6 +98,10 @@ type Options struct {
 	// External, when set, uses an external JetStream cluster instead of
 	// an embedded server (StoreDir and Cluster are then unused).
 	External *External
+	// BlobDir, for a hub running alone, is the directory that keeps the
+	// ciphertexts above InlineMax, one file each. Empty, they are chunks
+	// in JetStream, which is what replicas (Cluster, External) must use.
+	BlobDir string
 }
 
 // External is a JetStream cluster run apart from the hub. Its servers
@@ -159,7 +159,11 @@ type Queue struct {
 	kv   jetstream.KeyValue
 	// receipts is the recording receipts' stream, read with direct gets.
 	receipts jetstream.Stream
-	log      *slog.Logger
+	// blobs holds the ciphertexts above InlineMax; files is the same
+	// store when it is a directory, for SweepBlobs.
+	blobs blob.Store
+	files *blob.Dir
+	log   *slog.Logger
 }
 
 // Open starts an embedded JetStream server in opts.StoreDir, creates the
@@ -176,6 +180,14 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 	}
 	q := &Queue{opts: opts, log: opts.Logger}
 	var err error
+	if opts.BlobDir != "" {
+		if opts.shared() {
+			return nil, errors.New("queue: a blob directory is for a hub running alone: replicas keep blobs in JetStream")
+		}
+		if q.files, err = blob.NewDir(opts.BlobDir); err != nil {
+			return nil, fmt.Errorf("queue: %w", err)
+		}
+	}
 	if opts.External != nil {
 		q.nc, err = connectExternal(opts.External)
 	} else {
@@ -187,6 +199,10 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 	if q.js, err = jetstream.New(q.nc); err != nil {
 		q.Close()
 		return nil, fmt.Errorf("queue: %w", err)
+	}
+	q.blobs = &chunks{js: q.js}
+	if q.files != nil {
+		q.blobs = q.files
 	}
 	if err := q.setup(ctx); err != nil {
 		q.Close()
@@ -410,10 +426,11 @@ func (q *Queue) SetAccepted(ctx context.Context, id string, receipt []byte) erro
 // verifying reader, a cut connection) nothing is queued and the error is
 // returned.
 func (q *Queue) Enqueue(ctx context.Context, recipient, id string, preamble []byte, ct io.Reader, size int64) (seq uint64, dup bool, err error) {
-	_, subj := shardOf(Token(recipient))
+	tok := Token(recipient)
+	_, subj := shardOf(tok)
 	msg := nats.NewMsg(subj)
 	msg.Header.Set(jetstream.MsgIDHeader, id)
-	var blob string // the chunks' subject, when chunked
+	var ref string // the blob's reference, when not inline
 	if size <= int64(q.opts.InlineMax) {
 		buf := bytes.NewBuffer(make([]byte, 0, len(preamble)+int(size)))
 		buf.Write(preamble)
@@ -422,38 +439,31 @@ func (q *Queue) Enqueue(ctx context.Context, recipient, id string, preamble []by
 		}
 		msg.Data = buf.Bytes()
 	} else {
-		seqs, subj, err := q.putBlob(ctx, id, ct)
-		if err != nil {
+		if ref, err = q.blobs.Put(ctx, tok+"."+id, ct); err != nil {
 			return 0, false, err
 		}
-		blob = subj
-		list := make([]string, len(seqs))
-		for i, s := range seqs {
-			list[i] = strconv.FormatUint(s, 10)
-		}
-		msg.Header.Set(chunksHeader, strings.Join(list, ","))
+		msg.Header.Set(blobHeader, ref)
 		msg.Data = preamble
 	}
 	// A sender that goes away (its connection cut, its process killed)
 	// must not cut the wait for the entry's answer: with the outcome
-	// unknown, the entry may have landed and refer to this attempt's
-	// chunks.
+	// unknown, the entry may have landed and name this attempt's blob.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), enqueueTimeout)
 	defer cancel()
 	ack, err := q.js.PublishMsg(pctx, msg)
 	switch {
 	case err != nil:
-		// The entry may have landed all the same: its chunks stay. A
+		// The entry may have landed all the same: its blob stays. A
 		// retry finds it (duplicate) and its acceptance completes.
 		return 0, false, fmt.Errorf("queue: enqueue: %w", err)
 	case !ack.Duplicate:
 		return ack.Sequence, false, nil
 	}
-	if blob != "" {
-		// The entry of an earlier attempt refers to its own chunks: this
-		// attempt's are referred to by none.
-		if bs, berr := q.js.Stream(pctx, blobStream); berr == nil {
-			_ = bs.Purge(pctx, jetstream.WithPurgeSubject(blob))
+	if ref != "" {
+		// The entry of an earlier attempt names its own blob: this
+		// attempt's is named by none.
+		if err := q.blobs.Remove(pctx, ref); err != nil {
+			q.log.Warn("removing the blob of a repeated attempt failed", "id", id, "err", err)
 		}
 	}
 	return ack.Sequence, true, nil
@@ -462,130 +472,29 @@ func (q *Queue) Enqueue(ctx context.Context, recipient, id string, preamble []by
 // enqueueTimeout bounds the wait for a queue entry's answer.
 const enqueueTimeout = 15 * time.Second
 
-// putBlob stores ct as chunk messages under b.<id>.<attempt>, a subject of
-// this attempt alone (so that a concurrent or later attempt for the same
-// envelope never touches its chunks), and returns their stream sequences in
-// order and the subject.
-func (q *Queue) putBlob(ctx context.Context, id string, ct io.Reader) ([]uint64, string, error) {
-	var nonce [8]byte
-	_, _ = rand.Read(nonce[:]) // crypto/rand never fails
-	subj := "b." + id + "." + hex.EncodeToString(nonce[:])
-	bs, err := q.js.Stream(ctx, blobStream)
-	if err != nil {
-		return nil, "", fmt.Errorf("queue: %w", err)
-	}
-	buf := make([]byte, chunkSize)
-	var futures []jetstream.PubAckFuture
-	var seqs []uint64
-	fail := func(err error) ([]uint64, string, error) {
-		_ = bs.Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject(subj))
-		return nil, "", err
-	}
-	for {
-		m, rerr := io.ReadFull(ct, buf)
-		if m > 0 {
-			// No deduplication ID: a retry after a failed attempt must
-			// store new chunks, not be answered with the sequences of the
-			// attempt's chunks that fail purged.
-			msg := nats.NewMsg(subj)
-			msg.Data = append([]byte(nil), buf[:m]...)
-			f, err := q.js.PublishMsgAsync(msg)
-			if err != nil {
-				return fail(fmt.Errorf("queue: store chunk: %w", err))
-			}
-			futures = append(futures, f)
-			// Bound what is in flight so a big payload is never held whole.
-			if len(futures) >= 8 {
-				if seqs, err = waitAcks(ctx, futures, seqs); err != nil {
-					return fail(err)
-				}
-				futures = futures[:0]
-			}
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			return fail(fmt.Errorf("queue: read ciphertext: %w", rerr))
-		}
-	}
-	if seqs, err = waitAcks(ctx, futures, seqs); err != nil {
-		return fail(err)
-	}
-	return seqs, subj, nil
-}
-
-// waitAcks waits for every publish in fs, in order, and appends their
-// sequences to seqs.
-func waitAcks(ctx context.Context, fs []jetstream.PubAckFuture, seqs []uint64) ([]uint64, error) {
-	for _, f := range fs {
-		select {
-		case ack := <-f.Ok():
-			if ack.Duplicate {
-				return seqs, fmt.Errorf("queue: store chunk: answered as a duplicate of sequence %d", ack.Sequence)
-			}
-			seqs = append(seqs, ack.Sequence)
-		case err := <-f.Err():
-			return seqs, fmt.Errorf("queue: store chunk: %w", err)
-		case <-ctx.Done():
-			return seqs, ctx.Err()
-		}
-	}
-	return seqs, nil
-}
-
 // Item is one queued envelope handed to a consumer.
 type Item struct {
-	ID     string
-	Seq    uint64
-	data   []byte   // the whole wire envelope, or its preamble when chunked
-	chunks []uint64 // stream sequences of the chunks, in order
-	q      *Queue
+	ID   string
+	Seq  uint64
+	data []byte // the whole wire envelope, or its preamble with a blob
+	ref  string // the blob holding the ciphertext, or ""
+	q    *Queue
 }
 
-// Body returns the whole wire envelope, streamed chunk by chunk for big
-// envelopes so that it is never held whole in memory.
+// Body returns the whole wire envelope, its blob streamed so that a big
+// envelope is never held whole in memory.
 func (it *Item) Body(ctx context.Context) (io.ReadCloser, error) {
-	if len(it.chunks) == 0 {
+	if it.ref == "" {
 		return io.NopCloser(bytes.NewReader(it.data)), nil
 	}
-	bs, err := it.q.js.Stream(ctx, blobStream)
+	b, err := it.q.blobs.Open(ctx, it.ref)
 	if err != nil {
-		return nil, fmt.Errorf("queue: read chunks: %w", err)
+		return nil, fmt.Errorf("queue: envelope %s: %w", it.ID, err)
 	}
-	return io.NopCloser(io.MultiReader(bytes.NewReader(it.data), &chunkReader{ctx: ctx, bs: bs, subj: "b." + it.ID, seqs: it.chunks})), nil
-}
-
-// chunkReader reads a blob's chunks one at a time by their sequence: no
-// consumer state, so a slow reader cannot stall it.
-type chunkReader struct {
-	ctx  context.Context
-	bs   jetstream.Stream
-	subj string
-	seqs []uint64
-	cur  []byte
-}
-
-func (r *chunkReader) Read(p []byte) (int, error) {
-	for len(r.cur) == 0 {
-		if len(r.seqs) == 0 {
-			return 0, io.EOF
-		}
-		ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
-		msg, err := r.bs.GetMsg(ctx, r.seqs[0])
-		cancel()
-		if err != nil {
-			return 0, fmt.Errorf("queue: read chunk %d: %w", r.seqs[0], err)
-		}
-		if msg.Subject != r.subj && !strings.HasPrefix(msg.Subject, r.subj+".") {
-			return 0, fmt.Errorf("queue: chunk %d belongs to %s, not %s", r.seqs[0], msg.Subject, r.subj)
-		}
-		r.cur = msg.Data
-		r.seqs = r.seqs[1:]
-	}
-	n := copy(p, r.cur)
-	r.cur = r.cur[n:]
-	return n, nil
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(it.data), b), b}, nil
 }
 
 // Handler delivers one item; it returns nil once the item is delivered and
@@ -707,11 +616,10 @@ func (q *Queue) handle(ctx context.Context, msg jetstream.Msg, it *Item, h Handl
 		q.log.Warn("ack failed; the delivery will repeat and be deduplicated", "id", it.ID, "err", err)
 		return
 	}
-	if len(it.chunks) > 0 {
-		if bs, err := q.js.Stream(ctx, blobStream); err == nil {
-			// b.<id>.<attempt> since chunks are per attempt; b.<id> before.
-			_ = bs.Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject("b."+it.ID+".*"))
-			_ = bs.Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject("b."+it.ID))
+	if it.ref != "" {
+		// Left behind, a blob is found again by SweepBlobs.
+		if err := q.blobs.Remove(context.WithoutCancel(ctx), it.ref); err != nil {
+			q.log.Warn("removing a delivered envelope's blob failed", "id", it.ID, "err", err)
 		}
 	}
 }
@@ -721,17 +629,7 @@ func (q *Queue) item(msg jetstream.Msg) (*Item, error) {
 	if err != nil {
 		return nil, err
 	}
-	it := &Item{ID: msg.Headers().Get(jetstream.MsgIDHeader), Seq: md.Sequence.Stream, data: msg.Data(), q: q}
-	if c := msg.Headers().Get(chunksHeader); c != "" {
-		for _, f := range strings.Split(c, ",") {
-			s, err := strconv.ParseUint(f, 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("bad %s header", chunksHeader)
-			}
-			it.chunks = append(it.chunks, s)
-		}
-	}
-	return it, nil
+	return &Item{ID: msg.Headers().Get(jetstream.MsgIDHeader), Seq: md.Sequence.Stream, data: msg.Data(), ref: msg.Headers().Get(blobHeader), q: q}, nil
 }
 
 // Backlog returns the number of envelopes queued for recipient and not yet
@@ -950,3 +848,68 @@ func (l natsLogger) Errorf(format string, v ...any) {
 }
 func (l natsLogger) Debugf(format string, v ...any) {}
 func (l natsLogger) Tracef(format string, v ...any) {}
+
+// SweepBlobs removes the blob files that no queue entry names and that were
+// last written more than minAge ago: those of a hub killed between a blob's
+// write and its entry's, or between a delivery's acknowledgement and the
+// removal of its blob. minAge must exceed the time between a blob's last
+// write and its entry's publication (enqueueTimeout). It returns how many
+// it removed. Blobs kept in JetStream (replicas) are not swept.
+func (q *Queue) SweepBlobs(ctx context.Context, minAge time.Duration) (int, error) {
+	if q.files == nil {
+		return 0, nil
+	}
+	stale, err := q.files.Stale(time.Now().Add(-minAge))
+	if err != nil {
+		return 0, fmt.Errorf("queue: sweep blobs: %w", err)
+	}
+	// A blob's key is <recipient token>.<envelope ID>: only the queues of
+	// recipients with stale blobs need reading.
+	byTok := make(map[string][]string)
+	for _, ref := range stale {
+		key, _ := blob.Key(ref)
+		tok, _, _ := strings.Cut(key, ".")
+		byTok[tok] = append(byTok[tok], ref)
+	}
+	removed := 0
+	for tok, refs := range byTok {
+		named, err := q.blobsNamed(ctx, tok)
+		if err != nil {
+			return removed, fmt.Errorf("queue: sweep blobs: %w", err)
+		}
+		for _, ref := range refs {
+			if named[ref] {
+				continue
+			}
+			if err := q.files.Remove(ctx, ref); err != nil {
+				return removed, fmt.Errorf("queue: sweep blobs: %w", err)
+			}
+			removed++
+		}
+	}
+	return removed, nil
+}
+
+// blobsNamed returns the blobs named by the entries queued for the
+// recipient whose subject token is tok.
+func (q *Queue) blobsNamed(ctx context.Context, tok string) (map[string]bool, error) {
+	stream, subj := shardOf(tok)
+	s, err := q.js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	named := make(map[string]bool)
+	for seq := uint64(1); ; {
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return named, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if ref := m.Header.Get(blobHeader); ref != "" {
+			named[ref] = true
+		}
+		seq = m.Sequence + 1
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,7 +19,21 @@ import (
 
 func open(t *testing.T, dir string) *Queue {
 	t.Helper()
-	q, err := Open(context.Background(), Options{StoreDir: dir, InlineMax: 1024})
+	return openBlobs(t, dir, "chunks")
+}
+
+// blobKinds are the two ways a queue keeps the ciphertexts above its
+// inline limit: files in a directory of the hub, chunks in JetStream.
+var blobKinds = []string{"files", "chunks"}
+
+// openBlobs opens the queue in dir keeping its blobs as kind says.
+func openBlobs(t *testing.T, dir, kind string) *Queue {
+	t.Helper()
+	o := Options{StoreDir: filepath.Join(dir, "jetstream"), InlineMax: 1024}
+	if kind == "files" {
+		o.BlobDir = filepath.Join(dir, "blobs")
+	}
+	q, err := Open(context.Background(), o)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -45,10 +60,16 @@ func (f *failAfter) Read(p []byte) (int, error) {
 // TestEnqueueConsumeAcrossRestart stores an inline and a chunked envelope,
 // a duplicate and a failed one, restarts JetStream, and consumes.
 func TestEnqueueConsumeAcrossRestart(t *testing.T) {
+	for _, kind := range blobKinds {
+		t.Run(kind, func(t *testing.T) { testEnqueueConsumeAcrossRestart(t, kind) })
+	}
+}
+
+func testEnqueueConsumeAcrossRestart(t *testing.T, kind string) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	q := open(t, dir)
+	q := openBlobs(t, dir, kind)
 	small := bytes.Repeat([]byte("s"), 100)
 	big := make([]byte, 3*chunkSize+123)
 	for i := range big {
@@ -77,7 +98,7 @@ func TestEnqueueConsumeAcrossRestart(t *testing.T) {
 	}
 	q.Close()
 
-	q = open(t, dir)
+	q = openBlobs(t, dir, kind)
 	defer q.Close()
 	if r, err := q.Accepted(ctx, "ID1"); err != nil || string(r) != "receipt-1" {
 		t.Fatalf("acceptance after restart: %q %v", r, err)
@@ -182,9 +203,15 @@ func TestManyRecipients(t *testing.T) {
 // chunks were answered with the purged first attempt's sequences and the
 // accepted envelope could never be delivered.
 func TestRetryAfterFailedChunkedEnqueue(t *testing.T) {
+	for _, kind := range blobKinds {
+		t.Run(kind, func(t *testing.T) { testRetryAfterFailedChunkedEnqueue(t, kind) })
+	}
+}
+
+func testRetryAfterFailedChunkedEnqueue(t *testing.T, kind string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	q := open(t, t.TempDir())
+	q := openBlobs(t, t.TempDir(), kind)
 	defer q.Close()
 	big := make([]byte, 6*chunkSize+77)
 	for i := range big {
@@ -205,9 +232,15 @@ func TestRetryAfterFailedChunkedEnqueue(t *testing.T) {
 // from two goroutines at once (a sender retrying while its first upload is
 // still running): one entry is queued, and it reads back whole.
 func TestConcurrentChunkedEnqueueSameID(t *testing.T) {
+	for _, kind := range blobKinds {
+		t.Run(kind, func(t *testing.T) { testConcurrentChunkedEnqueueSameID(t, kind) })
+	}
+}
+
+func testConcurrentChunkedEnqueueSameID(t *testing.T, kind string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	q := open(t, t.TempDir())
+	q := openBlobs(t, t.TempDir(), kind)
 	defer q.Close()
 	big := make([]byte, 9*chunkSize+1)
 	for i := range big {
