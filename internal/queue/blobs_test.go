@@ -3,9 +3,8 @@ package queue
 import (
 	"bytes"
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,43 +20,49 @@ func TestChunksConformance(t *testing.T) {
 	blobtest.Run(t, func(*testing.T) blob.Store { return q.blobs })
 }
 
-// TestBlobsRemovedAndSwept checks, for a hub running alone, that a
-// delivered envelope's blob file is removed, that a sweep removes old
-// files no entry names (a hub killed between a blob and its entry) and
-// keeps those of queued envelopes and recent ones, and that a queue of
-// replicas refuses a blob directory.
+// TestBlobsRemovedAndSwept checks, for either way of keeping blobs, that a
+// delivered envelope's blob is removed, and that a sweep removes the old
+// blobs no entry names (a hub killed between a blob and its entry) and
+// keeps those of queued envelopes and recent ones.
 func TestBlobsRemovedAndSwept(t *testing.T) {
+	for _, kind := range blobKinds {
+		t.Run(kind, func(t *testing.T) { testBlobsRemovedAndSwept(t, kind) })
+	}
+}
+
+func testBlobsRemovedAndSwept(t *testing.T, kind string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	q := openBlobs(t, dir, "files")
+	q := openBlobs(t, t.TempDir(), kind)
 	defer q.Close()
-	blobs := filepath.Join(dir, "blobs")
-	files := func() []string {
-		ents, err := os.ReadDir(blobs)
+	names := func() []string {
+		var out []string
+		var err error
+		if q.files != nil {
+			out, err = q.files.Stale(time.Now().Add(time.Hour))
+		} else {
+			out, err = q.blobs.(*chunks).stale(ctx, time.Now().Add(time.Hour))
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out []string
-		for _, e := range ents {
-			out = append(out, e.Name())
-		}
+		slices.Sort(out)
 		return out
 	}
 	big := blobtest.Pattern(3*chunkSize, 9)
 	if _, _, err := q.Enqueue(ctx, "lg:011002", "DELIVERED", []byte("PRE"), bytes.NewReader(big), int64(len(big))); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(files()); n != 1 {
-		t.Fatalf("%d blob files after one big enqueue, want 1", n)
+	if n := len(names()); n != 1 {
+		t.Fatalf("%d blobs after one big enqueue, want 1", n)
 	}
 	if got := readFirst(t, ctx, q, "lg:011002"); !bytes.Equal(got, append([]byte("PRE"), big...)) {
 		t.Fatal("the envelope read back different")
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for len(files()) != 0 {
+	for len(names()) != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("the delivered envelope's blob is still there: %v", files())
+			t.Fatalf("the delivered envelope's blob is still there: %v", names())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -66,38 +71,40 @@ func TestBlobsRemovedAndSwept(t *testing.T) {
 	if _, _, err := q.Enqueue(ctx, "lg:130001", "QUEUED", []byte("PRE"), bytes.NewReader(big), int64(len(big))); err != nil {
 		t.Fatal(err)
 	}
-	queued := files()
-	orphan, err := q.files.Put(ctx, "lg_130001.ORPHAN", bytes.NewReader(big))
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := q.files.Put(ctx, "lg_011002.ORPHAN", bytes.NewReader(big))
-	if err != nil {
-		t.Fatal(err)
-	}
-	recent, err := q.files.Put(ctx, "lg_130001.RECENT", bytes.NewReader(big))
-	if err != nil {
-		t.Fatal(err)
-	}
-	past := time.Now().Add(-time.Hour)
-	for _, name := range append([]string{orphan, other}, queued...) {
-		if err := os.Chtimes(filepath.Join(blobs, name), past, past); err != nil {
+	queued := names()
+	for _, key := range []string{"lg_130001.ORPHAN", "lg_011002.ORPHAN"} {
+		if _, err := q.blobs.Put(ctx, key, bytes.NewReader(big)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	n, err := q.SweepBlobs(ctx, 10*time.Minute)
+	// File times come from the kernel's coarse clock, up to a tick behind
+	// time.Now: the recent blob is written well after the mark.
+	mark := time.Now()
+	time.Sleep(20 * time.Millisecond)
+	if _, err := q.blobs.Put(ctx, "lg_130001.RECENT", bytes.NewReader(big)); err != nil {
+		t.Fatal(err)
+	}
+	before := names()
+	n, err := q.sweepBlobs(ctx, mark)
 	if err != nil || n != 2 {
 		t.Fatalf("sweep removed %d (%v), want the 2 orphans", n, err)
 	}
-	left := files()
-	want := append(slices.Clone(queued), recent)
-	slices.Sort(left)
-	slices.Sort(want)
-	if !slices.Equal(left, want) {
-		t.Fatalf("after the sweep: %v, want the queued envelope's and the recent blob %v", left, want)
+	var want []string
+	for _, name := range before {
+		if !strings.Contains(name, ".ORPHAN.") {
+			want = append(want, name)
+		}
 	}
+	if left := names(); !slices.Equal(left, want) || len(left) != len(queued)+1 {
+		t.Fatalf("after the sweep: %v, want the queued envelope's %v and the recent blob", left, queued)
+	}
+}
 
-	if _, err := Open(ctx, Options{StoreDir: t.TempDir(), BlobDir: t.TempDir(), External: &External{URL: "tls://127.0.0.1:1"}}); err == nil {
-		t.Fatal("a queue on a shared JetStream took a blob directory")
+// TestBlobDirAlone checks that a queue on a shared JetStream refuses a
+// blob directory: its replicas could not read each other's files.
+func TestBlobDirAlone(t *testing.T) {
+	_, err := Open(context.Background(), Options{StoreDir: t.TempDir(), BlobDir: t.TempDir(), External: &External{URL: "tls://127.0.0.1:1"}})
+	if err == nil || !strings.Contains(err.Error(), "blob directory") {
+		t.Fatalf("a queue on a shared JetStream took a blob directory: %v", err)
 	}
 }

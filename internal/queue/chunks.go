@@ -202,3 +202,30 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	r.cur = r.cur[n:]
 	return n, nil
 }
+
+// stale returns the names (the subject without "b.") of the blobs whose
+// newest chunk was stored before before.
+func (c *chunks) stale(ctx context.Context, before time.Time) ([]string, error) {
+	bs, err := c.js.Stream(ctx, blobStream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := bs.Info(ctx, jetstream.WithSubjectFilter("b.>"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for subj := range info.State.Subjects {
+		m, err := bs.GetLastMsgForSubject(ctx, subj)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, err := blob.Key(subj[2:]); err == nil && m.Time.Before(before) {
+			out = append(out, subj[2:])
+		}
+	}
+	return out, nil
+}

@@ -849,39 +849,51 @@ func (l natsLogger) Errorf(format string, v ...any) {
 func (l natsLogger) Debugf(format string, v ...any) {}
 func (l natsLogger) Tracef(format string, v ...any) {}
 
-// SweepBlobs removes the blob files that no queue entry names and that were
-// last written more than minAge ago: those of a hub killed between a blob's
+// SweepBlobs removes the blobs that no queue entry names and that were last
+// written more than minAge ago: those of a hub killed between a blob's
 // write and its entry's, or between a delivery's acknowledgement and the
-// removal of its blob. minAge must exceed the time between a blob's last
-// write and its entry's publication (enqueueTimeout). It returns how many
-// it removed. Blobs kept in JetStream (replicas) are not swept.
+// removal of its blob, and those of an entry whose publication failed
+// without telling whether it landed. minAge must exceed the time between a
+// blob's last write and its entry's publication (enqueueTimeout). It
+// returns how many it removed. Replicas of a cluster may sweep at once.
 func (q *Queue) SweepBlobs(ctx context.Context, minAge time.Duration) (int, error) {
-	if q.files == nil {
-		return 0, nil
+	return q.sweepBlobs(ctx, time.Now().Add(-minAge))
+}
+
+// sweepBlobs removes the blobs no entry names last written before before.
+func (q *Queue) sweepBlobs(ctx context.Context, before time.Time) (int, error) {
+	var stale []string
+	var err error
+	if q.files != nil {
+		stale, err = q.files.Stale(before)
+	} else {
+		stale, err = q.blobs.(*chunks).stale(ctx, before)
 	}
-	stale, err := q.files.Stale(time.Now().Add(-minAge))
 	if err != nil {
 		return 0, fmt.Errorf("queue: sweep blobs: %w", err)
 	}
-	// A blob's key is <recipient token>.<envelope ID>: only the queues of
-	// recipients with stale blobs need reading.
+	// A blob's name is <recipient token>.<envelope ID>.<random>: only the
+	// queues of recipients with stale blobs need reading.
 	byTok := make(map[string][]string)
-	for _, ref := range stale {
-		key, _ := blob.Key(ref)
-		tok, _, _ := strings.Cut(key, ".")
-		byTok[tok] = append(byTok[tok], ref)
+	for _, name := range stale {
+		tok, _, _ := strings.Cut(name, ".")
+		byTok[tok] = append(byTok[tok], name)
 	}
 	removed := 0
-	for tok, refs := range byTok {
+	for tok, names := range byTok {
 		named, err := q.blobsNamed(ctx, tok)
 		if err != nil {
 			return removed, fmt.Errorf("queue: sweep blobs: %w", err)
 		}
-		for _, ref := range refs {
-			if named[ref] {
+		for _, name := range names {
+			if named[name] {
 				continue
 			}
-			if err := q.files.Remove(ctx, ref); err != nil {
+			ref := name
+			if q.files == nil {
+				ref = "b." + name + ":"
+			}
+			if err := q.blobs.Remove(ctx, ref); err != nil {
 				return removed, fmt.Errorf("queue: sweep blobs: %w", err)
 			}
 			removed++
@@ -890,8 +902,8 @@ func (q *Queue) SweepBlobs(ctx context.Context, minAge time.Duration) (int, erro
 	return removed, nil
 }
 
-// blobsNamed returns the blobs named by the entries queued for the
-// recipient whose subject token is tok.
+// blobsNamed returns the names of the blobs named by the entries queued
+// for the recipient whose subject token is tok.
 func (q *Queue) blobsNamed(ctx context.Context, tok string) (map[string]bool, error) {
 	stream, subj := shardOf(tok)
 	s, err := q.js.Stream(ctx, stream)
@@ -908,6 +920,9 @@ func (q *Queue) blobsNamed(ctx context.Context, tok string) (map[string]bool, er
 			return nil, err
 		}
 		if ref := m.Header.Get(blobHeader); ref != "" {
+			if subj, _, err := parseChunkRef(ref); err == nil {
+				ref = subj[2:]
+			}
 			named[ref] = true
 		}
 		seq = m.Sequence + 1
