@@ -85,6 +85,10 @@ type Options struct {
 	// CPUProfile, if set, receives a pprof CPU profile of this process
 	// (the NTA role) during the relay phases.
 	CPUProfile io.Writer
+	// Profiles makes the hub and the recipient nodes write pprof profiles
+	// next to their logs: NAME.cpu.pprof from their start to their stop,
+	// NAME.heap.pprof of the heap in use when they stop.
+	Profiles bool
 	// Log receives progress lines, one Write at a time (nil: discarded).
 	Log io.Writer
 }
@@ -615,7 +619,7 @@ func startNetworkOnce(ctx context.Context, opts Options, dir, logDir string, rec
 		return nil, nil, nil, fmt.Errorf("bench: %w", err)
 	}
 	procs := &running{}
-	hub, err := startProcess(ctx, opts.Binary, "hub", devnet.HubID, lay.HubConfig, lay.HubListen, logDir, 2*time.Minute)
+	hub, err := startProcess(ctx, opts.Binary, "hub", devnet.HubID, lay.HubConfig, lay.HubListen, logDir, 2*time.Minute, opts.Profiles)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -626,7 +630,7 @@ func startNetworkOnce(ctx context.Context, opts Options, dir, logDir string, rec
 			ntaInfo = n
 			continue // this process is the NTA node
 		}
-		p, err := startProcess(ctx, opts.Binary, "node", n.ID, n.Config, n.Listen, logDir, 2*time.Minute)
+		p, err := startProcess(ctx, opts.Binary, "node", n.ID, n.Config, n.Listen, logDir, 2*time.Minute, opts.Profiles)
 		if err != nil {
 			procs.kill()
 			return nil, nil, nil, err

@@ -29,16 +29,20 @@ type process struct {
 }
 
 // startProcess runs `bin role --config cfg` with its output in a log file
-// under logDir, and waits until it accepts TCP connections on addr or
-// timeout passes.
-func startProcess(ctx context.Context, bin, role, id, cfg, addr, logDir string, timeout time.Duration) (*process, error) {
+// under logDir (and, with profiles, its pprof profiles beside it), and
+// waits until it accepts TCP connections on addr or timeout passes.
+func startProcess(ctx context.Context, bin, role, id, cfg, addr, logDir string, timeout time.Duration, profiles bool) (*process, error) {
 	name := strings.ReplaceAll(id, ":", "-")
 	logPath := filepath.Join(logDir, name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	cmd := exec.Command(bin, role, "--config", cfg)
+	args := []string{role, "--config", cfg}
+	if profiles {
+		args = append(args, "--cpuprofile", filepath.Join(logDir, name+".cpu.pprof"), "--memprofile", filepath.Join(logDir, name+".heap.pprof"))
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		f.Close()

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -38,6 +39,9 @@ reported in "goals", not enforced.`,
 			out, errw := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			opts.Dir = keep
 			opts.Log = errw
+			if opts.Profiles && keep == "" {
+				return errors.New("--profiles writes the profiles next to the logs: give --keep DIR to keep them")
+			}
 			if cpuprofile != "" {
 				f, err := os.Create(cpuprofile)
 				if err != nil {
@@ -85,6 +89,7 @@ reported in "goals", not enforced.`,
 	f.IntVar(&opts.CompareRecipients, "compare-recipients", 0, "after the main run, measure a fresh network with this many recipients (10 for the goal of issue 8)")
 	f.StringVar(&plot, "plot", "", "write an SVG chart of the relay run (per second) to `FILE`")
 	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of this process (the NTA role) during the relay phases to `FILE`")
+	f.BoolVar(&opts.Profiles, "profiles", false, "the hub and the nodes write pprof CPU and heap profiles next to their logs (needs --keep)")
 	c.AddCommand(benchTenantsCmd(), benchIsolationCmd())
 	return c
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"time"
 
 	"fmt"
@@ -15,24 +16,31 @@ import (
 
 func nodeCmd() *cobra.Command {
 	var cfg string
+	var prof profiles
 	c := &cobra.Command{
 		Use:   "node --config FILE",
 		Short: "Run a node (国税庁・都道府県・市区町村サーバ): record deliveries, submit the outbox, collect receipts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := jsonLogger(cmd.ErrOrStderr(), slog.LevelInfo)
+			stopProfiles, err := prof.start()
+			if err != nil {
+				return err
+			}
 			svc, err := daemon.StartNode(cmd.Context(), cfg, log)
 			if err != nil {
+				_ = stopProfiles()
 				return err
 			}
 			log.Info("node started", "listen", svc.Addr)
 			fmt.Fprintf(cmd.OutOrStdout(), "node listening on https://%s\n", svc.Addr)
 			<-cmd.Context().Done()
 			log.Info("node stopping")
-			return svc.Stop()
+			return errors.Join(svc.Stop(), stopProfiles())
 		},
 	}
 	c.Flags().StringVar(&cfg, "config", "", "node configuration file (JSON)")
+	prof.flags(c.Flags())
 	_ = c.MarkFlagRequired("config")
 	c.AddCommand(nodeEraseCmd(), nodeVerifyEraseCmd(), nodeTransferOutCmd(), nodeTransferInCmd())
 	return c
