@@ -32,7 +32,9 @@ func hubCmd() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "hub listening on https://%s\n", svc.Addr)
 			<-cmd.Context().Done()
 			log.Info("hub stopping")
-			return errors.Join(svc.Stop(), stopProfiles())
+			// The heap as it was in service, before the stop frees it.
+			perr := stopProfiles()
+			return errors.Join(svc.Stop(), perr)
 		},
 	}
 	c.Flags().StringVar(&cfg, "config", "", "hub configuration file (JSON)")

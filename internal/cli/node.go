@@ -36,7 +36,9 @@ func nodeCmd() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "node listening on https://%s\n", svc.Addr)
 			<-cmd.Context().Done()
 			log.Info("node stopping")
-			return errors.Join(svc.Stop(), stopProfiles())
+			// The heap as it was in service, before the stop frees it.
+			perr := stopProfiles()
+			return errors.Join(svc.Stop(), perr)
 		},
 	}
 	c.Flags().StringVar(&cfg, "config", "", "node configuration file (JSON)")

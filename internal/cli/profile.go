@@ -11,15 +11,16 @@ import (
 )
 
 // profiles are the pprof profiles a long-running role (hub, node) writes
-// for its operator: CPU from its start to its stop, and the heap in use
-// when it stops. Profiles hold code locations and sizes, never data.
+// for its operator: CPU from its start until it is told to stop, and the
+// heap in use at that moment, before the stop frees it. Profiles hold code
+// locations and sizes, never data.
 type profiles struct {
 	cpu, mem string
 }
 
 func (p *profiles) flags(f *pflag.FlagSet) {
-	f.StringVar(&p.cpu, "cpuprofile", "", "write a pprof CPU profile of this process, from its start to its stop, to `FILE`")
-	f.StringVar(&p.mem, "memprofile", "", "write a pprof profile of the heap in use when this process stops to `FILE`")
+	f.StringVar(&p.cpu, "cpuprofile", "", "write a pprof CPU profile of this process, from its start until it is told to stop, to `FILE`")
+	f.StringVar(&p.mem, "memprofile", "", "write a pprof profile of the heap in use when this process is told to stop to `FILE`")
 }
 
 // start starts the CPU profile, if asked for, and returns what writes the
