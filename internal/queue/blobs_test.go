@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,4 +108,32 @@ func TestBlobDirAlone(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "blob directory") {
 		t.Fatalf("a queue on a shared JetStream took a blob directory: %v", err)
 	}
+}
+
+// FuzzParseChunkRef checks that a chunk reference is accepted only in the
+// one form Put writes: a blob subject, a colon, and canonical sequences.
+func FuzzParseChunkRef(f *testing.F) {
+	f.Add("b.lg_011002.01JH8Z5V6Q3K4M7N8P9R0S1T2V.0123456789abcdef:1,2,3")
+	f.Add("b.lg_011002.X.0123456789abcdef:")
+	f.Add("b.lg_011002.X.0123456789abcdef:01")
+	f.Add("lg_011002.X.0123456789abcdef")
+	f.Fuzz(func(t *testing.T, ref string) {
+		subj, seqs, err := parseChunkRef(ref)
+		if err != nil {
+			return
+		}
+		list := make([]string, len(seqs))
+		for i, s := range seqs {
+			if s == 0 {
+				t.Fatalf("%q: sequence 0 accepted", ref)
+			}
+			list[i] = strconv.FormatUint(s, 10)
+		}
+		if again := subj + ":" + strings.Join(list, ","); again != ref {
+			t.Fatalf("%q accepted as %q", ref, again)
+		}
+		if _, err := blob.Key(subj[2:]); err != nil {
+			t.Fatalf("%q: subject %q accepted: %v", ref, subj, err)
+		}
+	})
 }
