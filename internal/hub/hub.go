@@ -494,7 +494,7 @@ func (h *Hub) Run(ctx context.Context) error {
 			n, err := h.cfg.Queue.SweepBlobs(ctx, blobOrphanAge)
 			switch {
 			case err != nil && ctx.Err() == nil:
-				h.log.Warn("sweeping the blob directory failed; will retry", "err", err)
+				h.log.Warn("sweeping blobs no queue entry names failed; will retry", "err", err)
 			case n > 0:
 				h.log.Info("blobs no queue entry names removed", "count", n)
 			}
