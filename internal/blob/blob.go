@@ -209,3 +209,21 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// Bytes returns the total size of the blobs in the directory.
+func (d *Dir) Bytes() (int64, error) {
+	ents, err := os.ReadDir(d.path)
+	if err != nil {
+		return 0, fmt.Errorf("blob: %w", err)
+	}
+	var n int64
+	for _, e := range ents {
+		if _, err := Key(e.Name()); err != nil || !e.Type().IsRegular() {
+			continue
+		}
+		if info, err := e.Info(); err == nil {
+			n += info.Size()
+		}
+	}
+	return n, nil
+}

@@ -68,6 +68,7 @@ func TestMetricsAndHealth(t *testing.T) {
 		`taxlink_hub_backlog_oldest_seconds{recipient="lg:130001"} 0`,
 		"taxlink_hub_accept_seconds_bucket", "taxlink_hub_ledger_append_seconds_bucket",
 		"taxlink_cert_expiry_seconds", "taxlink_disk_free_bytes", "taxlink_auth_failures_total",
+		"taxlink_hub_blob_bytes 0",
 	} {
 		if !strings.Contains(hubMetrics, want) {
 			t.Errorf("hub metrics lack %q", want)

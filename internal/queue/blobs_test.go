@@ -68,11 +68,18 @@ func testBlobsRemovedAndSwept(t *testing.T, kind string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
+	if n, err := q.BlobBytes(ctx); err != nil || n != 0 {
+		t.Fatalf("blob bytes once delivered: %d (%v), want 0", n, err)
+	}
+
 	// Queued for a recipient nobody consumes: its blob must stay.
 	if _, _, err := q.Enqueue(ctx, "lg:130001", "QUEUED", []byte("PRE"), bytes.NewReader(big), int64(len(big))); err != nil {
 		t.Fatal(err)
 	}
 	queued := names()
+	if n, err := q.BlobBytes(ctx); err != nil || n < int64(len(big)) {
+		t.Fatalf("blob bytes with one queued: %d (%v), want at least %d", n, err, len(big))
+	}
 	for _, key := range []string{"lg_130001.ORPHAN", "lg_011002.ORPHAN"} {
 		if _, err := q.blobs.Put(ctx, key, bytes.NewReader(big)); err != nil {
 			t.Fatal(err)

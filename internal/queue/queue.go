@@ -938,3 +938,20 @@ func (q *Queue) blobsNamed(ctx context.Context, tok string) (map[string]bool, er
 		seq = m.Sequence + 1
 	}
 }
+
+// BlobBytes returns the bytes of the blobs the queue holds: the files of a
+// hub running alone, the chunk stream of replicas.
+func (q *Queue) BlobBytes(ctx context.Context) (int64, error) {
+	if q.files != nil {
+		n, err := q.files.Bytes()
+		if err != nil {
+			return 0, fmt.Errorf("queue: %w", err)
+		}
+		return n, nil
+	}
+	bs, err := q.js.Stream(ctx, blobStream)
+	if err != nil {
+		return 0, fmt.Errorf("queue: %w", err)
+	}
+	return int64(bs.CachedInfo().State.Bytes), nil
+}
