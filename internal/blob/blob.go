@@ -177,24 +177,38 @@ func (d *Dir) Remove(_ context.Context, ref string) error {
 // its entry). Files of other names are left out; so are files removed
 // while the directory is read.
 func (d *Dir) Stale(before time.Time) ([]string, error) {
+	var out []string
+	err := d.each(func(name string, info fs.FileInfo) {
+		if info.ModTime().Before(before) {
+			out = append(out, name)
+		}
+	})
+	return out, err
+}
+
+// Bytes returns the total size of the blobs in the directory.
+func (d *Dir) Bytes() (int64, error) {
+	var n int64
+	err := d.each(func(_ string, info fs.FileInfo) { n += info.Size() })
+	return n, err
+}
+
+// each calls f for every blob file of the directory; files of other names
+// are left out, so are files removed while the directory is read.
+func (d *Dir) each(f func(name string, info fs.FileInfo)) error {
 	ents, err := os.ReadDir(d.path)
 	if err != nil {
-		return nil, fmt.Errorf("blob: %w", err)
+		return fmt.Errorf("blob: %w", err)
 	}
-	var out []string
 	for _, e := range ents {
 		if _, err := Key(e.Name()); err != nil || !e.Type().IsRegular() {
 			continue
 		}
-		info, err := e.Info()
-		if err != nil {
-			continue
-		}
-		if info.ModTime().Before(before) {
-			out = append(out, e.Name())
+		if info, err := e.Info(); err == nil {
+			f(e.Name(), info)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // ctxReader ends a copy when its context ends.
@@ -208,22 +222,4 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
-}
-
-// Bytes returns the total size of the blobs in the directory.
-func (d *Dir) Bytes() (int64, error) {
-	ents, err := os.ReadDir(d.path)
-	if err != nil {
-		return 0, fmt.Errorf("blob: %w", err)
-	}
-	var n int64
-	for _, e := range ents {
-		if _, err := Key(e.Name()); err != nil || !e.Type().IsRegular() {
-			continue
-		}
-		if info, err := e.Info(); err == nil {
-			n += info.Size()
-		}
-	}
-	return n, nil
 }

@@ -37,13 +37,7 @@ func testBlobsRemovedAndSwept(t *testing.T, kind string) {
 	q := openBlobs(t, t.TempDir(), kind)
 	defer q.Close()
 	names := func() []string {
-		var out []string
-		var err error
-		if q.files != nil {
-			out, err = q.files.Stale(time.Now().Add(time.Hour))
-		} else {
-			out, err = q.blobs.(*chunks).stale(ctx, time.Now().Add(time.Hour))
-		}
+		out, err := q.blobs.stale(ctx, time.Now().Add(time.Hour))
 		if err != nil {
 			t.Fatal(err)
 		}

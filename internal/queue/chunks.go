@@ -29,6 +29,9 @@ const maxChunks = 1 << 16
 // subject and the chunks' stream sequences in order, "SUBJECT:S1,S2,…".
 type chunks struct {
 	js jetstream.JetStream
+	// bs is TL_BLOB, as created: its cached configuration allows direct
+	// gets, and no lookup is needed per blob.
+	bs jetstream.Stream
 }
 
 // Put implements blob.Store.
@@ -39,15 +42,11 @@ func (c *chunks) Put(ctx context.Context, key string, r io.Reader) (string, erro
 	// A subject of this attempt alone, so that a concurrent or later
 	// attempt for the same envelope never touches its chunks.
 	subj := "b." + blob.Unique(key)
-	bs, err := c.js.Stream(ctx, blobStream)
-	if err != nil {
-		return "", fmt.Errorf("queue: %w", err)
-	}
 	buf := make([]byte, chunkSize)
 	var futures []jetstream.PubAckFuture
 	var seqs []uint64
 	fail := func(err error) (string, error) {
-		_ = bs.Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject(subj))
+		_ = c.bs.Purge(context.WithoutCancel(ctx), jetstream.WithPurgeSubject(subj))
 		return "", err
 	}
 	for {
@@ -81,7 +80,8 @@ func (c *chunks) Put(ctx context.Context, key string, r io.Reader) (string, erro
 			return fail(fmt.Errorf("queue: read ciphertext: %w", rerr))
 		}
 	}
-	if seqs, err = waitAcks(ctx, futures, seqs); err != nil {
+	seqs, err := waitAcks(ctx, futures, seqs)
+	if err != nil {
 		return fail(err)
 	}
 	list := make([]string, len(seqs))
@@ -145,11 +145,7 @@ func (c *chunks) Open(ctx context.Context, ref string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	bs, err := c.js.Stream(ctx, blobStream)
-	if err != nil {
-		return nil, fmt.Errorf("queue: read chunks: %w", err)
-	}
-	return io.NopCloser(&chunkReader{ctx: ctx, bs: bs, subj: subj, seqs: seqs}), nil
+	return io.NopCloser(&chunkReader{ctx: ctx, bs: c.bs, subj: subj, seqs: seqs}), nil
 }
 
 // Remove implements blob.Store.
@@ -158,11 +154,7 @@ func (c *chunks) Remove(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
-	bs, err := c.js.Stream(ctx, blobStream)
-	if err != nil {
-		return fmt.Errorf("queue: remove chunks: %w", err)
-	}
-	if err := bs.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+	if err := c.bs.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
 		return fmt.Errorf("queue: remove chunks: %w", err)
 	}
 	return nil
@@ -206,17 +198,13 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 // stale returns the names (the subject without "b.") of the blobs whose
 // newest chunk was stored before before.
 func (c *chunks) stale(ctx context.Context, before time.Time) ([]string, error) {
-	bs, err := c.js.Stream(ctx, blobStream)
-	if err != nil {
-		return nil, err
-	}
-	info, err := bs.Info(ctx, jetstream.WithSubjectFilter("b.>"))
+	info, err := c.bs.Info(ctx, jetstream.WithSubjectFilter("b.>"))
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for subj := range info.State.Subjects {
-		m, err := bs.GetLastMsgForSubject(ctx, subj)
+		m, err := c.bs.GetLastMsgForSubject(ctx, subj)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue // removed meanwhile
 		}
@@ -228,4 +216,25 @@ func (c *chunks) stale(ctx context.Context, before time.Time) ([]string, error) 
 		}
 	}
 	return out, nil
+}
+
+// name returns the chunks' subject without "b.".
+func (c *chunks) name(ref string) string {
+	subj, _, err := parseChunkRef(ref)
+	if err != nil {
+		return ref
+	}
+	return subj[2:]
+}
+
+// removable returns a reference without sequences: Remove purges the
+// subject, whatever the chunks.
+func (c *chunks) removable(name string) string { return "b." + name + ":" }
+
+func (c *chunks) bytes(ctx context.Context) (int64, error) {
+	info, err := c.bs.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return int64(info.State.Bytes), nil
 }

@@ -169,10 +169,8 @@ type Queue struct {
 	kv   jetstream.KeyValue
 	// receipts is the recording receipts' stream, read with direct gets.
 	receipts jetstream.Stream
-	// blobs holds the ciphertexts above InlineMax; files is the same
-	// store when it is a directory, for SweepBlobs.
-	blobs blob.Store
-	files *blob.Dir
+	// blobs holds the ciphertexts above InlineMax.
+	blobs blobStore
 	log   *slog.Logger
 }
 
@@ -189,12 +187,13 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	q := &Queue{opts: opts, log: opts.Logger}
+	var dir *blob.Dir
 	var err error
 	if opts.BlobDir != "" {
 		if opts.shared() {
 			return nil, errors.New("queue: a blob directory is for a hub running alone: replicas keep blobs in JetStream")
 		}
-		if q.files, err = blob.NewDir(opts.BlobDir); err != nil {
+		if dir, err = blob.NewDir(opts.BlobDir); err != nil {
 			return nil, fmt.Errorf("queue: %w", err)
 		}
 	}
@@ -210,13 +209,12 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		q.Close()
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	q.blobs = &chunks{js: q.js}
-	if q.files != nil {
-		q.blobs = q.files
-	}
 	if err := q.setup(ctx); err != nil {
 		q.Close()
 		return nil, err
+	}
+	if dir != nil {
+		q.blobs = files{dir}
 	}
 	return q, nil
 }
@@ -361,8 +359,11 @@ func (q *Queue) create(ctx context.Context, streams []jetstream.StreamConfig) er
 		if err != nil {
 			return fmt.Errorf("queue: create stream %s: %w", sc.Name, err)
 		}
-		if sc.Name == receiptStream {
+		switch sc.Name {
+		case receiptStream:
 			q.receipts = st
+		case blobStream:
+			q.blobs = &chunks{js: q.js, bs: st}
 		}
 	}
 	kv, err := q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -872,13 +873,7 @@ func (q *Queue) SweepBlobs(ctx context.Context, minAge time.Duration) (int, erro
 
 // sweepBlobs removes the blobs no entry names last written before before.
 func (q *Queue) sweepBlobs(ctx context.Context, before time.Time) (int, error) {
-	var stale []string
-	var err error
-	if q.files != nil {
-		stale, err = q.files.Stale(before)
-	} else {
-		stale, err = q.blobs.(*chunks).stale(ctx, before)
-	}
+	stale, err := q.blobs.stale(ctx, before)
 	if err != nil {
 		return 0, fmt.Errorf("queue: sweep blobs: %w", err)
 	}
@@ -899,11 +894,7 @@ func (q *Queue) sweepBlobs(ctx context.Context, before time.Time) (int, error) {
 			if named[name] {
 				continue
 			}
-			ref := name
-			if q.files == nil {
-				ref = "b." + name + ":"
-			}
-			if err := q.blobs.Remove(ctx, ref); err != nil {
+			if err := q.blobs.Remove(ctx, q.blobs.removable(name)); err != nil {
 				return removed, fmt.Errorf("queue: sweep blobs: %w", err)
 			}
 			removed++
@@ -930,10 +921,7 @@ func (q *Queue) blobsNamed(ctx context.Context, tok string) (map[string]bool, er
 			return nil, err
 		}
 		if ref := m.Header.Get(blobHeader); ref != "" {
-			if subj, _, err := parseChunkRef(ref); err == nil {
-				ref = subj[2:]
-			}
-			named[ref] = true
+			named[q.blobs.name(ref)] = true
 		}
 		seq = m.Sequence + 1
 	}
@@ -942,16 +930,9 @@ func (q *Queue) blobsNamed(ctx context.Context, tok string) (map[string]bool, er
 // BlobBytes returns the bytes of the blobs the queue holds: the files of a
 // hub running alone, the chunk stream of replicas.
 func (q *Queue) BlobBytes(ctx context.Context) (int64, error) {
-	if q.files != nil {
-		n, err := q.files.Bytes()
-		if err != nil {
-			return 0, fmt.Errorf("queue: %w", err)
-		}
-		return n, nil
-	}
-	bs, err := q.js.Stream(ctx, blobStream)
+	n, err := q.blobs.bytes(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("queue: %w", err)
 	}
-	return int64(bs.CachedInfo().State.Bytes), nil
+	return n, nil
 }
