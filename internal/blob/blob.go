@@ -114,32 +114,20 @@ const copyBuffer = 256 << 10
 
 // Put implements Store: the file and then the directory are synced before
 // it returns.
-func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (ref string, err error) {
+func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (string, error) {
 	if err := ValidKey(key); err != nil {
 		return "", err
 	}
 	name := Unique(key)
-	path := filepath.Join(d.path, name)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("blob: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(path)
-		}
-	}()
-	_, err = io.CopyBuffer(f, ctxReader{ctx, r}, make([]byte, copyBuffer))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err := fsutil.CreateSynced(filepath.Join(d.path, name), 0o600, func(w io.Writer) error {
+		_, err := io.CopyBuffer(w, ctxReader{ctx, r}, make([]byte, copyBuffer))
+		return err
+	})
 	if err == nil {
 		err = fsutil.SyncDir(d.path)
 	}
 	if err != nil {
+		_ = os.Remove(filepath.Join(d.path, name))
 		return "", fmt.Errorf("blob: store %s: %w", key, err)
 	}
 	return name, nil

@@ -1,10 +1,13 @@
 // Package fsutil writes files so that a crash leaves either the old or the
 // new content, never a mix: the one way every taxlink package replaces a
-// key, a certificate, a directory or a checkpoint on disk.
+// key, a certificate, a directory or a checkpoint on disk, creates a file
+// that must be whole on disk before it is used (CreateSynced), and syncs a
+// directory (SyncDir).
 package fsutil
 
 import (
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -68,4 +71,26 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// CreateSynced creates path, which must not exist, with mode perm, writes
+// it with fill, and syncs and closes it; on any failure the file is
+// removed. The directory entry is not synced: a caller that needs the
+// file to survive a crash calls SyncDir once its files are written.
+func CreateSynced(path string, perm fs.FileMode, fill func(io.Writer) error) (err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
+	if err != nil {
+		return err
+	}
+	err = fill(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(path)
+	}
+	return err
 }

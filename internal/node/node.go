@@ -43,6 +43,7 @@ import (
 	"taxlink/internal/audit"
 	"taxlink/internal/directory"
 	"taxlink/internal/envelope"
+	"taxlink/internal/fsutil"
 	"taxlink/internal/ledger"
 	"taxlink/internal/metrics"
 	"taxlink/internal/notekey"
@@ -466,11 +467,11 @@ func (n *Node) Prepare(ctx context.Context, s Submission) (string, error) {
 		env.Write(ct.buf.Bytes())
 		o.Envelope = env.Bytes()
 	} else {
-		if err := writeSynced(prePath, func(w io.Writer) error { return envelope.WritePreamble(w, hb, sig) }); err != nil {
+		if err := fsutil.CreateSynced(prePath, 0o600, func(w io.Writer) error { return envelope.WritePreamble(w, hb, sig) }); err != nil {
 			ct.remove()
 			return "", fmt.Errorf("node: %w", err)
 		}
-		if err := syncDir(n.cfg.OutboxDir); err != nil {
+		if err := fsutil.SyncDir(n.cfg.OutboxDir); err != nil {
 			return "", err
 		}
 		o.EnvelopePath = base
@@ -537,33 +538,6 @@ func (s *spill) remove() {
 	if s.f != nil {
 		os.Remove(s.path)
 	}
-}
-
-func writeSynced(path string, fill func(io.Writer) error) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := fill(f); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // SubmitPending submits id from the outbox; see Submit.

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"taxlink/internal/fsutil"
 )
 
 // State of a record with respect to scanning.
@@ -89,21 +91,11 @@ func OpenLedger(path string) (*Ledger, error) {
 		f.Close()
 		return nil, err
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := fsutil.SyncDir(filepath.Dir(path)); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("scan: open ledger %s: %w", path, err)
 	}
 	return l, nil
-}
-
-// syncDir fsyncs a directory so that a newly created file in it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // load reads every line of the file and truncates a torn tail.
