@@ -26,9 +26,7 @@ func TestChunksConformance(t *testing.T) {
 // blobs no entry names (a hub killed between a blob and its entry) and
 // keeps those of queued envelopes and recent ones.
 func TestBlobsRemovedAndSwept(t *testing.T) {
-	for _, kind := range blobKinds {
-		t.Run(kind, func(t *testing.T) { testBlobsRemovedAndSwept(t, kind) })
-	}
+	eachBlobKind(t, testBlobsRemovedAndSwept)
 }
 
 func testBlobsRemovedAndSwept(t *testing.T, kind string) {

@@ -22,9 +22,14 @@ func open(t *testing.T, dir string) *Queue {
 	return openBlobs(t, dir, "chunks")
 }
 
-// blobKinds are the two ways a queue keeps the ciphertexts above its
-// inline limit: files in a directory of the hub, chunks in JetStream.
-var blobKinds = []string{"files", "chunks"}
+// eachBlobKind runs test as a subtest for each way a queue keeps the
+// ciphertexts above its inline limit: files in a directory of the hub,
+// chunks in JetStream.
+func eachBlobKind(t *testing.T, test func(t *testing.T, kind string)) {
+	for _, kind := range []string{"files", "chunks"} {
+		t.Run(kind, func(t *testing.T) { test(t, kind) })
+	}
+}
 
 // openBlobs opens the queue in dir keeping its blobs as kind says.
 func openBlobs(t *testing.T, dir, kind string) *Queue {
@@ -60,9 +65,7 @@ func (f *failAfter) Read(p []byte) (int, error) {
 // TestEnqueueConsumeAcrossRestart stores an inline and a chunked envelope,
 // a duplicate and a failed one, restarts JetStream, and consumes.
 func TestEnqueueConsumeAcrossRestart(t *testing.T) {
-	for _, kind := range blobKinds {
-		t.Run(kind, func(t *testing.T) { testEnqueueConsumeAcrossRestart(t, kind) })
-	}
+	eachBlobKind(t, testEnqueueConsumeAcrossRestart)
 }
 
 func testEnqueueConsumeAcrossRestart(t *testing.T, kind string) {
@@ -203,9 +206,7 @@ func TestManyRecipients(t *testing.T) {
 // chunks were answered with the purged first attempt's sequences and the
 // accepted envelope could never be delivered.
 func TestRetryAfterFailedChunkedEnqueue(t *testing.T) {
-	for _, kind := range blobKinds {
-		t.Run(kind, func(t *testing.T) { testRetryAfterFailedChunkedEnqueue(t, kind) })
-	}
+	eachBlobKind(t, testRetryAfterFailedChunkedEnqueue)
 }
 
 func testRetryAfterFailedChunkedEnqueue(t *testing.T, kind string) {
@@ -232,9 +233,7 @@ func testRetryAfterFailedChunkedEnqueue(t *testing.T, kind string) {
 // from two goroutines at once (a sender retrying while its first upload is
 // still running): one entry is queued, and it reads back whole.
 func TestConcurrentChunkedEnqueueSameID(t *testing.T) {
-	for _, kind := range blobKinds {
-		t.Run(kind, func(t *testing.T) { testConcurrentChunkedEnqueueSameID(t, kind) })
-	}
+	eachBlobKind(t, testConcurrentChunkedEnqueueSameID)
 }
 
 func testConcurrentChunkedEnqueueSameID(t *testing.T, kind string) {
