@@ -135,32 +135,7 @@ func Open(path string) (*Index, error) {
 // migrate creates the schema in a new database and checks an existing one.
 func (ix *Index) migrate(ctx context.Context) error {
 	return ix.write(ctx, func(tx *sql.Tx) error {
-		var version, appID, objects int
-		if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-			return err
-		}
-		if err := tx.QueryRowContext(ctx, "PRAGMA application_id").Scan(&appID); err != nil {
-			return err
-		}
-		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&objects); err != nil {
-			return err
-		}
-		switch {
-		case version == 0 && appID == 0 && objects == 0:
-			if _, err := tx.ExecContext(ctx, schema); err != nil {
-				return fmt.Errorf("creating the schema: %w", err)
-			}
-			// PRAGMA takes no parameters; both values are constants.
-			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d; PRAGMA user_version = %d", applicationID, schemaVersion))
-			return err
-		case appID != applicationID:
-			return errors.New("the file is a SQLite database that is not a search index")
-		case version > schemaVersion:
-			return fmt.Errorf("the index schema version %d is newer than this program's %d", version, schemaVersion)
-		case version < 1:
-			return fmt.Errorf("the index schema version %d is unknown", version)
-		}
-		return nil
+		return sqlitedb.Init(ctx, tx, applicationID, schemaVersion, schema, "search index")
 	})
 }
 

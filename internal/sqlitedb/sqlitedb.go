@@ -329,3 +329,38 @@ func (w *Writer) commit(batch []*write) {
 		fail(ok, "commit", err)
 	}
 }
+
+// Init creates schema in a new, empty database and marks it with appID
+// (PRAGMA application_id, which tells taxlink's kinds of file apart) and
+// version (PRAGMA user_version); an existing database must carry appID and
+// a version from 1 to version. It runs in tx, so that two processes
+// opening a new file do not both create it. kind names the file in errors
+// ("search index").
+func Init(ctx context.Context, tx *sql.Tx, appID, version int, schema, kind string) error {
+	var have, id, objects int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&have); err != nil {
+		return err
+	}
+	if err := tx.QueryRowContext(ctx, "PRAGMA application_id").Scan(&id); err != nil {
+		return err
+	}
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&objects); err != nil {
+		return err
+	}
+	switch {
+	case have == 0 && id == 0 && objects == 0:
+		if _, err := tx.ExecContext(ctx, schema); err != nil {
+			return fmt.Errorf("creating the %s schema: %w", kind, err)
+		}
+		// PRAGMA takes no parameters; both values are integers.
+		_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA application_id = %d; PRAGMA user_version = %d", appID, version))
+		return err
+	case id != appID:
+		return fmt.Errorf("the file is a SQLite database that is not a %s", kind)
+	case have > version:
+		return fmt.Errorf("the %s schema version %d is newer than this program's %d", kind, have, version)
+	case have < 1:
+		return fmt.Errorf("the %s schema version %d is unknown", kind, have)
+	}
+	return nil
+}
