@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"taxlink/internal/acceptance"
 	"time"
 
 	"taxlink/internal/api"
@@ -54,7 +55,9 @@ type Service struct {
 	Hub  *hub.Hub // set for a hub
 	// Queue is a hub's durable store.
 	Queue *queue.Queue
-	Node  *node.Node // set for a node
+	// Acceptances is a hub's store of acceptance receipts.
+	Acceptances acceptance.Store
+	Node        *node.Node // set for a node
 	// Store is a node's store.
 	Store store.NodeStore
 	// MetricsAddr is where /metrics, /healthz and /readyz are served
@@ -314,11 +317,18 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		cm.close()
 		return nil, err
 	}
+	acc, closeAcc, err := openAcceptances(ctx, q, c.DataDir, log)
+	if err != nil {
+		q.Close()
+		cm.close()
+		return nil, err
+	}
 	reg := metrics.NewRegistry()
 	hm := metrics.NewHub(reg)
 	cm.metrics = reg
 	lg, err := openLedger(filepath.Join(c.DataDir, "ledger"), c.Environment, c.ID, "ledger", signer)
 	if err != nil {
+		closeAcc()
 		q.Close()
 		cm.close()
 		return nil, err
@@ -330,6 +340,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		cl, err := clusterledger.Open(ctx, q, lg, log)
 		if err != nil {
 			lg.Close()
+			closeAcc()
 			q.Close()
 			cm.close()
 			return nil, err
@@ -340,12 +351,14 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 	if err != nil {
 		stopLedger()
 		lg.Close()
+		closeAcc()
 		q.Close()
 		cm.close()
 		return nil, err
 	}
 	closeAll := func() {
 		stopLedger()
+		closeAcc()
 		q.Close()
 		recordLocal(al, "stop", c.ID)
 		al.Close()
@@ -353,7 +366,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		cm.close()
 	}
 	h, err := hub.New(hub.Config{
-		ID: c.ID, Environment: c.Environment, Signer: signer, Directory: cm.dir, Queue: q,
+		ID: c.ID, Environment: c.Environment, Signer: signer, Directory: cm.dir, Queue: q, Acceptances: acc,
 		Roots: cm.roots, TLSOptions: cm.opts, Mapper: cm.mapper, MaxEnvelope: c.MaxEnvelope, Logger: log,
 		MaxInFlight: c.MaxInFlight, MinFreeBytes: c.MinFreeBytes,
 		Ledger: hl, Audit: al, Metrics: hm,
@@ -363,7 +376,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		return nil, err
 	}
 	hubGauges(reg, h, q, lg, cm, c.DataDir)
-	svc := &Service{Hub: h, Queue: q, Dir: cm.dir, close: closeAll, ConsoleClock: &console.Clock{}}
+	svc := &Service{Hub: h, Queue: q, Acceptances: acc, Dir: cm.dir, close: closeAll, ConsoleClock: &console.Clock{}}
 	if c.MetricsListen != "" {
 		svc.MetricsAddr, err = metrics.Serve(ctx, c.MetricsListen, metrics.Handler(reg, func(ctx context.Context) error {
 			_, err := q.Total(ctx)
@@ -792,6 +805,29 @@ func tlsFailures(al *audit.Log, count func()) func(remote, reason string) {
 		}
 		record(al, audit.Event{Actor: "unknown", Action: "auth.failure", From: remote, Result: audit.ResultDenied, Detail: reason})
 	}
+}
+
+// openAcceptances returns the hub's store of acceptance receipts and its
+// close: the bucket the replicas share for a queue shared with them, else
+// the SQLite file data_dir/accepted.db, into which the receipts an earlier
+// version kept in JetStream are moved first.
+func openAcceptances(ctx context.Context, q *queue.Queue, dataDir string, log *slog.Logger) (acceptance.Store, func(), error) {
+	if shared := q.Acceptances(); shared != nil {
+		return shared, func() {}, nil
+	}
+	db, err := acceptance.Open(filepath.Join(dataDir, "accepted.db"))
+	if err != nil {
+		return nil, nil, err
+	}
+	n, err := q.MoveAccepted(ctx, db.Import)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	if n > 0 {
+		log.Info("acceptance receipts moved from JetStream to accepted.db", "receipts", n)
+	}
+	return db, func() { _ = db.Close() }, nil
 }
 
 // openLedger opens (or creates) the tamper-evident log at dir, its

@@ -32,6 +32,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"taxlink/internal/acceptance"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -46,7 +47,6 @@ import (
 	"taxlink/internal/node"
 	"taxlink/internal/notekey"
 	"taxlink/internal/pki"
-	"taxlink/internal/queue"
 )
 
 // Result is the outcome of one attack.
@@ -80,11 +80,12 @@ type attacker struct {
 	lay    *devnet.Layout
 	roots  *x509.CertPool
 	hubURL string
-	// queue is the hub's store when the network runs in this process, to
-	// check that nothing refused was stored; nil for a network in other
-	// processes, where the refusal codes are what is checked.
-	queue *queue.Queue
-	v1    []byte // the directory before the drill changed it
+	// accepted is the hub's store of acceptances when the network runs in
+	// this process, to check that nothing refused was accepted; nil for a
+	// network in other processes, where the refusal codes are what is
+	// checked.
+	accepted acceptance.Store
+	v1       []byte // the directory before the drill changed it
 	// dirKey verifies the directory.
 	dirKey *ecdsa.PublicKey
 	// signed returns the signed directory in force at the hub.
@@ -214,8 +215,8 @@ func (a *attacker) expectCode(ctx context.Context, peer string, body []byte, id 
 		return false, "transport error instead of a refusal: " + err.Error()
 	}
 	if id != "" {
-		if a.queue != nil {
-			if _, err := a.queue.Accepted(ctx, id); !errors.Is(err, queue.ErrNotFound) {
+		if a.accepted != nil {
+			if _, err := a.accepted.Get(ctx, id); !errors.Is(err, acceptance.ErrNotFound) {
 				return false, "the envelope was accepted"
 			}
 		}
@@ -714,7 +715,7 @@ func (a *attacker) directoryAttack(ctx context.Context, offered func(current []b
 func Attack(ctx context.Context, nw *devnet.Network, report func(Result)) ([]Result, AttackSummary, error) {
 	nta := nw.Nodes[devnet.NTAID]
 	a := &attacker{
-		lay: nw.Layout, hubURL: "https://" + nw.Hub.Addr, queue: nw.Queue(),
+		lay: nw.Layout, hubURL: "https://" + nw.Hub.Addr, accepted: nw.Hub.Acceptances,
 		signed: nw.Hub.Dir.Signed,
 		publish: func(_ context.Context, doc []byte) error {
 			_, err := nw.Hub.Hub.UpdateDirectory(doc)

@@ -29,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"taxlink/internal/acceptance"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -74,6 +75,9 @@ type Config struct {
 	Signer      crypto.Signer // signs acceptance receipts
 	Directory   *directory.Holder
 	Queue       *queue.Queue
+	// Acceptances keeps the acceptance receipt of every envelope accepted,
+	// for the sender that submits it again.
+	Acceptances acceptance.Store
 	// Ledger is the hub's tamper-evident log: every acceptance, recording
 	// receipt and directory change is an entry.
 	Ledger Ledger
@@ -135,8 +139,8 @@ type Hub struct {
 
 // New checks cfg and returns a hub.
 func New(cfg Config) (*Hub, error) {
-	if cfg.Signer == nil || cfg.Directory == nil || cfg.Queue == nil || cfg.Ledger == nil {
-		return nil, errors.New("hub: signer, directory, queue and ledger are required")
+	if cfg.Signer == nil || cfg.Directory == nil || cfg.Queue == nil || cfg.Acceptances == nil || cfg.Ledger == nil {
+		return nil, errors.New("hub: signer, directory, queue, acceptances and ledger are required")
 	}
 	if cfg.MaxEnvelope <= 0 {
 		cfg.MaxEnvelope = DefaultMaxEnvelope
@@ -342,7 +346,7 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	digest := receipt.HeaderDigest(hb)
-	if prev, err := h.cfg.Queue.Accepted(ctx, hdr.ID); err == nil {
+	if prev, err := h.cfg.Acceptances.Get(ctx, hdr.ID); err == nil {
 		rc, err := receipt.Parse(prev)
 		if err != nil {
 			h.log.Error("stored acceptance receipt unreadable", "id", hdr.ID, "err", err)
@@ -358,7 +362,7 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(prev)
 		return
-	} else if !errors.Is(err, queue.ErrNotFound) {
+	} else if !errors.Is(err, acceptance.ErrNotFound) {
 		h.log.Error("acceptance lookup failed", "err", err)
 		h.refuse(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
 		return
@@ -413,7 +417,9 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := rc.MarshalJSON()
 	if err == nil {
-		err = h.cfg.Queue.SetAccepted(ctx, hdr.ID, out)
+		// A concurrent submission of the same envelope may have stored its
+		// receipt first: both answer with that one.
+		out, err = h.cfg.Acceptances.Put(ctx, hdr.ID, out)
 	}
 	if err != nil {
 		// The envelope is queued; a retry by the sender finds it by ID and

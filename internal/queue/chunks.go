@@ -139,7 +139,7 @@ func parseChunkRef(ref string) (string, []uint64, error) {
 
 // Open implements blob.Store: the chunks are read one at a time by their
 // sequence, so that a big blob is never held whole; a blob removed shows
-// as ErrNotFound at the first Read.
+// as blob.ErrNotFound at the first Read.
 func (c *chunks) Open(ctx context.Context, ref string) (io.ReadCloser, error) {
 	subj, seqs, err := parseChunkRef(ref)
 	if err != nil {

@@ -87,9 +87,6 @@ func shard(n int) (stream, subjects string) {
 	return fmt.Sprintf("TL_QUEUE_%02d", n), fmt.Sprintf("q.%02d.*", n)
 }
 
-// ErrNotFound: no entry under that key.
-var ErrNotFound = errors.New("queue: not found")
-
 // Options configures Open.
 type Options struct {
 	// StoreDir is where JetStream keeps its files.
@@ -366,12 +363,20 @@ func (q *Queue) create(ctx context.Context, streams []jetstream.StreamConfig) er
 			q.blobs = &chunks{js: q.js, bs: st}
 		}
 	}
-	kv, err := q.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:   acceptedKV,
-		History:  1,
-		Storage:  jetstream.FileStorage,
-		Replicas: q.opts.replicas(),
-	})
+	// A hub alone keeps its acceptance receipts in a file of its own
+	// (acceptance.DB); the bucket of an earlier version is kept until
+	// MoveAccepted empties it.
+	if !q.opts.shared() {
+		kv, err := q.js.KeyValue(ctx, acceptedKV)
+		switch {
+		case err == nil:
+			q.kv = kv
+		case !errors.Is(err, jetstream.ErrBucketNotFound):
+			return fmt.Errorf("queue: look for bucket %s: %w", acceptedKV, err)
+		}
+		return nil
+	}
+	kv, err := q.js.CreateOrUpdateKeyValue(ctx, acceptedBucket(q.opts.replicas()))
 	if err != nil {
 		return fmt.Errorf("queue: create bucket %s: %w", acceptedKV, err)
 	}
@@ -407,26 +412,6 @@ func Token(id string) string {
 		}
 	}
 	return string(b)
-}
-
-// Accepted returns the stored acceptance receipt of envelope id.
-func (q *Queue) Accepted(ctx context.Context, id string) ([]byte, error) {
-	e, err := q.kv.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("queue: look up acceptance: %w", err)
-	}
-	return e.Value(), nil
-}
-
-// SetAccepted durably stores the acceptance receipt of envelope id.
-func (q *Queue) SetAccepted(ctx context.Context, id string, receipt []byte) error {
-	if _, err := q.kv.Put(ctx, id, receipt); err != nil {
-		return fmt.Errorf("queue: store acceptance: %w", err)
-	}
-	return nil
 }
 
 // Enqueue durably stores an envelope for recipient: its preamble (magic,

@@ -96,19 +96,10 @@ func testEnqueueConsumeAcrossRestart(t *testing.T, kind string) {
 	if n, _ := q.Backlog(ctx, "lg:011002"); n != 2 {
 		t.Fatalf("backlog %d, want 2 (the failed one must leave nothing)", n)
 	}
-	if err := q.SetAccepted(ctx, "ID1", []byte("receipt-1")); err != nil {
-		t.Fatal(err)
-	}
 	q.Close()
 
 	q = openBlobs(t, dir, kind)
 	defer q.Close()
-	if r, err := q.Accepted(ctx, "ID1"); err != nil || string(r) != "receipt-1" {
-		t.Fatalf("acceptance after restart: %q %v", r, err)
-	}
-	if _, err := q.Accepted(ctx, "ID9"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("unknown acceptance: %v", err)
-	}
 	got := map[string][]byte{}
 	var mu sync.Mutex
 	cctx, stop := context.WithCancel(ctx)
