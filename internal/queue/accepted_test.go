@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -14,7 +15,7 @@ import (
 	"taxlink/internal/acceptance/acceptancetest"
 )
 
-func openAlone(t *testing.T, dir string) *Queue {
+func openAlone(t testing.TB, dir string) *Queue {
 	t.Helper()
 	q, err := Open(t.Context(), Options{StoreDir: dir})
 	if err != nil {
@@ -25,7 +26,7 @@ func openAlone(t *testing.T, dir string) *Queue {
 
 // bucket returns the TL_ACCEPTED bucket of q, created as a shared queue
 // creates it.
-func bucket(t *testing.T, q *Queue) jetstream.KeyValue {
+func bucket(t testing.TB, q *Queue) jetstream.KeyValue {
 	t.Helper()
 	kv, err := q.js.CreateOrUpdateKeyValue(t.Context(), acceptedBucket(1))
 	if err != nil {
@@ -111,4 +112,53 @@ func TestMoveAccepted(t *testing.T) {
 	if n, err := q.MoveAccepted(ctx, db.Import); n != 0 || err != nil {
 		t.Errorf("a second MoveAccepted: %d, %v; want 0, nil", n, err)
 	}
+}
+
+// BenchmarkAcceptancesPut stores 700-byte receipts from 64 goroutines, as
+// concurrent acceptances do, in the bucket the replicas share (on one
+// server, SyncAlways as the hub runs it) and in the file a hub alone uses;
+// heap-B/key is the heap that stays with each receipt stored.
+func BenchmarkAcceptancesPut(b *testing.B) {
+	rc := make([]byte, 700)
+	for _, c := range []struct {
+		name string
+		open func(b *testing.B) acceptance.Store
+	}{
+		{"bucket", func(b *testing.B) acceptance.Store {
+			q := openAlone(b, b.TempDir())
+			b.Cleanup(q.Close)
+			return kvAcceptances{bucket(b, q)}
+		}},
+		{"file", func(b *testing.B) acceptance.Store {
+			db, err := acceptance.Open(filepath.Join(b.TempDir(), "accepted.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { db.Close() })
+			return db
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			s := c.open(b)
+			before := heapInUse()
+			b.SetParallelism(32) // 64 goroutines on 2 cores
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := s.Put(context.Background(), ulid.Make().String(), rc); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(heapInUse()-before)/float64(b.N), "heap-B/key")
+		})
+	}
+}
+
+func heapInUse() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
 }
