@@ -1,8 +1,10 @@
 package hub_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -53,6 +55,14 @@ func TestDirectoryUpdates(t *testing.T) {
 	// The NTA node fetches version 2 from the hub.
 	if changed, err := nta.Node.FetchDirectory(ctx); !changed || err != nil || nta.Directory().Version != 2 {
 		t.Errorf("node fetch: changed=%v err=%v version %d", changed, err, nta.Directory().Version)
+	}
+	// Fetched again, unchanged: the hub answers 304 and sends no document.
+	nm := h.Stats().DirectoryNotModified
+	if changed, err := nta.Node.FetchDirectory(ctx); changed || err != nil || nta.Directory().Version != 2 {
+		t.Errorf("node fetch of the directory it holds: changed=%v err=%v version %d", changed, err, nta.Directory().Version)
+	}
+	if got := h.Stats().DirectoryNotModified; got != nm+1 {
+		t.Errorf("directory fetches answered 304: %d, want %d: the node downloaded the directory it holds", got, nm+1)
 	}
 
 	// Rollback to version 1 is refused by the hub and by the node's holder.
@@ -111,9 +121,33 @@ func TestDirectoryUpdates(t *testing.T) {
 
 	// Only nodes may fetch the directory.
 	c := devtest.Client(t, nw, devnet.NTAID, nw.Hub.Directory().Hub.Identity(devnet.Environment))
-	resp, err := c.Get("https://" + nw.Hub.Addr + api.PathDirectory)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Errorf("node fetch over mTLS: %v %v", err, resp)
+	get := func(ifNoneMatch string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+nw.Hub.Addr+api.PathDirectory, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ifNoneMatch != "" {
+			req.Header.Set("If-None-Match", ifNoneMatch)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("node fetch over mTLS: %v", err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, body
+	}
+	resp, doc := get(directory.ETag(v1))
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(doc, nw.Hub.Dir.Signed()) || resp.Header.Get("ETag") != directory.ETag(doc) {
+		t.Errorf("fetch with the tag of an older directory: %d, %d bytes, ETag %q; want 200, the directory in force and its tag", resp.StatusCode, len(doc), resp.Header.Get("ETag"))
+	}
+	resp, body := get(resp.Header.Get("ETag"))
+	if resp.StatusCode != http.StatusNotModified || len(body) != 0 {
+		t.Errorf("fetch with the tag of the directory in force: %d, %d bytes; want 304 and no body", resp.StatusCode, len(body))
 	}
 }
 

@@ -129,6 +129,7 @@ type Hub struct {
 
 	// Counters for operators and tests.
 	accepted, duplicates, refused, delivered, retries atomic.Int64
+	dirNotModified                                    atomic.Int64
 	// failures counts failed delivery attempts per recipient
 	// (string → *atomic.Int64).
 	failures sync.Map
@@ -194,6 +195,9 @@ func (h *Hub) SetLimits(maxInFlight int, minFreeBytes int64) {
 // Stats is a snapshot of the hub's counters since start.
 type Stats struct {
 	Accepted, Duplicates, Refused, Delivered, Retries int64
+	// DirectoryNotModified counts the directory fetches answered 304: the
+	// node held the directory in force.
+	DirectoryNotModified int64
 }
 
 // DeliveryFailures returns the failed delivery attempts per recipient
@@ -213,7 +217,7 @@ func (h *Hub) InFlight() int { return int(h.inFlight.Load()) }
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() Stats {
-	return Stats{h.accepted.Load(), h.duplicates.Load(), h.refused.Load(), h.delivered.Load(), h.retries.Load()}
+	return Stats{h.accepted.Load(), h.duplicates.Load(), h.refused.Load(), h.delivered.Load(), h.retries.Load(), h.dirNotModified.Load()}
 }
 
 // Handler returns the hub's service API. It must be served over TLS with
@@ -679,6 +683,14 @@ func (h *Hub) serveDirectory(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, err := h.cfg.Directory.Get().Node(peer.ID); err != nil {
 		api.WriteError(w, api.Errorf(403, api.CodeForbidden, "%s is not a node", peer.ID))
+		return
+	}
+	// A node that holds the directory in force gets 304 and no body.
+	etag := h.cfg.Directory.ETag()
+	w.Header().Set("ETag", etag)
+	if r.Header.Get("If-None-Match") == etag {
+		h.dirNotModified.Add(1)
+		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

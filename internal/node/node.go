@@ -937,11 +937,17 @@ func (n *Node) FetchDirectory(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	// The directory of 1,788 local governments is megabytes: fetched every
+	// DirectoryRefresh by every node, it is sent only when it changed.
+	req.Header.Set("If-None-Match", n.cfg.Directory.ETag())
 	resp, err := n.hub.Do(req)
 	if err != nil {
 		return false, fmt.Errorf("node: directory: %w", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotModified {
+		return false, nil
+	}
 	if resp.StatusCode != http.StatusOK {
 		return false, fmt.Errorf("node: directory: %w", api.ReadError(resp))
 	}
