@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -268,6 +269,51 @@ func TestDuplicateAndConflict(t *testing.T) {
 	resp3, r3 := post(t, nta, url, wire(t, hb2, sig2, ct))
 	if resp3.StatusCode != 409 || errorCode(t, r3) != api.CodeIDConflict {
 		t.Errorf("id reuse: status %d body %s, want 409 %s", resp3.StatusCode, r3, api.CodeIDConflict)
+	}
+}
+
+// TestConcurrentRepeats submits envelopes twice at the same moment, both
+// attempts missing each other's receipt: both get the one receipt stored,
+// and an ID submitted at once with two different headers is accepted for
+// one of them only.
+func TestConcurrentRepeats(t *testing.T) {
+	nw := devtest.Start(t)
+	b := newBuilder(t, nw)
+	nta := devtest.Client(t, nw, devnet.NTAID, pki.Identity{Env: devnet.Environment, ID: devnet.HubID})
+	url := "https://" + nw.Hub.Addr + api.PathSubmit
+	both := func(x, y []byte) (sx, sy int, bx, by []byte) {
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			resp, body := post(t, nta, url, x)
+			sx, bx = resp.StatusCode, body
+		})
+		wg.Go(func() {
+			resp, body := post(t, nta, url, y)
+			sy, by = resp.StatusCode, body
+		})
+		wg.Wait()
+		return
+	}
+	for i := range 8 {
+		_, hb, sig, ct := b.envelope(devnet.SapporoID, "income-tax-return", "application/xml", []byte(xml))
+		body := wire(t, hb, sig, ct)
+		s1, s2, r1, r2 := both(body, body)
+		if s1 != 200 || s2 != 200 || !bytes.Equal(r1, r2) {
+			t.Fatalf("repeat %d at once: %d %d, receipts equal %v; want 200 200 and one receipt:\n%s\n%s", i, s1, s2, bytes.Equal(r1, r2), r1, r2)
+		}
+
+		h, hb, sig, ct := b.envelope(devnet.SapporoID, "income-tax-return", "application/xml", []byte(xml))
+		h2 := *h
+		h2.Created = h.Created.Add(time.Second)
+		hb2, err := h2.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig2, _ := envelope.Sign(b.signer, hb2)
+		s1, s2, r1, r2 = both(wire(t, hb, sig, ct), wire(t, hb2, sig2, ct))
+		if (s1 == 200) == (s2 == 200) || s1+s2 != 200+409 {
+			t.Fatalf("one ID, two headers at once: %d %d (%s %s); want one 200 and one 409", s1, s2, r1, r2)
+		}
 	}
 }
 

@@ -351,20 +351,7 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	digest := receipt.HeaderDigest(hb)
 	if prev, err := h.cfg.Acceptances.Get(ctx, hdr.ID); err == nil {
-		rc, err := receipt.Parse(prev)
-		if err != nil {
-			h.log.Error("stored acceptance receipt unreadable", "id", hdr.ID, "err", err)
-			h.refuse(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
-			return
-		}
-		if rc.HeaderDigest != digest {
-			h.refuse(w, api.Errorf(409, api.CodeIDConflict, "envelope id %s was accepted with a different header", hdr.ID))
-			return
-		}
-		h.duplicates.Add(1)
-		w.Header().Set("Tl-Duplicate", "1")
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(prev)
+		h.answerEarlier(w, hdr.ID, prev, digest)
 		return
 	} else if !errors.Is(err, acceptance.ErrNotFound) {
 		h.log.Error("acceptance lookup failed", "err", err)
@@ -420,10 +407,15 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out, err := rc.MarshalJSON()
+	var stored []byte
 	if err == nil {
-		// A concurrent submission of the same envelope may have stored its
-		// receipt first: both answer with that one.
-		out, err = h.cfg.Acceptances.Put(ctx, hdr.ID, out)
+		stored, err = h.cfg.Acceptances.Put(ctx, hdr.ID, out)
+	}
+	if err == nil && !bytes.Equal(stored, out) {
+		// A concurrent submission of the same ID stored its receipt
+		// first: this one is its repeat, or a conflict.
+		h.answerEarlier(w, hdr.ID, stored, digest)
+		return
 	}
 	if err != nil {
 		// The envelope is queued; a retry by the sender finds it by ID and
@@ -437,6 +429,26 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 	h.log.Info("envelope accepted", "id", hdr.ID, "queue_seq", seq, "ledger_index", index, "sender", hdr.Sender, "recipient", hdr.Recipient, "type", hdr.Type, "bytes", hdr.CiphertextSize)
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(out)
+}
+
+// answerEarlier answers a submission of envelope id whose acceptance
+// receipt prev was stored earlier: with prev when the headers are the
+// same (a repeat), else with a conflict.
+func (h *Hub) answerEarlier(w http.ResponseWriter, id string, prev []byte, digest [32]byte) {
+	rc, err := receipt.Parse(prev)
+	if err != nil {
+		h.log.Error("stored acceptance receipt unreadable", "id", id, "err", err)
+		h.refuse(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
+		return
+	}
+	if rc.HeaderDigest != digest {
+		h.refuse(w, api.Errorf(409, api.CodeIDConflict, "envelope id %s was accepted with a different header", id))
+		return
+	}
+	h.duplicates.Add(1)
+	w.Header().Set("Tl-Duplicate", "1")
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(prev)
 }
 
 func (h *Hub) receipts(w http.ResponseWriter, r *http.Request) {
