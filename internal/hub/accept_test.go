@@ -76,6 +76,23 @@ func (b *builder) envelope(recipient, typ, contentType string, payload []byte) (
 	return h, hb, sig, ct.Bytes()
 }
 
+// otherHeader returns the header bytes and signature of h's ID with other
+// content (created a second later): an ID reused.
+func (b *builder) otherHeader(h *envelope.Header) ([]byte, []byte) {
+	b.t.Helper()
+	h2 := *h
+	h2.Created = h.Created.Add(time.Second)
+	hb2, err := h2.MarshalBinary()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	sig2, err := envelope.Sign(b.signer, hb2)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return hb2, sig2
+}
+
 func wire(t *testing.T, hb, sig, ct []byte) []byte {
 	var w bytes.Buffer
 	if err := envelope.WritePreamble(&w, hb, sig); err != nil {
@@ -259,13 +276,7 @@ func TestDuplicateAndConflict(t *testing.T) {
 	}
 
 	// Same ID, other content.
-	h2 := *h
-	h2.Created = h.Created.Add(time.Second)
-	hb2, err := h2.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig2, _ := envelope.Sign(b.signer, hb2)
+	hb2, sig2 := b.otherHeader(h)
 	resp3, r3 := post(t, nta, url, wire(t, hb2, sig2, ct))
 	if resp3.StatusCode != 409 || errorCode(t, r3) != api.CodeIDConflict {
 		t.Errorf("id reuse: status %d body %s, want 409 %s", resp3.StatusCode, r3, api.CodeIDConflict)
@@ -303,13 +314,7 @@ func TestConcurrentRepeats(t *testing.T) {
 		}
 
 		h, hb, sig, ct := b.envelope(devnet.SapporoID, "income-tax-return", "application/xml", []byte(xml))
-		h2 := *h
-		h2.Created = h.Created.Add(time.Second)
-		hb2, err := h2.MarshalBinary()
-		if err != nil {
-			t.Fatal(err)
-		}
-		sig2, _ := envelope.Sign(b.signer, hb2)
+		hb2, sig2 := b.otherHeader(h)
 		s1, s2, r1, r2 = both(wire(t, hb, sig, ct), wire(t, hb2, sig2, ct))
 		if (s1 == 200) == (s2 == 200) || s1+s2 != 200+409 {
 			t.Fatalf("one ID, two headers at once: %d %d (%s %s); want one 200 and one 409", s1, s2, r1, r2)
