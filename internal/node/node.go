@@ -656,6 +656,12 @@ func verifyRecorded(dir *directory.Directory, o store.Outgoing, acc *receipt.Rec
 	if err != nil {
 		return err
 	}
+	return checkRecorded(dir, o, rec, acc)
+}
+
+// checkRecorded is verifyRecorded for the recording receipt rec, parsed
+// from o.Recorded already.
+func checkRecorded(dir *directory.Directory, o store.Outgoing, rec, acc *receipt.Receipt) error {
 	host, err := dir.HostOf(o.Recipient)
 	switch {
 	case err != nil:
@@ -761,7 +767,7 @@ func (n *Node) takeReceipt(ctx context.Context, dir *directory.Directory, raw []
 	if o.Accepted != nil {
 		acc, _ = receipt.Parse(o.Accepted)
 	}
-	if err := verifyRecorded(dir, o, acc); err != nil {
+	if err := checkRecorded(dir, o, rc, acc); err != nil {
 		n.cfg.Metrics.Receipt("recorded", "invalid")
 		return err
 	}
