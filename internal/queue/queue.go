@@ -766,7 +766,7 @@ func (q *Queue) readReceipts(ctx context.Context, subj string, after uint64, lim
 		}
 		seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("queue: read receipts: a receipt without its sequence")
+			return nil, errors.New("queue: read receipts: a receipt without its sequence")
 		}
 		li, err := strconv.ParseInt(m.Header.Get(ledgerHeader), 10, 64)
 		if err != nil {
