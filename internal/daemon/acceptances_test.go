@@ -15,6 +15,7 @@ import (
 	"taxlink/internal/acceptance"
 	"taxlink/internal/daemon"
 	"taxlink/internal/devnet"
+	"taxlink/internal/devnet/devtest"
 	"taxlink/internal/node"
 	"taxlink/internal/queue"
 )
@@ -29,18 +30,10 @@ func TestHubAcceptancesMoved(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a dev network")
 	}
-	lay, err := devnet.Init(t.TempDir(), devnet.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := filepath.Join(filepath.Dir(lay.HubConfig), "data")
+	nw := devtest.Start(t)
+	data := filepath.Join(filepath.Dir(nw.Layout.HubConfig), "data")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	nw, err := devnet.Start(ctx, lay, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nw.Stop()
 	id, _, err := nw.Nodes[devnet.NTAID].Node.Submit(ctx, node.Submission{Recipient: devnet.SapporoID, Type: "income-tax-return", ContentType: "application/xml", Payload: bytes.NewReader([]byte("<a/>"))})
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +72,7 @@ func TestHubAcceptancesMoved(t *testing.T) {
 		}
 	}
 
-	hub, err := daemon.StartHub(ctx, lay.HubConfig, slog.New(slog.DiscardHandler))
+	hub, err := daemon.StartHub(ctx, nw.Layout.HubConfig, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("restart the hub on the earlier version's store: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"taxlink/internal/daemon"
 	"taxlink/internal/devnet"
+	"taxlink/internal/devnet/devtest"
 	"taxlink/internal/node"
 )
 
@@ -22,29 +23,21 @@ func TestHubBlobs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a dev network")
 	}
-	lay, err := devnet.Init(t.TempDir(), devnet.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs := filepath.Join(filepath.Dir(lay.HubConfig), "data", "blobs")
-	if err := os.MkdirAll(blobs, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	orphan := filepath.Join(blobs, "lg_011002.01JH8Z5V6Q3K4M7N8P9R0S1T2V.0123456789abcdef")
-	if err := os.WriteFile(orphan, []byte("left by a killed hub"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	past := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(orphan, past, past); err != nil {
-		t.Fatal(err)
-	}
+	var blobs string
+	nw := devtest.StartWith(t, devnet.Options{Prepare: func(lay *devnet.Layout) error {
+		blobs = filepath.Join(filepath.Dir(lay.HubConfig), "data", "blobs")
+		if err := os.MkdirAll(blobs, 0o700); err != nil {
+			return err
+		}
+		orphan := filepath.Join(blobs, "lg_011002.01JH8Z5V6Q3K4M7N8P9R0S1T2V.0123456789abcdef")
+		if err := os.WriteFile(orphan, []byte("left by a killed hub"), 0o600); err != nil {
+			return err
+		}
+		past := time.Now().Add(-time.Hour)
+		return os.Chtimes(orphan, past, past)
+	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	nw, err := devnet.Start(ctx, lay, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nw.Stop()
 	waitEmpty := func(what string) {
 		t.Helper()
 		for {
@@ -83,7 +76,7 @@ func TestHubBlobs(t *testing.T) {
 	if info.Size() < int64(len(payload)) {
 		t.Fatalf("the blob file holds %d bytes, want the ciphertext of %d", info.Size(), len(payload))
 	}
-	sap, _ := lay.Node(devnet.SapporoID)
+	sap, _ := nw.Layout.Node(devnet.SapporoID)
 	restarted, err := daemon.StartNode(ctx, sap.Config, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"taxlink/internal/console"
 	"taxlink/internal/daemon"
 	"taxlink/internal/devnet"
+	"taxlink/internal/devnet/devtest"
 	"taxlink/internal/erasure"
 	"taxlink/internal/node"
 	"taxlink/internal/scan"
@@ -30,31 +31,22 @@ func TestNodeQuarantinesMalware(t *testing.T) {
 		t.Skip("starts a dev network and clamd")
 	}
 	clamd := scantest.Start(t)
-	lay, err := devnet.Init(t.TempDir(), devnet.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, _ := lay.Node(devnet.SapporoID)
-	var cfg map[string]any
-	raw, err := os.ReadFile(n.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg["scanner"] = map[string]any{"clamd": clamd.Address(), "every": "100ms"}
-	raw, _ = json.Marshal(cfg)
-	if err := os.WriteFile(n.Config, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	nw := devtest.StartWith(t, devnet.Options{Prepare: func(lay *devnet.Layout) error {
+		n, _ := lay.Node(devnet.SapporoID)
+		var cfg map[string]any
+		raw, err := os.ReadFile(n.Config)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(raw, &cfg); err != nil {
+			return err
+		}
+		cfg["scanner"] = map[string]any{"clamd": clamd.Address(), "every": "100ms"}
+		raw, _ = json.Marshal(cfg)
+		return os.WriteFile(n.Config, raw, 0o600)
+	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	nw, err := devnet.Start(ctx, lay, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nw.Stop()
 
 	nta := nw.Nodes[devnet.NTAID].Node
 	send := func(body string) string {

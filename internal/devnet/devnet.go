@@ -145,6 +145,10 @@ type Options struct {
 	// HubReplicas, when 3 or 5, makes the hub a cluster of that many
 	// replicas (the first with the console); 0 or 1: a single hub.
 	HubReplicas int
+	// Prepare, when set, changes the network InitAndStart wrote before it
+	// starts (a configuration, a file in a data directory). It runs again
+	// for each start retried because a port was taken. Init ignores it.
+	Prepare func(*Layout) error
 }
 
 type nodeSpec struct {

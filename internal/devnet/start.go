@@ -117,6 +117,11 @@ func InitAndStart(ctx context.Context, dir string, opts Options, log *slog.Logge
 		if err != nil {
 			return nil, err
 		}
+		if opts.Prepare != nil {
+			if err := opts.Prepare(lay); err != nil {
+				return nil, fmt.Errorf("devnet: prepare: %w", err)
+			}
+		}
 		nw, err := Start(ctx, lay, log)
 		if err == nil {
 			return nw, nil

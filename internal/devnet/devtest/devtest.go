@@ -21,9 +21,16 @@ import (
 // this process; it is stopped when the test ends.
 func Start(t testing.TB) *devnet.Network {
 	t.Helper()
+	return StartWith(t, devnet.Options{})
+}
+
+// StartWith is Start with opts: opts.Prepare changes the network's files
+// before it starts.
+func StartWith(t testing.TB, opts devnet.Options) *devnet.Network {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	nw, err := devnet.InitAndStart(ctx, t.TempDir(), devnet.Options{}, log)
+	nw, err := devnet.InitAndStart(ctx, t.TempDir(), opts, log)
 	if err != nil {
 		cancel()
 		t.Fatalf("dev network: %v", err)
