@@ -21,9 +21,9 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"taxlink/internal/acceptance"
 	"time"
 
+	"taxlink/internal/acceptance"
 	"taxlink/internal/api"
 	"taxlink/internal/audit"
 	"taxlink/internal/clusterledger"

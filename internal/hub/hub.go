@@ -29,11 +29,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"taxlink/internal/acceptance"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"taxlink/internal/acceptance"
 	"taxlink/internal/api"
 	"taxlink/internal/audit"
 	"taxlink/internal/directory"
