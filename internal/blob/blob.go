@@ -119,15 +119,18 @@ func (d *Dir) Put(ctx context.Context, key string, r io.Reader) (string, error) 
 		return "", err
 	}
 	name := Unique(key)
-	err := fsutil.CreateSynced(filepath.Join(d.path, name), 0o600, func(w io.Writer) error {
+	path := filepath.Join(d.path, name)
+	// CreateSynced removes the file when writing it fails.
+	err := fsutil.CreateSynced(path, 0o600, func(w io.Writer) error {
 		_, err := io.CopyBuffer(w, ctxReader{ctx, r}, make([]byte, copyBuffer))
 		return err
 	})
 	if err == nil {
-		err = fsutil.SyncDir(d.path)
+		if err = fsutil.SyncDir(d.path); err != nil {
+			_ = os.Remove(path)
+		}
 	}
 	if err != nil {
-		_ = os.Remove(filepath.Join(d.path, name))
 		return "", fmt.Errorf("blob: store %s: %w", key, err)
 	}
 	return name, nil
