@@ -65,6 +65,13 @@ func (b *builder) envelope(recipient, typ, contentType string, payload []byte) (
 	if err := envelope.Seal(pub, h, bytes.NewReader(payload), &ct); err != nil {
 		b.t.Fatal(err)
 	}
+	hb, sig := b.sign(h)
+	return h, hb, sig, ct.Bytes()
+}
+
+// sign returns h's bytes and the NTA's signature of them.
+func (b *builder) sign(h *envelope.Header) ([]byte, []byte) {
+	b.t.Helper()
 	hb, err := h.MarshalBinary()
 	if err != nil {
 		b.t.Fatal(err)
@@ -73,7 +80,7 @@ func (b *builder) envelope(recipient, typ, contentType string, payload []byte) (
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	return h, hb, sig, ct.Bytes()
+	return hb, sig
 }
 
 // otherHeader returns the header bytes and signature of h's ID with other
@@ -82,15 +89,7 @@ func (b *builder) otherHeader(h *envelope.Header) ([]byte, []byte) {
 	b.t.Helper()
 	h2 := *h
 	h2.Created = h.Created.Add(time.Second)
-	hb2, err := h2.MarshalBinary()
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	sig2, err := envelope.Sign(b.signer, hb2)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return hb2, sig2
+	return b.sign(&h2)
 }
 
 func wire(t *testing.T, hb, sig, ct []byte) []byte {
