@@ -28,6 +28,7 @@ func TestRunTiny(t *testing.T) {
 	res, err := Run(ctx, Options{
 		Duration: 1500 * time.Millisecond, Calibrate: 200 * time.Millisecond,
 		Dir: t.TempDir(), Binary: bin, Recipients: 8, Concurrency: 2, Log: &log,
+		Large: true, LargeCount: 2, LargeSize: 2_000_000, CompareRecipients: 2,
 	})
 	if err != nil {
 		t.Fatalf("Run: %v\nlog:\n%s", err, log.String())
@@ -43,6 +44,20 @@ func TestRunTiny(t *testing.T) {
 	}
 	if res.AcceptPerS <= 0 || res.E2EPerS <= 0 || res.Notifications == 0 || res.Verified != res.Notifications {
 		t.Errorf("accept %v/s, e2e %v/s, %d notifications, %d verified", res.AcceptPerS, res.E2EPerS, res.Notifications, res.Verified)
+	}
+
+	// The large-payload phase and the comparison with fewer recipients,
+	// each measured and judged against its goal.
+	if l := res.Large; l == nil || l.Count != 2 || l.SecondsE2E <= 0 || l.MBPerS <= 0 || l.TLSStreamMBPerS <= 0 || l.RatioTLS <= 0 || len(l.PeakRSSMB) != 3 {
+		t.Errorf("large phase: %+v, want 2 PDFs measured end to end, the TLS stream, and each role's RSS", res.Large)
+	}
+	if c := res.Compare; c == nil || c.Recipients != 2 || c.AcceptPerS <= 0 || c.E2EPerS <= 0 || c.Ratio <= 0 {
+		t.Errorf("comparison run: %+v, want 2 recipients measured", res.Compare)
+	}
+	for _, g := range []string{"large_ge_0.5_tls_stream", "large_rss_lt_256mb", "recipients_1788_cost_le_10pct"} {
+		if res.Goals[g].Met == nil {
+			t.Errorf("goal %s not judged: %+v", g, res.Goals[g])
+		}
 	}
 
 	b, err := json.Marshal(res)
