@@ -87,7 +87,7 @@ type Options struct {
 	CPUProfile io.Writer
 	// Profiles makes the hub and the recipient nodes write pprof profiles
 	// next to their logs: NAME.cpu.pprof from their start to their stop,
-	// NAME.heap.pprof of the heap in use when they stop.
+	// NAME.heap.pprof of the heap at its largest live size.
 	Profiles bool
 	// Log receives progress lines, one Write at a time (nil: discarded).
 	Log io.Writer

@@ -4,51 +4,97 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
+	"sync"
+	"time"
 
 	"github.com/spf13/pflag"
 )
 
 // profiles are the pprof profiles a long-running role (hub, node) writes
 // for its operator: CPU from its start until it is told to stop, and the
-// heap in use at that moment, before the stop frees it. Profiles hold code
-// locations and sizes, never data.
+// heap as it was when the live heap was largest, which is what explains
+// the process's peak memory. Profiles hold code locations and sizes, never
+// data.
 type profiles struct {
 	cpu, mem string
+	// every is how often the live heap is compared with its largest size
+	// so far (default a second).
+	every time.Duration
 }
 
 func (p *profiles) flags(f *pflag.FlagSet) {
 	f.StringVar(&p.cpu, "cpuprofile", "", "write a pprof CPU profile of this process, from its start until it is told to stop, to `FILE`")
-	f.StringVar(&p.mem, "memprofile", "", "write a pprof profile of the heap in use when this process is told to stop to `FILE`")
+	f.StringVar(&p.mem, "memprofile", "", "write a pprof profile of the heap at its largest live size (checked each second and at the stop) to `FILE`")
 }
 
-// start starts the CPU profile, if asked for, and returns what writes the
-// profiles at the stop; the files are created at once, so a path that
-// cannot be written fails the start, not the stop.
+// liveHeap is the runtime metric of the heap the last collection found in
+// use.
+const liveHeap = "/gc/heap/live:bytes"
+
+// start starts the CPU profile and the heap watch, if asked for, and
+// returns what writes the profiles at the stop; the files are created at
+// once, so a path that cannot be written fails the start, not the stop.
 func (p *profiles) start() (stop func() error, err error) {
-	var cpu, mem *os.File
-	closeAll := func() {
-		for _, f := range []*os.File{cpu, mem} {
-			if f != nil {
-				_ = f.Close()
-			}
-		}
-	}
+	var cpu *os.File
 	if p.mem != "" {
-		if mem, err = os.Create(p.mem); err != nil {
+		f, err := os.Create(p.mem)
+		if err != nil {
+			return nil, fmt.Errorf("memprofile: %w", err)
+		}
+		if err := f.Close(); err != nil {
 			return nil, fmt.Errorf("memprofile: %w", err)
 		}
 	}
 	if p.cpu != "" {
 		if cpu, err = os.Create(p.cpu); err != nil {
-			closeAll()
 			return nil, fmt.Errorf("cpuprofile: %w", err)
 		}
 		if err := pprof.StartCPUProfile(cpu); err != nil {
-			closeAll()
+			_ = cpu.Close()
 			return nil, fmt.Errorf("cpuprofile: %w", err)
 		}
+	}
+	var (
+		watch   sync.WaitGroup
+		done    = make(chan struct{})
+		heapErr error
+		peak    uint64
+	)
+	// snapshot writes the heap profile when the live heap is a tenth
+	// larger than any seen before (not on every small growth); a new file
+	// replaces the old one whole.
+	snapshot := func() {
+		s := []metrics.Sample{{Name: liveHeap}}
+		metrics.Read(s)
+		if s[0].Value.Kind() != metrics.KindUint64 || s[0].Value.Uint64() <= peak+peak/10 {
+			return
+		}
+		peak = s[0].Value.Uint64()
+		if err := writeHeap(p.mem); err != nil {
+			heapErr = err
+		}
+	}
+	if p.mem != "" {
+		every := p.every
+		if every <= 0 {
+			every = time.Second
+		}
+		watch.Go(func() {
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					snapshot()
+				}
+			}
+		})
 	}
 	return func() error {
 		var errs []error
@@ -56,13 +102,34 @@ func (p *profiles) start() (stop func() error, err error) {
 			pprof.StopCPUProfile()
 			errs = append(errs, cpu.Close())
 		}
-		if mem != nil {
-			runtime.GC() // the heap in use, not what the last cycle left
-			if err := pprof.Lookup("heap").WriteTo(mem, 0); err != nil {
-				errs = append(errs, fmt.Errorf("memprofile: %w", err))
-			}
-			errs = append(errs, mem.Close())
+		if p.mem != "" {
+			close(done)
+			watch.Wait()
+			runtime.GC() // the heap in use now, not what the last cycle left
+			snapshot()
+			errs = append(errs, heapErr)
 		}
 		return errors.Join(errs...)
 	}, nil
+}
+
+// writeHeap writes the heap profile to a new file beside path and renames
+// it over path.
+func writeHeap(path string) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("memprofile: %w", err)
+	}
+	err = pprof.Lookup("heap").WriteTo(f, 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return fmt.Errorf("memprofile: %w", err)
+	}
+	return nil
 }
