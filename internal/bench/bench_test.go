@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -71,7 +73,7 @@ func TestRunTiny(t *testing.T) {
 	for _, k := range []string{
 		"fsync_per_s", "jetstream_per_s", "accept_per_s", "e2e_per_s", "ratio_e2e_fsync", "ratio_accept_jetstream",
 		"p50_accept_ms", "p99_accept_ms", "p99_e2e_ms", "p99_accept_half_rate_ms", "cpu_us_per_msg", "peak_rss_mb",
-		"duration_s", "notifications", "passed", "goals",
+		"duration_s", "notifications", "passed", "goals", "crypto",
 	} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("JSON lacks %q", k)
@@ -109,6 +111,37 @@ func TestProbes(t *testing.T) {
 	j, err := JetStreamRate(ctx, dir, ProbeSize, 32, 100*time.Millisecond)
 	if err != nil || j.Sync <= 0 || j.Async <= 0 {
 		t.Fatalf("JetStreamRate = %+v, %v", j, err)
+	}
+}
+
+// TestCryptoFloor checks that the cryptography probe times every
+// operation, adds them up as one notification needs them, and seals the
+// payload it is given (a megabyte costs more than 6 KB).
+func TestCryptoFloor(t *testing.T) {
+	ctx := context.Background()
+	small, err := CryptoFloor(ctx, make([]byte, 6000), 40*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]float64{"seal": small.SealUs, "header verify": small.HeaderVerifyUs,
+		"receipt sign": small.ReceiptSignUs, "receipt verify": small.ReceiptVerifyUs} {
+		if v <= 0 {
+			t.Errorf("%s: %v µs, want positive", name, v)
+		}
+	}
+	want := small.SealUs + 2*small.HeaderVerifyUs + 2*small.ReceiptSignUs + 3*small.ReceiptVerifyUs
+	if math.Abs(small.PerMsgUs-want) > 1e-9 || small.PayloadSize != 6000 {
+		t.Errorf("per notification %v µs for %d B, want %v µs for 6000 B", small.PerMsgUs, small.PayloadSize, want)
+	}
+	if got := small.CeilingPerS * small.PerMsgUs / 1e6; math.Abs(got-float64(runtime.GOMAXPROCS(0))) > 1e-9 {
+		t.Errorf("ceiling %v/s is not the CPUs' time over %v µs", small.CeilingPerS, small.PerMsgUs)
+	}
+	large, err := CryptoFloor(ctx, make([]byte, 4<<20), 40*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if large.SealUs <= small.SealUs {
+		t.Errorf("sealing 4 MiB took %v µs, 6 KB %v µs: the payload is not sealed", large.SealUs, small.SealUs)
 	}
 }
 
