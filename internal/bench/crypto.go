@@ -134,4 +134,3 @@ func timeOp(ctx context.Context, f func() error, d time.Duration) (float64, erro
 	}
 	return float64(time.Since(start).Microseconds()) / float64(n), nil
 }
-
