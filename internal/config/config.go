@@ -318,6 +318,21 @@ func checkKeyRef(key, ref, env string, ks KeySources) error {
 	return nil
 }
 
+// DefaultDeliveryIdle is Hub.DeliveryIdle when unset: long enough that a
+// recipient sent to every few seconds or minutes keeps its queue consumer
+// (creating one costs milliseconds), short enough that the local
+// governments with nothing queued cost no memory.
+const DefaultDeliveryIdle = 2 * time.Minute
+
+// DeliveryIdlePeriod returns the parsed DeliveryIdle.
+func (c *Hub) DeliveryIdlePeriod() time.Duration {
+	d, err := time.ParseDuration(c.DeliveryIdle)
+	if err != nil || c.DeliveryIdle == "" {
+		return DefaultDeliveryIdle
+	}
+	return d
+}
+
 // Hub is a hub's configuration.
 type Hub struct {
 	Common
@@ -330,6 +345,12 @@ type Hub struct {
 	// MaxInFlight bounds the submissions received at once; beyond it
 	// senders get 503 busy (default 256).
 	MaxInFlight int `json:"max_in_flight,omitempty"`
+	// DeliveryIdle is how long a recipient's delivery loop, with its queue
+	// consumer, stays with nothing to deliver (default "2m"); an
+	// acceptance for the recipient starts it again. "0s" keeps a loop for
+	// every recipient all the time, as replicas (cluster, jetstream)
+	// always do.
+	DeliveryIdle string `json:"delivery_idle,omitempty"`
 	// Cluster, when set, runs this hub as one replica of a cluster: its
 	// embedded JetStream server joins the others' and every queue and the
 	// ledger are replicated before an acceptance is answered.
@@ -1002,6 +1023,11 @@ func (c *Hub) Validate() error {
 	}
 	if c.MaxEnvelope < 0 {
 		return bad("max_envelope", "%d: expected 0 (default) or a positive byte count", c.MaxEnvelope)
+	}
+	if v := c.DeliveryIdle; v != "" {
+		if d, err := time.ParseDuration(v); err != nil || d != 0 && (d < 100*time.Millisecond || d > 24*time.Hour) {
+			return bad("delivery_idle", "%q: expected 0s (a loop for every recipient) or a duration from 100ms to 24h", v)
+		}
 	}
 	if c.Cluster != nil && c.JetStream != nil {
 		return bad("jetstream", "give cluster (JetStream embedded in each replica) or jetstream (an external cluster), not both")

@@ -98,8 +98,8 @@ func TestLoadNodeRefuses(t *testing.T) {
 	}
 }
 
-// TestLoadHubClusterRefuses checks the settings of a hub replica and of an
-// external JetStream.
+// TestLoadHubClusterRefuses checks the settings of a hub replica, of an
+// external JetStream and of the delivery loops' idle time.
 func TestLoadHubClusterRefuses(t *testing.T) {
 	cluster := func(mutate func(c map[string]any)) func(m map[string]any) {
 		return func(m map[string]any) {
@@ -127,6 +127,11 @@ func TestLoadHubClusterRefuses(t *testing.T) {
 		}},
 		{"external in the clear", "jetstream.url", func(m map[string]any) { m["jetstream"] = map[string]any{"url": "nats://a:4222"} }},
 		{"external replicas", "jetstream.replicas", func(m map[string]any) { m["jetstream"] = map[string]any{"url": "tls://a:4222", "replicas": 4} }},
+		{"delivery idle", "", func(m map[string]any) { m["delivery_idle"] = "30s" }},
+		{"every loop kept", "", func(m map[string]any) { m["delivery_idle"] = "0s" }},
+		{"delivery idle not a duration", "delivery_idle", func(m map[string]any) { m["delivery_idle"] = "2 minutes" }},
+		{"delivery idle too short", "delivery_idle", func(m map[string]any) { m["delivery_idle"] = "1ms" }},
+		{"delivery idle negative", "delivery_idle", func(m map[string]any) { m["delivery_idle"] = "-1m" }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

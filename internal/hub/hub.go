@@ -24,9 +24,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,6 +98,15 @@ type Config struct {
 	MaxEnvelope int64
 	// Parallel is how many deliveries run at once for one recipient.
 	Parallel int
+	// DeliveryIdle, when positive, stops a recipient's delivery loop (and
+	// removes its queue consumer) once nothing was queued for it for that
+	// long; an acceptance for it starts the loop again, and at start only
+	// recipients with something queued get one. The hub's memory then
+	// follows the recipients with something to deliver, not the 1,788 of
+	// the directory. Zero keeps a loop for every recipient all the time,
+	// which a queue shared by hub replicas needs: an acceptance by another
+	// replica does not start this one's loop.
+	DeliveryIdle time.Duration
 	// MaxInFlight bounds the submissions being received at once; beyond
 	// it senders get 503 busy at once instead of waiting (default 256).
 	MaxInFlight int
@@ -118,7 +127,7 @@ type Hub struct {
 	mu      sync.Mutex
 	clients map[string]*http.Client
 	runCtx  context.Context
-	running map[string]bool
+	running loopRegistry
 	loops   sync.WaitGroup
 
 	holidays *lgdata.Holidays
@@ -171,7 +180,7 @@ func New(cfg Config) (*Hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
-	h := &Hub{cfg: cfg, log: cfg.Logger, clients: map[string]*http.Client{}, running: map[string]bool{}, holidays: hol}
+	h := &Hub{cfg: cfg, log: cfg.Logger, clients: map[string]*http.Client{}, holidays: hol}
 	h.clock.Store(&cfg.Now)
 	h.maxIn.Store(int64(cfg.MaxInFlight))
 	h.minFree.Store(cfg.MinFreeBytes)
@@ -198,6 +207,8 @@ type Stats struct {
 	// DirectoryNotModified counts the directory fetches answered 304: the
 	// node held the directory in force.
 	DirectoryNotModified int64
+	// DeliveryLoops is how many recipients have a delivery loop now.
+	DeliveryLoops int
 }
 
 // DeliveryFailures returns the failed delivery attempts per recipient
@@ -217,7 +228,7 @@ func (h *Hub) InFlight() int { return int(h.inFlight.Load()) }
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() Stats {
-	return Stats{h.accepted.Load(), h.duplicates.Load(), h.refused.Load(), h.delivered.Load(), h.retries.Load(), h.dirNotModified.Load()}
+	return Stats{h.accepted.Load(), h.duplicates.Load(), h.refused.Load(), h.delivered.Load(), h.retries.Load(), h.dirNotModified.Load(), h.running.len()}
 }
 
 // Handler returns the hub's service API. It must be served over TLS with
@@ -380,6 +391,9 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	// Queued: it is delivered whatever happens to the rest of this
+	// acceptance.
+	h.activate(hdr.Recipient)
 	rc := &receipt.Receipt{
 		Kind: receipt.Accepted, EnvelopeID: hdr.ID, Type: hdr.Type, Sender: hdr.Sender, Recipient: hdr.Recipient,
 		HeaderDigest: digest, Issuer: h.cfg.ID, Time: h.now().UTC().Truncate(time.Millisecond),
@@ -504,13 +518,15 @@ func (h *Hub) receipts(w http.ResponseWriter, r *http.Request) {
 }
 
 // Run delivers queued envelopes to every recipient in the directory until
-// ctx ends. Each recipient has its own loop; recipients added by a new
-// directory get theirs when it takes effect (UpdateDirectory).
+// ctx ends. Each recipient has its own loop: all the time, recipients
+// added by a new directory getting theirs when it takes effect
+// (UpdateDirectory); or, with Config.DeliveryIdle, while it has something
+// queued.
 func (h *Hub) Run(ctx context.Context) error {
 	h.mu.Lock()
 	h.runCtx = ctx
 	h.mu.Unlock()
-	h.startLoops()
+	h.startLoops(ctx)
 	h.loops.Go(func() {
 		for ctx.Err() == nil {
 			n, err := h.cfg.Queue.SweepBlobs(ctx, blobOrphanAge)
@@ -636,35 +652,6 @@ func (h *Hub) serveConsistency(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, proof)
 }
 
-// startLoops starts a delivery loop for each recipient that has none.
-func (h *Hub) startLoops() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	ctx := h.runCtx
-	if ctx == nil {
-		return
-	}
-	for _, rcpt := range h.cfg.Directory.Get().Recipients() {
-		if h.running[rcpt] {
-			continue
-		}
-		h.running[rcpt] = true
-		h.loops.Add(1)
-		go func() {
-			defer h.loops.Done()
-			for ctx.Err() == nil {
-				err := h.cfg.Queue.Consume(ctx, rcpt, h.cfg.Parallel, func(ctx context.Context, it *queue.Item) error {
-					return h.deliver(ctx, rcpt, it)
-				})
-				if ctx.Err() == nil {
-					h.log.Error("delivery loop stopped; restarting", "recipient", rcpt, "err", err)
-					pause.For(ctx, time.Second)
-				}
-			}
-		}()
-	}
-}
-
 // UpdateDirectory puts a newer signed directory in force (see
 // directory.Holder.Update) and starts delivery to recipients it adds.
 func (h *Hub) UpdateDirectory(doc []byte) (bool, error) {
@@ -682,7 +669,9 @@ func (h *Hub) UpdateDirectory(doc []byte) (bool, error) {
 			h.log.Error("ledger append of the directory change failed", "err", err)
 		}
 		h.record(audit.Event{Actor: "system", Action: "directory.update", Object: fmt.Sprintf("version %d", d.Version), From: "local", Result: audit.ResultOK})
-		h.startLoops()
+		if h.cfg.DeliveryIdle <= 0 {
+			h.startLoops(context.Background())
+		}
 	}
 	return changed, nil
 }

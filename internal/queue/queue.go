@@ -158,6 +158,10 @@ func (o *Options) replicas() int {
 // one cluster, or hubs on an external one).
 func (o *Options) shared() bool { return o.Cluster != nil || o.External != nil }
 
+// Shared reports whether other hubs use this queue too (the replicas of a
+// cluster, or an external JetStream).
+func (q *Queue) Shared() bool { return q.opts.shared() }
+
 // Queue is the hub's durable store. It is safe for concurrent use.
 type Queue struct {
 	opts Options
@@ -494,10 +498,24 @@ func (it *Item) Body(ctx context.Context) (io.ReadCloser, error) {
 // should retry on its own and return an error only when ctx ends.
 type Handler func(ctx context.Context, it *Item) error
 
+// ErrIdle is what Consume returns when the recipient's queue stayed
+// empty for the idle time it was given.
+var ErrIdle = errors.New("queue: nothing to deliver")
+
 // Consume runs the delivery loop of one recipient until ctx ends, calling h
 // for up to parallel items at a time. Each recipient has its own durable
 // consumer, so a recipient that does not answer holds up only itself.
-func (q *Queue) Consume(ctx context.Context, recipient string, parallel int, h Handler) error {
+//
+// With idle > 0, Consume returns ErrIdle once no item has come for idle
+// and none is being handled, after removing the recipient's consumer (a
+// queue of a hub alone; the replicas of a shared queue must not remove it
+// under each other, and get no idle stop). An item queued after the
+// consumer was removed stays in the stream until a new Consume takes it:
+// whoever enqueues must see that one runs.
+func (q *Queue) Consume(ctx context.Context, recipient string, parallel int, idle time.Duration, h Handler) error {
+	if q.opts.shared() {
+		idle = 0
+	}
 	stream, _ := shardOf(Token(recipient))
 	// A single hub starts from a fresh consumer: deliveries a previous
 	// process fetched and never acknowledged (it was killed) would
@@ -516,7 +534,18 @@ func (q *Queue) Consume(ctx context.Context, recipient string, parallel int, h H
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for ctx.Err() == nil {
-		if err := q.pull(ctx, recipient, parallel, sem, &wg, h); err != nil && ctx.Err() == nil {
+		err := q.pull(ctx, recipient, parallel, idle, sem, &wg, h)
+		switch {
+		case ctx.Err() != nil:
+		case errors.Is(err, ErrIdle):
+			wg.Wait()
+			// Its memory and its pending pull are what an idle recipient
+			// cost; the next Consume creates it afresh.
+			if err := q.js.DeleteConsumer(ctx, stream, "d_"+Token(recipient)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return fmt.Errorf("queue: remove idle consumer for %s: %w", recipient, err)
+			}
+			return ErrIdle
+		case err != nil:
 			q.log.Warn("queue pull failed", "recipient", recipient, "err", err)
 			pause.For(ctx, time.Second)
 		}
@@ -524,10 +553,11 @@ func (q *Queue) Consume(ctx context.Context, recipient string, parallel int, h H
 	return ctx.Err()
 }
 
-// pull hands the recipient's queued items to h until ctx ends or the
-// pull fails (a replica lost, the consumer moved): Consume then starts a
-// new one.
-func (q *Queue) pull(ctx context.Context, recipient string, parallel int, sem chan struct{}, wg *sync.WaitGroup, h Handler) error {
+// pull hands the recipient's queued items to h until ctx ends, the pull
+// fails (a replica lost, the consumer moved: Consume then starts a new
+// one) or, with idle > 0, nothing came for idle and nothing is in hand
+// (ErrIdle).
+func (q *Queue) pull(ctx context.Context, recipient string, parallel int, idle time.Duration, sem chan struct{}, wg *sync.WaitGroup, h Handler) error {
 	tok := Token(recipient)
 	stream, subj := shardOf(tok)
 	cons, err := q.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
@@ -557,8 +587,18 @@ func (q *Queue) pull(ctx context.Context, recipient string, parallel int, sem ch
 	stop := context.AfterFunc(ctx, iter.Stop)
 	defer stop()
 	defer iter.Stop()
+	var next []jetstream.NextOpt
+	if idle > 0 {
+		next = append(next, jetstream.NextMaxWait(idle))
+	}
 	for ctx.Err() == nil {
-		msg, err := iter.Next()
+		msg, err := iter.Next(next...)
+		if errors.Is(err, nats.ErrTimeout) && idle > 0 {
+			if len(sem) == 0 {
+				return ErrIdle
+			}
+			continue // deliveries in hand: not idle yet
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

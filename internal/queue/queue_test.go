@@ -105,7 +105,7 @@ func testEnqueueConsumeAcrossRestart(t *testing.T, kind string) {
 	cctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- q.Consume(cctx, "lg:011002", 2, func(ctx context.Context, it *Item) error {
+		done <- q.Consume(cctx, "lg:011002", 2, 0, func(ctx context.Context, it *Item) error {
 			body, err := it.Body(ctx)
 			if err != nil {
 				return err
@@ -300,7 +300,7 @@ func readFirst(t *testing.T, ctx context.Context, q *Queue, recipient string) []
 	defer stop()
 	got := make(chan []byte, 1)
 	go func() {
-		_ = q.Consume(cctx, recipient, 1, func(ctx context.Context, it *Item) error {
+		_ = q.Consume(cctx, recipient, 1, 0, func(ctx context.Context, it *Item) error {
 			body, err := it.Body(ctx)
 			if err != nil {
 				return err
@@ -352,5 +352,71 @@ func TestShardsSpread(t *testing.T) {
 		if n > 2*mean {
 			t.Errorf("stream %s holds %d queues, over twice the mean %d", s, n, mean)
 		}
+	}
+}
+
+// TestConsumeIdle checks that Consume with an idle time returns ErrIdle
+// and removes the recipient's consumer once its queue stayed empty, but
+// not while a delivery is in hand, and that what was queued meanwhile is
+// delivered.
+func TestConsumeIdle(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	q := open(t, t.TempDir())
+	defer q.Close()
+	const rcpt = "lg:011002"
+	stream, _ := shardOf(Token(rcpt))
+	consumerGone := func() bool {
+		_, err := q.js.Consumer(ctx, stream, "d_"+Token(rcpt))
+		return errors.Is(err, jetstream.ErrConsumerNotFound)
+	}
+
+	start := time.Now()
+	err := q.Consume(ctx, rcpt, 2, 100*time.Millisecond, func(context.Context, *Item) error { return nil })
+	if !errors.Is(err, ErrIdle) {
+		t.Fatalf("Consume on an empty queue: %v, want ErrIdle", err)
+	}
+	if time.Since(start) < 100*time.Millisecond {
+		t.Errorf("idle after %v, before the idle time of 100ms", time.Since(start))
+	}
+	if !consumerGone() {
+		t.Error("the consumer of an idle recipient was left behind")
+	}
+
+	// A delivery held for longer than the idle time keeps Consume going.
+	if _, _, err := q.Enqueue(ctx, rcpt, "ID1", []byte("PRE"), strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var delivered []string
+	done := make(chan error, 1)
+	go func() {
+		done <- q.Consume(ctx, rcpt, 2, 100*time.Millisecond, func(ctx context.Context, it *Item) error {
+			if it.ID == "ID1" {
+				<-release
+			}
+			delivered = append(delivered, it.ID)
+			return nil
+		})
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("Consume returned %v with a delivery in hand", err)
+	case <-time.After(400 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrIdle) {
+			t.Fatalf("Consume after the delivery: %v, want ErrIdle", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Consume did not stop once idle after its delivery")
+	}
+	if n, _ := q.Backlog(ctx, rcpt); n != 0 || len(delivered) != 1 {
+		t.Errorf("delivered %v, backlog %d: want ID1 delivered and acknowledged", delivered, n)
+	}
+	if !consumerGone() {
+		t.Error("the consumer was left behind after the idle stop")
 	}
 }
