@@ -69,6 +69,9 @@ func TestMetricsAndHealth(t *testing.T) {
 		"taxlink_hub_accept_seconds_bucket", "taxlink_hub_ledger_append_seconds_bucket",
 		"taxlink_cert_expiry_seconds", "taxlink_disk_free_bytes", "taxlink_auth_failures_total",
 		"taxlink_hub_blob_bytes 0",
+		`taxlink_hub_accept_step_seconds_count{step="lookup"} 1`, `taxlink_hub_accept_step_seconds_count{step="queue"} 1`,
+		`taxlink_hub_accept_step_seconds_count{step="ledger"} 1`, `taxlink_hub_accept_step_seconds_count{step="receipt"} 1`,
+		"taxlink_hub_delivery_loops",
 	} {
 		if !strings.Contains(hubMetrics, want) {
 			t.Errorf("hub metrics lack %q", want)

@@ -361,7 +361,10 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	digest := receipt.HeaderDigest(hb)
-	if prev, err := h.cfg.Acceptances.Get(ctx, hdr.ID); err == nil {
+	step := time.Now()
+	prev, err := h.cfg.Acceptances.Get(ctx, hdr.ID)
+	h.cfg.Metrics.AcceptStep(metrics.StepLookup, time.Since(step))
+	if err == nil {
 		h.answerEarlier(w, hdr.ID, prev, digest)
 		return
 	} else if !errors.Is(err, acceptance.ErrNotFound) {
@@ -375,7 +378,9 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, api.Errorf(400, api.CodeMalformed, "%v", err))
 		return
 	}
+	step = time.Now()
 	seq, _, err := h.cfg.Queue.Enqueue(ctx, hdr.Recipient, hdr.ID, pre.Bytes(), envelope.VerifyingReader(hdr, body), int64(hdr.CiphertextSize))
+	h.cfg.Metrics.AcceptStep(metrics.StepQueue, time.Since(step))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		switch {
@@ -406,15 +411,17 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
 		return
 	}
-	t0 := time.Now()
+	step = time.Now()
 	index, err := h.cfg.Ledger.Append(ctx, entry)
-	h.cfg.Metrics.LedgerAppend(time.Since(t0))
+	h.cfg.Metrics.LedgerAppend(time.Since(step))
+	h.cfg.Metrics.AcceptStep(metrics.StepLedger, time.Since(step))
 	if err != nil {
 		h.log.Error("ledger append failed", "id", hdr.ID, "err", err)
 		h.refuse(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
 		return
 	}
 	rc.Seq = uint64(index)
+	step = time.Now()
 	if err := rc.Sign(h.cfg.Signer); err != nil {
 		h.log.Error("sign receipt failed", "err", err)
 		h.refuse(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
@@ -425,6 +432,7 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		stored, err = h.cfg.Acceptances.Put(ctx, hdr.ID, out)
 	}
+	h.cfg.Metrics.AcceptStep(metrics.StepReceipt, time.Since(step))
 	if err == nil && !bytes.Equal(stored, out) {
 		// A concurrent submission of the same ID stored its receipt
 		// first: this one is its repeat, or a conflict.

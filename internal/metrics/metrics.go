@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,7 @@ type Hub struct {
 	deliverySeconds prometheus.Histogram
 	retries         *prometheus.CounterVec
 	ledgerSeconds   prometheus.Histogram
+	stepSeconds     *prometheus.HistogramVec
 	authFailures    prometheus.Counter
 }
 
@@ -70,9 +72,22 @@ func NewHub(reg prometheus.Registerer) *Hub {
 		deliverySeconds: f.histogram("taxlink_hub_delivery_seconds", "Time of one successful delivery to a node."),
 		retries:         f.counterVec("taxlink_hub_delivery_retries_total", "Failed delivery attempts that will be retried, by reason.", "reason"),
 		ledgerSeconds:   f.histogram("taxlink_hub_ledger_append_seconds", "Durable ledger appends (fsync included)."),
-		authFailures:    f.counter("taxlink_auth_failures_total", "Refused TLS handshakes."),
+		stepSeconds: f.histogramVec("taxlink_hub_accept_step_seconds",
+			"Time of each step of an acceptance: "+strings.Join(AcceptSteps(), ", ")+".", "step"),
+		authFailures: f.counter("taxlink_auth_failures_total", "Refused TLS handshakes."),
 	}
 }
+
+// The steps of an acceptance that AcceptStep times, in their order.
+const (
+	StepLookup  = "lookup"  // an earlier receipt of the envelope ID looked up
+	StepQueue   = "queue"   // the envelope read and stored durably in its recipient's queue
+	StepLedger  = "ledger"  // the acceptance's durable ledger entry
+	StepReceipt = "receipt" // the receipt signed and stored durably for a repeat
+)
+
+// AcceptSteps returns the steps of an acceptance in their order.
+func AcceptSteps() []string { return []string{StepLookup, StepQueue, StepLedger, StepReceipt} }
 
 // NewNode registers a node's instruments in reg.
 func NewNode(reg prometheus.Registerer) *Node {
@@ -100,6 +115,12 @@ func (f factory) counterVec(name, help string, labels ...string) *prometheus.Cou
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
 	f.reg.MustRegister(c)
 	return c
+}
+
+func (f factory) histogramVec(name, help string, labels ...string) *prometheus.HistogramVec {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: latencyBuckets}, labels)
+	f.reg.MustRegister(h)
+	return h
 }
 
 func (f factory) histogram(name, help string) prometheus.Histogram {
@@ -142,6 +163,13 @@ func (m *Hub) Retry(reason string) {
 func (m *Hub) LedgerAppend(d time.Duration) {
 	if m != nil {
 		m.ledgerSeconds.Observe(d.Seconds())
+	}
+}
+
+// AcceptStep observes step (one of AcceptSteps()) of an acceptance.
+func (m *Hub) AcceptStep(step string, d time.Duration) {
+	if m != nil {
+		m.stepSeconds.WithLabelValues(step).Observe(d.Seconds())
 	}
 }
 
