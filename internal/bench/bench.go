@@ -155,6 +155,11 @@ type HalfRate struct {
 	P99AcceptMS  float64 `json:"p99_accept_ms"`
 	P99SubmitMS  float64 `json:"p99_submit_ms"`
 	P99E2EMS     float64 `json:"p99_e2e_ms"`
+	// HubP99MS is the p99 of each step of the hub's acceptances during
+	// the phase and of the whole ("total"), from the hub's histograms
+	// (taxlink_hub_accept_step_seconds, interpolated within buckets): what
+	// of the sender's acceptance latency the hub spends, and on what.
+	HubP99MS map[string]float64 `json:"hub_p99_ms,omitempty"`
 }
 
 // Large is what the large payload phase measured.
@@ -482,6 +487,16 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if rate > 0 {
 		hd := min(max(opts.Duration/4, 2*time.Second), 15*time.Second)
 		t = time.Now()
+		// The hub's own view of the phase: its acceptance histograms
+		// before and after.
+		hubMetrics, err := procs.hub.metricsAddr()
+		var stepsBefore map[string]histogram
+		if err == nil {
+			stepsBefore, err = acceptSteps(ctx, hubMetrics)
+		}
+		if err != nil {
+			logf("warning: %v (no hub step latencies)", err)
+		}
 		ph = d.newPhase("half-rate")
 		logf("half-rate: open loop at %.0f/s for %v", rate, hd)
 		d.openLoop(ctx, ph, rate, hd)
@@ -497,6 +512,16 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		}
 		d.mu.Unlock()
 		res.P99AcceptHalfRateMS = res.HalfRate.P99AcceptMS
+		if stepsBefore != nil {
+			if after, err := acceptSteps(ctx, hubMetrics); err != nil {
+				logf("warning: %v (no hub step latencies)", err)
+			} else {
+				res.HalfRate.HubP99MS = map[string]float64{}
+				for step, h := range after {
+					res.HalfRate.HubP99MS[step] = quantileMS(stepsBefore[step], h, 0.99)
+				}
+			}
+		}
 	}
 
 	// Peak RSS of the run so far, per role.

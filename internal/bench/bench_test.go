@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"taxlink/internal/metrics"
 )
 
 // TestRunTiny runs the whole benchmark with a tiny load: short probes, 8
@@ -46,6 +48,16 @@ func TestRunTiny(t *testing.T) {
 	}
 	if res.AcceptPerS <= 0 || res.E2EPerS <= 0 || res.Notifications == 0 || res.Verified != res.Notifications {
 		t.Errorf("accept %v/s, e2e %v/s, %d notifications, %d verified", res.AcceptPerS, res.E2EPerS, res.Notifications, res.Verified)
+	}
+
+	// The hub's own p99 of each acceptance step in the half-rate phase.
+	for _, step := range append(metrics.AcceptSteps(), "total") {
+		if v := res.HalfRate.HubP99MS[step]; v <= 0 {
+			t.Errorf("hub p99 of %q at half rate: %v ms, want positive (from the hub's histograms)", step, v)
+		}
+	}
+	if res.Crypto.PerMsgUs <= 0 || res.Crypto.CeilingPerS <= 0 {
+		t.Errorf("cryptography per notification: %+v, want measured", res.Crypto)
 	}
 
 	// The large-payload phase and the comparison with fewer recipients,

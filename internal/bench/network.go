@@ -101,6 +101,22 @@ func (p *process) waitListening(ctx context.Context, timeout time.Duration) erro
 // pid returns the process ID.
 func (p *process) pid() int { return p.cmd.Process.Pid }
 
+// metricsAddr returns where the process serves /metrics, from the line
+// `taxlink hub` and `taxlink node` log when they have started.
+func (p *process) metricsAddr() (string, error) {
+	b, err := os.ReadFile(p.log)
+	if err != nil {
+		return "", fmt.Errorf("bench: %w", err)
+	}
+	for line := range bytes.Lines(b) {
+		var l struct{ Msg, Metrics string }
+		if json.Unmarshal(line, &l) == nil && l.Msg == p.role+" started" && l.Metrics != "" {
+			return l.Metrics, nil
+		}
+	}
+	return "", fmt.Errorf("bench: %s %s logged no metrics address", p.role, p.id)
+}
+
 // alive reports whether the process has not exited.
 func (p *process) alive() bool {
 	select {

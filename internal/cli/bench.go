@@ -7,12 +7,14 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"taxlink/internal/bench"
+	"taxlink/internal/metrics"
 )
 
 func benchCmd() *cobra.Command {
@@ -120,6 +122,13 @@ func printBench(out io.Writer, r *bench.Result) {
 	row("end to end p50 / p99", "%.1f / %.1f ms", r.P50E2EMS, r.P99E2EMS)
 	row(fmt.Sprintf("half rate %.0f/s: accept p50 / p99", r.HalfRate.TargetPerS), "%.1f / %.1f ms", r.HalfRate.P50AcceptMS, r.HalfRate.P99AcceptMS)
 	row("half rate: submit p99 / e2e p99", "%.1f / %.1f ms", r.HalfRate.P99SubmitMS, r.HalfRate.P99E2EMS)
+	if h := r.HalfRate.HubP99MS; h != nil {
+		var steps []string
+		for _, s := range metrics.AcceptSteps() {
+			steps = append(steps, fmt.Sprintf("%s %.1f", s, h[s]))
+		}
+		row("half rate: at the hub, p99 of each step", "%s; whole acceptance %.1f ms", strings.Join(steps, ", "), h["total"])
+	}
 	for _, role := range sortedKeys(r.CPUUsPerMsg) {
 		row("CPU per message: "+role, "%.0f µs", r.CPUUsPerMsg[role])
 	}

@@ -28,7 +28,7 @@ func hubCmd() *cobra.Command {
 				_ = stopProfiles()
 				return err
 			}
-			log.Info("hub started", "listen", svc.Addr)
+			log.Info("hub started", "listen", svc.Addr, "metrics", svc.MetricsAddr)
 			fmt.Fprintf(cmd.OutOrStdout(), "hub listening on https://%s\n", svc.Addr)
 			<-cmd.Context().Done()
 			log.Info("hub stopping")

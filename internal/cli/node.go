@@ -32,7 +32,7 @@ func nodeCmd() *cobra.Command {
 				_ = stopProfiles()
 				return err
 			}
-			log.Info("node started", "listen", svc.Addr)
+			log.Info("node started", "listen", svc.Addr, "metrics", svc.MetricsAddr)
 			fmt.Fprintf(cmd.OutOrStdout(), "node listening on https://%s\n", svc.Addr)
 			<-cmd.Context().Done()
 			log.Info("node stopping")
