@@ -109,7 +109,8 @@ func TestRunTiny(t *testing.T) {
 	}
 }
 
-// TestProbes checks that F and J come out positive on their own.
+// TestProbes checks that F and J, with their latencies, come out positive
+// on their own.
 func TestProbes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fsyncs and starts an embedded JetStream server; skipped with -short")
@@ -117,12 +118,12 @@ func TestProbes(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	f, err := FsyncRate(ctx, dir, ProbeSize, 100*time.Millisecond)
-	if err != nil || f <= 0 {
-		t.Fatalf("FsyncRate = %v, %v", f, err)
+	if err != nil || f.PerS <= 0 || f.P50MS <= 0 || f.P99MS < f.P50MS {
+		t.Fatalf("FsyncRate = %+v, %v: want a positive rate and latencies, p99 >= p50", f, err)
 	}
 	j, err := JetStreamRate(ctx, dir, ProbeSize, 32, 100*time.Millisecond)
-	if err != nil || j.Sync <= 0 || j.Async <= 0 {
-		t.Fatalf("JetStreamRate = %+v, %v", j, err)
+	if err != nil || j.Sync <= 0 || j.Async <= 0 || j.SyncP50MS <= 0 || j.SyncP99MS < j.SyncP50MS {
+		t.Fatalf("JetStreamRate = %+v, %v: want positive rates and latencies, p99 >= p50", j, err)
 	}
 }
 

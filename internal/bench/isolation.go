@@ -379,8 +379,8 @@ func (b *isoRun) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("fsync probe: %w", err)
 	}
-	b.rep.FsyncPerS = f
-	b.logf("F: %.0f fsync/s (8 KiB write+fdatasync in %s)", f, b.dir)
+	b.rep.FsyncPerS = f.PerS
+	b.logf("F: %.0f fsync/s (8 KiB write+fdatasync in %s)", f.PerS, b.dir)
 	t0 := time.Now()
 	if err := b.setup(ctx); err != nil {
 		return fmt.Errorf("setup: %w", err)

@@ -22,38 +22,49 @@ import (
 // ProbeSize is the record size of the physical probes: 8 KiB.
 const ProbeSize = 8 << 10
 
+// Fsync is what FsyncRate measured.
+type Fsync struct {
+	PerS float64 `json:"per_s"`
+	// P50MS and P99MS are the latencies of one write+fdatasync.
+	P50MS float64 `json:"p50_ms"`
+	P99MS float64 `json:"p99_ms"`
+}
+
 // FsyncRate measures F: it appends size-byte blocks to a new file in dir,
 // each write followed by fdatasync(2), one after the other, for about d,
-// and returns the flushes per second. The file is removed.
-func FsyncRate(ctx context.Context, dir string, size int, d time.Duration) (float64, error) {
+// and returns the flushes per second and their latencies. The file is
+// removed.
+func FsyncRate(ctx context.Context, dir string, size int, d time.Duration) (Fsync, error) {
+	fail := func(err error) (Fsync, error) { return Fsync{}, fmt.Errorf("bench: fsync probe: %w", err) }
 	f, err := os.CreateTemp(dir, "fsync-probe-*")
 	if err != nil {
-		return 0, fmt.Errorf("bench: fsync probe: %w", err)
+		return fail(err)
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
 	buf := make([]byte, size)
 	if _, err := rand.Read(buf); err != nil {
-		return 0, fmt.Errorf("bench: fsync probe: %w", err)
+		return fail(err)
 	}
+	var lat []float64
 	start := time.Now()
-	n := 0
 	for ctx.Err() == nil {
+		t := time.Now()
 		if _, err := f.Write(buf); err != nil {
-			return 0, fmt.Errorf("bench: fsync probe: %w", err)
+			return fail(err)
 		}
 		if err := datasync(f); err != nil {
-			return 0, fmt.Errorf("bench: fsync probe: %w", err)
+			return fail(err)
 		}
-		n++
-		if n%64 == 0 && time.Since(start) >= d {
+		lat = append(lat, float64(time.Since(t).Microseconds())/1000)
+		if len(lat)%64 == 0 && time.Since(start) >= d {
 			break
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return Fsync{}, err
 	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	return Fsync{PerS: float64(len(lat)) / time.Since(start).Seconds(), P50MS: percentile(lat, 50), P99MS: percentile(lat, 99)}, nil
 }
 
 // datasync is fdatasync(2), retried on EINTR.
@@ -86,6 +97,10 @@ type JetStreamRates struct {
 	// unacknowledged.
 	Async  float64 `json:"async_per_s"`
 	Window int     `json:"window"`
+	// SyncP50MS and SyncP99MS are the latencies of one synchronous
+	// publish, from the call to its acknowledgement.
+	SyncP50MS float64 `json:"sync_p50_ms"`
+	SyncP99MS float64 `json:"sync_p99_ms"`
 }
 
 // JetStreamRate measures J: it starts an embedded NATS server with
@@ -136,17 +151,19 @@ func JetStreamRate(ctx context.Context, dir string, size, window int, d time.Dur
 	res := JetStreamRates{Window: window}
 
 	start := time.Now()
-	n := 0
-	for ctx.Err() == nil && (n%16 != 0 || time.Since(start) < d) {
+	var lat []float64
+	for ctx.Err() == nil && (len(lat)%16 != 0 || time.Since(start) < d) {
+		t := time.Now()
 		if _, err := js.Publish(ctx, "probe.sync", data); err != nil {
 			return res, fmt.Errorf("bench: jetstream probe: publish: %w", err)
 		}
-		n++
+		lat = append(lat, float64(time.Since(t).Microseconds())/1000)
 	}
-	res.Sync = float64(n) / time.Since(start).Seconds()
+	res.Sync = float64(len(lat)) / time.Since(start).Seconds()
+	res.SyncP50MS, res.SyncP99MS = percentile(lat, 50), percentile(lat, 99)
 
 	start = time.Now()
-	n = 0
+	n := 0
 	for ctx.Err() == nil && (n%window != 0 || time.Since(start) < d) {
 		if _, err := js.PublishAsync("probe.async", data, jetstream.WithStallWait(30*time.Second)); err != nil {
 			return res, fmt.Errorf("bench: jetstream probe: publish: %w", err)

@@ -502,8 +502,8 @@ func (b *tnRun) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		b.rep.FsyncPerS = f
-		b.logf("F: %.0f fsync/s (8 KiB write+fdatasync in %s)", f, b.dir)
+		b.rep.FsyncPerS = f.PerS
+		b.logf("F: %.0f fsync/s (8 KiB write+fdatasync in %s)", f.PerS, b.dir)
 	}
 	steps := []struct {
 		name string

@@ -101,8 +101,8 @@ func printBench(out io.Writer, r *bench.Result) {
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	row := func(k string, format string, a ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, a...)) }
 	row("machine", "%d CPUs, %.1f GB, %s", r.Host.CPUs, r.Host.MemTotalGB, r.Host.GoVersion)
-	row("F: 8 KiB write+fdatasync, serial", "%.0f /s", r.FsyncPerS)
-	row("J: JetStream SyncAlways 8 KiB, sync", "%.0f /s", r.JetStream.Sync)
+	row("F: 8 KiB write+fdatasync, serial", "%.0f /s (p50 %.2f ms, p99 %.2f ms)", r.FsyncPerS, r.Fsync.P50MS, r.Fsync.P99MS)
+	row("J: JetStream SyncAlways 8 KiB, sync", "%.0f /s (p50 %.2f ms, p99 %.2f ms)", r.JetStream.Sync, r.JetStream.SyncP50MS, r.JetStream.SyncP99MS)
 	row(fmt.Sprintf("J: async, window %d", r.JetStream.Window), "%.0f /s", r.JetStream.Async)
 	c := r.Crypto
 	row(fmt.Sprintf("C: cryptography per notification (%d B)", c.PayloadSize), "%.0f µs: seal %.0f, 2 × header verify %.0f, 2 × receipt sign %.0f, 3 × receipt verify %.0f", c.PerMsgUs, c.SealUs, c.HeaderVerifyUs, c.ReceiptSignUs, c.ReceiptVerifyUs)
