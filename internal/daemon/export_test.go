@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"taxlink/internal/devnet"
+	"taxlink/internal/devnet/devtest"
 	"taxlink/internal/export"
 	"taxlink/internal/node"
 	"taxlink/internal/pki"
@@ -29,10 +29,6 @@ import (
 func TestTaxSystemExport(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a dev network")
-	}
-	lay, err := devnet.Init(t.TempDir(), devnet.Options{})
-	if err != nil {
-		t.Fatal(err)
 	}
 	// The city's own CA issues its tax system's certificate.
 	ca, err := pki.NewCA("札幌市 税務システム CA (test)", time.Now().Add(-time.Hour), 24*time.Hour)
@@ -57,28 +53,26 @@ func TestTaxSystemExport(t *testing.T) {
 	}
 	dropDir := t.TempDir()
 	sum := sha256.Sum256(zeimu.Leaf.Raw)
-	n, _ := lay.Node(devnet.SapporoID)
-	var cfg map[string]any
-	raw, _ := os.ReadFile(n.Config)
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg["export"] = map[string]any{
-		"listen": "127.0.0.1:0", "client_ca": caPath,
-		"clients": []any{map[string]any{"name": "sapporo-zeimu", "tenant": devnet.SapporoID, "cert_sha256": hex.EncodeToString(sum[:]), "networks": []string{"127.0.0.0/8"}}},
-		"drops":   []any{map[string]any{"name": "sapporo-drop", "tenant": devnet.SapporoID, "dir": dropDir, "every": "1s"}},
-	}
-	raw, _ = json.Marshal(cfg)
-	if err := os.WriteFile(n.Config, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	nw := devtest.StartWith(t, devnet.Options{Prepare: func(lay *devnet.Layout) error {
+		n, _ := lay.Node(devnet.SapporoID)
+		var cfg map[string]any
+		raw, err := os.ReadFile(n.Config)
+		if err == nil {
+			err = json.Unmarshal(raw, &cfg)
+		}
+		if err != nil {
+			return err
+		}
+		cfg["export"] = map[string]any{
+			"listen": "127.0.0.1:0", "client_ca": caPath,
+			"clients": []any{map[string]any{"name": "sapporo-zeimu", "tenant": devnet.SapporoID, "cert_sha256": hex.EncodeToString(sum[:]), "networks": []string{"127.0.0.0/8"}}},
+			"drops":   []any{map[string]any{"name": "sapporo-drop", "tenant": devnet.SapporoID, "dir": dropDir, "every": "1s"}},
+		}
+		raw, _ = json.Marshal(cfg)
+		return os.WriteFile(n.Config, raw, 0o600)
+	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	nw, err := devnet.Start(ctx, lay, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nw.Stop()
 	svc := nw.Nodes[devnet.SapporoID]
 	// The hub delivers a recipient's envelopes in parallel: they may be
 	// recorded in another order than sent.
@@ -101,7 +95,7 @@ func TestTaxSystemExport(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	cas, err := pki.ReadCertFile(filepath.Join(lay.Dir, "pki", "ca.pem"))
+	cas, err := pki.ReadCertFile(filepath.Join(nw.Layout.Dir, "pki", "ca.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
