@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -59,23 +60,15 @@ func (p *profiles) start() (stop func() error, err error) {
 		}
 	}
 	var (
-		watch   sync.WaitGroup
-		done    = make(chan struct{})
-		heapErr error
-		peak    uint64
+		watch sync.WaitGroup
+		done  = make(chan struct{})
+		heap  = heapWatch{path: p.mem}
 	)
-	// snapshot writes the heap profile when the live heap is a tenth
-	// larger than any seen before (not on every small growth); a new file
-	// replaces the old one whole.
 	snapshot := func() {
 		s := []metrics.Sample{{Name: liveHeap}}
 		metrics.Read(s)
-		if s[0].Value.Kind() != metrics.KindUint64 || s[0].Value.Uint64() <= peak+peak/10 {
-			return
-		}
-		peak = s[0].Value.Uint64()
-		if err := writeHeap(p.mem); err != nil {
-			heapErr = err
+		if s[0].Value.Kind() == metrics.KindUint64 {
+			heap.observe(s[0].Value.Uint64())
 		}
 	}
 	if p.mem != "" {
@@ -107,10 +100,32 @@ func (p *profiles) start() (stop func() error, err error) {
 			watch.Wait()
 			runtime.GC() // the heap in use now, not what the last cycle left
 			snapshot()
-			errs = append(errs, heapErr)
+			errs = append(errs, heap.err)
 		}
 		return errors.Join(errs...)
 	}, nil
+}
+
+// heapWatch keeps the heap profile of the largest live heap seen.
+type heapWatch struct {
+	path string
+	peak uint64 // the live heap of the profile at path
+	err  error  // the first failure to write it
+}
+
+// observe writes the heap profile when live, the live heap now, is a
+// tenth larger than any seen before (not on every small growth); it
+// reports whether it wrote.
+func (w *heapWatch) observe(live uint64) bool {
+	if live <= w.peak+w.peak/10 {
+		return false
+	}
+	w.peak = live
+	if err := writeHeap(w.path); err != nil {
+		w.err = cmp.Or(w.err, err)
+		return false
+	}
+	return true
 }
 
 // writeHeap writes the heap profile to a new file beside path and renames
