@@ -141,15 +141,12 @@ func TestExternalCAMapping(t *testing.T) {
 	if err := pki.WriteCRLFile(filepath.Join(hubDir, "ext.crl"), crl); err != nil {
 		t.Fatal(err)
 	}
-	var cfg map[string]any
-	b, _ := os.ReadFile(lay.HubConfig)
-	_ = json.Unmarshal(b, &cfg)
-	tlsCfg := cfg["tls"].(map[string]any)
-	tlsCfg["ca"] = "cas.pem"
-	tlsCfg["identity_mapping"] = "mapping.json"
-	tlsCfg["crl"] = append(tlsCfg["crl"].([]any), "ext.crl")
-	b, _ = json.Marshal(cfg)
-	if err := os.WriteFile(lay.HubConfig, b, 0o644); err != nil {
+	if err := devnet.EditConfig(lay.HubConfig, func(cfg map[string]any) {
+		tlsCfg := cfg["tls"].(map[string]any)
+		tlsCfg["ca"] = "cas.pem"
+		tlsCfg["identity_mapping"] = "mapping.json"
+		tlsCfg["crl"] = append(tlsCfg["crl"].([]any), "ext.crl")
+	}); err != nil {
 		t.Fatal(err)
 	}
 	h := startHub(t, lay)

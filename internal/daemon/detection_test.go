@@ -41,14 +41,9 @@ func TestDetectionAlertsReachSinks(t *testing.T) {
 	if err := os.WriteFile(secret, []byte("s3cret-for-hmac"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var cfg map[string]any
-	raw, _ := os.ReadFile(lay.HubConfig)
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg["detection"] = map[string]any{"webhooks": []any{map[string]any{"url": wh.URL + "/alerts", "secret_file": secret}}}
-	raw, _ = json.Marshal(cfg)
-	if err := os.WriteFile(lay.HubConfig, raw, 0o600); err != nil {
+	if err := devnet.EditConfig(lay.HubConfig, func(cfg map[string]any) {
+		cfg["detection"] = map[string]any{"webhooks": []any{map[string]any{"url": wh.URL + "/alerts", "secret_file": secret}}}
+	}); err != nil {
 		t.Fatal(err)
 	}
 	h := startHub(t, lay)

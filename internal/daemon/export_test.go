@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -55,21 +54,13 @@ func TestTaxSystemExport(t *testing.T) {
 	sum := sha256.Sum256(zeimu.Leaf.Raw)
 	nw := devtest.StartWith(t, devnet.Options{Prepare: func(lay *devnet.Layout) error {
 		n, _ := lay.Node(devnet.SapporoID)
-		var cfg map[string]any
-		raw, err := os.ReadFile(n.Config)
-		if err == nil {
-			err = json.Unmarshal(raw, &cfg)
-		}
-		if err != nil {
-			return err
-		}
-		cfg["export"] = map[string]any{
-			"listen": "127.0.0.1:0", "client_ca": caPath,
-			"clients": []any{map[string]any{"name": "sapporo-zeimu", "tenant": devnet.SapporoID, "cert_sha256": hex.EncodeToString(sum[:]), "networks": []string{"127.0.0.0/8"}}},
-			"drops":   []any{map[string]any{"name": "sapporo-drop", "tenant": devnet.SapporoID, "dir": dropDir, "every": "1s"}},
-		}
-		raw, _ = json.Marshal(cfg)
-		return os.WriteFile(n.Config, raw, 0o600)
+		return devnet.EditConfig(n.Config, func(cfg map[string]any) {
+			cfg["export"] = map[string]any{
+				"listen": "127.0.0.1:0", "client_ca": caPath,
+				"clients": []any{map[string]any{"name": "sapporo-zeimu", "tenant": devnet.SapporoID, "cert_sha256": hex.EncodeToString(sum[:]), "networks": []string{"127.0.0.0/8"}}},
+				"drops":   []any{map[string]any{"name": "sapporo-drop", "tenant": devnet.SapporoID, "dir": dropDir, "every": "1s"}},
+			}
+		})
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -2,11 +2,9 @@ package daemon_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -29,17 +27,7 @@ func TestDeliveryLoopsFollowTheQueue(t *testing.T) {
 	}
 	const idle = 300 * time.Millisecond
 	nw := devtest.StartWith(t, devnet.Options{Prepare: func(lay *devnet.Layout) error {
-		var cfg map[string]any
-		raw, err := os.ReadFile(lay.HubConfig)
-		if err == nil {
-			err = json.Unmarshal(raw, &cfg)
-		}
-		if err != nil {
-			return err
-		}
-		cfg["delivery_idle"] = idle.String()
-		raw, _ = json.Marshal(cfg)
-		return os.WriteFile(lay.HubConfig, raw, 0o600)
+		return devnet.EditConfig(lay.HubConfig, func(cfg map[string]any) { cfg["delivery_idle"] = idle.String() })
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -71,15 +59,7 @@ func TestDeliveryLoopsFollowTheQueue(t *testing.T) {
 		}
 		return n
 	}
-	recorded := func(rcpt string) int64 {
-		h, _ := hub.Dir.Get().HostOf(rcpt)
-		svc, ok := nw.Nodes[h.ID]
-		if !ok {
-			return 0
-		}
-		n, _ := svc.Store.Count(ctx, rcpt)
-		return n
-	}
+	recorded := func(rcpt string) int64 { return nw.Recorded(ctx, rcpt) }
 	submit := func(rcpt string, i int) {
 		t.Helper()
 		if _, _, err := nta.Submit(ctx, node.Submission{Recipient: rcpt, Type: "income-tax-return", ContentType: "application/xml",

@@ -96,16 +96,13 @@ func TestHubKeysOnToken(t *testing.T) {
 	if err := os.WriteFile(pinFile, []byte(tok.PIN), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var cfg map[string]any
-	b, _ := os.ReadFile(lay.HubConfig)
-	_ = json.Unmarshal(b, &cfg)
-	cfg["tls"].(map[string]any)["key"] = "pkcs11:token=" + tok.TokenLabel + ";object=hub-tls"
-	cfg["signing_key"] = "pkcs11:token=" + tok.TokenLabel + ";object=hub-signing"
-	keys := cfg["keys"].(map[string]any)
-	keys["pkcs11_module"] = tok.Module
-	keys["pin_file"] = "pin"
-	b, _ = json.Marshal(cfg)
-	if err := os.WriteFile(lay.HubConfig, b, 0o644); err != nil {
+	if err := devnet.EditConfig(lay.HubConfig, func(cfg map[string]any) {
+		cfg["tls"].(map[string]any)["key"] = "pkcs11:token=" + tok.TokenLabel + ";object=hub-tls"
+		cfg["signing_key"] = "pkcs11:token=" + tok.TokenLabel + ";object=hub-signing"
+		keys := cfg["keys"].(map[string]any)
+		keys["pkcs11_module"] = tok.Module
+		keys["pin_file"] = "pin"
+	}); err != nil {
 		t.Fatal(err)
 	}
 

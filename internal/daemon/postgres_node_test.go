@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
@@ -74,19 +73,9 @@ func TestNodeOnPostgres(t *testing.T) {
 	if want := filepath.Join("nodes", "lg-011002", "node.json"); !strings.HasSuffix(sapporo.Config, want) {
 		t.Fatalf("札幌市's node configuration is %s, want …/%s", sapporo.Config, want)
 	}
-	var cfg map[string]any
-	b, err := os.ReadFile(sapporo.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg["store"] = map[string]any{"kind": "postgres", "dsn": dsn, "schema": schema}
-	if b, err = json.Marshal(cfg); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(sapporo.Config, b, 0o600); err != nil {
+	if err := devnet.EditConfig(sapporo.Config, func(cfg map[string]any) {
+		cfg["store"] = map[string]any{"kind": "postgres", "dsn": dsn, "schema": schema}
+	}); err != nil {
 		t.Fatal(err)
 	}
 

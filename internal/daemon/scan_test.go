@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -33,17 +32,9 @@ func TestNodeQuarantinesMalware(t *testing.T) {
 	clamd := scantest.Start(t)
 	nw := devtest.StartWith(t, devnet.Options{Prepare: func(lay *devnet.Layout) error {
 		n, _ := lay.Node(devnet.SapporoID)
-		var cfg map[string]any
-		raw, err := os.ReadFile(n.Config)
-		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal(raw, &cfg); err != nil {
-			return err
-		}
-		cfg["scanner"] = map[string]any{"clamd": clamd.Address(), "every": "100ms"}
-		raw, _ = json.Marshal(cfg)
-		return os.WriteFile(n.Config, raw, 0o600)
+		return devnet.EditConfig(n.Config, func(cfg map[string]any) {
+			cfg["scanner"] = map[string]any{"clamd": clamd.Address(), "every": "100ms"}
+		})
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

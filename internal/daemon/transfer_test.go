@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -83,14 +82,9 @@ func TestTenantMovesToAnotherNode(t *testing.T) {
 	if err := os.WriteFile(pubFile, []byte(base64.StdEncoding.EncodeToString(pub)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var cfg map[string]any
-	raw, _ := os.ReadFile(nn.Config)
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg["sealing_keys"] = append(cfg["sealing_keys"].([]any), map[string]any{"tenant": town, "key_id": "lg-013030-2", "kem": envelope.DefaultKEM, "file": "enc:sealing-lg-013030-2.key"})
-	raw, _ = json.Marshal(cfg)
-	if err := os.WriteFile(nn.Config, raw, 0o600); err != nil {
+	if err := devnet.EditConfig(nn.Config, func(cfg map[string]any) {
+		cfg["sealing_keys"] = append(cfg["sealing_keys"].([]any), map[string]any{"tenant": town, "key_id": "lg-013030-2", "kem": envelope.DefaultKEM, "file": "enc:sealing-lg-013030-2.key"})
+	}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -2,6 +2,7 @@ package devnet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -95,6 +96,45 @@ func (n *Network) Stop() {
 
 // Queue returns the hub's durable store.
 func (n *Network) Queue() *queue.Queue { return n.Hub.Queue }
+
+// Recorded returns how many envelopes the node hosting recipient has
+// recorded for it: 0 while that node is not running or cannot count (a
+// test waits for a count to be reached).
+func (n *Network) Recorded(ctx context.Context, recipient string) int64 {
+	host, err := n.Hub.Directory().HostOf(recipient)
+	if err != nil {
+		return 0
+	}
+	svc, ok := n.Nodes[host.ID]
+	if !ok {
+		return 0
+	}
+	c, _ := svc.Store.Count(ctx, recipient)
+	return c
+}
+
+// EditConfig rewrites the JSON configuration file at path with edit
+// applied to its decoded form, keeping the file's mode: how a test or a
+// Prepare step changes a setting of the network written by Init.
+func EditConfig(path string, edit func(cfg map[string]any)) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("devnet: %w", err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("devnet: %w", err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return fmt.Errorf("devnet: %s: %w", path, err)
+	}
+	edit(cfg)
+	if raw, err = json.MarshalIndent(cfg, "", "  "); err != nil {
+		return fmt.Errorf("devnet: %s: %w", path, err)
+	}
+	return os.WriteFile(path, raw, fi.Mode().Perm())
+}
 
 // InitAndStart writes a dev network into dir (emptied first) and starts it
 // in this process. Free ports are picked when the layout is written and

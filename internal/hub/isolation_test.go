@@ -43,15 +43,7 @@ func TestDeadRecipientDoesNotBlockOthers(t *testing.T) {
 		sent[rcpt] = append(sent[rcpt], id)
 	}
 
-	recorded := func(rcpt string) int64 {
-		host, _ := nw.Hub.Directory().HostOf(rcpt)
-		svc, ok := nw.Nodes[host.ID]
-		if !ok {
-			return 0
-		}
-		n, _ := svc.Store.Count(ctx, rcpt)
-		return n
-	}
+	recorded := func(rcpt string) int64 { return nw.Recorded(ctx, rcpt) }
 	for _, rcpt := range nw.Layout.Recipients {
 		if rcpt == devnet.TokyoID {
 			continue
