@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -22,6 +23,8 @@ import (
 	"taxlink/internal/devnet"
 	"taxlink/internal/devnet/devtest"
 	"taxlink/internal/envelope"
+	"taxlink/internal/ledger"
+	"taxlink/internal/notekey"
 	"taxlink/internal/pki"
 	"taxlink/internal/receipt"
 )
@@ -282,10 +285,11 @@ func TestDuplicateAndConflict(t *testing.T) {
 	}
 }
 
-// TestConcurrentRepeats submits envelopes twice at the same moment, both
-// attempts missing each other's receipt: both get the one receipt stored,
-// and an ID submitted at once with two different headers is accepted for
-// one of them only.
+// TestConcurrentRepeats submits envelopes twice at the same moment: both
+// attempts get the one receipt stored, an ID submitted at once with two
+// different headers is accepted for one of them only, and the ledger holds
+// one acceptance entry per ID (the attempt that lost the race appended
+// none).
 func TestConcurrentRepeats(t *testing.T) {
 	nw := devtest.Start(t)
 	b := newBuilder(t, nw)
@@ -304,6 +308,16 @@ func TestConcurrentRepeats(t *testing.T) {
 		wg.Wait()
 		return
 	}
+	var ids []string
+	var last uint64 // the highest ledger index of a receipt given
+	given := func(raw []byte) {
+		t.Helper()
+		rc, err := receipt.Parse(raw)
+		if err != nil {
+			t.Fatalf("receipt: %v", err)
+		}
+		ids, last = append(ids, rc.EnvelopeID), max(last, rc.Seq)
+	}
 	for i := range 8 {
 		_, hb, sig, ct := b.envelope(devnet.SapporoID, "income-tax-return", "application/xml", []byte(xml))
 		body := wire(t, hb, sig, ct)
@@ -311,12 +325,63 @@ func TestConcurrentRepeats(t *testing.T) {
 		if s1 != 200 || s2 != 200 || !bytes.Equal(r1, r2) {
 			t.Fatalf("repeat %d at once: %d %d, receipts equal %v; want 200 200 and one receipt:\n%s\n%s", i, s1, s2, bytes.Equal(r1, r2), r1, r2)
 		}
+		given(r1)
 
 		h, hb, sig, ct := b.envelope(devnet.SapporoID, "income-tax-return", "application/xml", []byte(xml))
 		hb2, sig2 := b.otherHeader(h)
 		s1, s2, r1, r2 = both(wire(t, hb, sig, ct), wire(t, hb2, sig2, ct))
 		if (s1 == 200) == (s2 == 200) || s1+s2 != 200+409 {
 			t.Fatalf("one ID, two headers at once: %d %d (%s %s); want one 200 and one 409", s1, s2, r1, r2)
+		}
+		if s1 == 200 {
+			given(r1)
+		} else {
+			given(r2)
+		}
+	}
+
+	// Each ID is one acceptance in the ledger: the attempt that lost the
+	// race waited for the other instead of appending its own entry.
+	bundle := func(index uint64) (*ledger.Bundle, bool) {
+		t.Helper()
+		resp, err := nta.Get(fmt.Sprintf("https://%s%s?index=%d", nw.Hub.Addr, api.PathBundle, index))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			return nil, false // not an entry about the NTA's tenants
+		}
+		bd, err := ledger.ParseBundle(raw)
+		if err != nil {
+			t.Fatalf("bundle %d: %v", index, err)
+		}
+		return &bd, true
+	}
+	verifiers, err := notekey.FromDirectory(nw.Hub.Directory())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastBundle, ok := bundle(last)
+	if !ok {
+		t.Fatalf("no bundle for ledger entry %d", last)
+	}
+	cp, err := ledger.VerifyBundle(*lastBundle, verifiers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := map[string]int{}
+	for i := range uint64(cp.Size) {
+		if bd, ok := bundle(i); ok {
+			if e, err := receipt.ParseLedgerEntry(bd.Entry); err == nil && e.Kind == receipt.Accepted {
+				accepted[e.EnvelopeID]++
+			}
+		}
+	}
+	for _, id := range ids {
+		if accepted[id] != 1 {
+			t.Errorf("envelope %s: %d acceptance entries in the ledger, want 1", id, accepted[id])
 		}
 	}
 }

@@ -129,6 +129,8 @@ type Hub struct {
 	runCtx  context.Context
 	running loopRegistry
 	loops   sync.WaitGroup
+	// ids serializes the acceptances of one envelope ID.
+	ids idLocks
 
 	holidays *lgdata.Holidays
 	clock    atomic.Pointer[func() time.Time]
@@ -361,6 +363,12 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	digest := receipt.HeaderDigest(hb)
+	unlock, err := h.ids.lock(ctx, hdr.ID)
+	if err != nil {
+		h.refuse(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
+		return
+	}
+	defer unlock()
 	step := time.Now()
 	prev, err := h.cfg.Acceptances.Get(ctx, hdr.ID)
 	h.cfg.Metrics.AcceptStep(metrics.StepLookup, time.Since(step))
@@ -434,8 +442,9 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	h.cfg.Metrics.AcceptStep(metrics.StepReceipt, time.Since(step))
 	if err == nil && !bytes.Equal(stored, out) {
-		// A concurrent submission of the same ID stored its receipt
-		// first: this one is its repeat, or a conflict.
+		// A submission of the same ID to another replica stored its
+		// receipt first (this hub's own are serialized by h.ids): this
+		// one is its repeat, or a conflict.
 		h.answerEarlier(w, hdr.ID, stored, digest)
 		return
 	}
