@@ -179,8 +179,12 @@ type Large struct {
 	// certificates) between two goroutines, measured in the same run.
 	TLSStreamMBPerS float64 `json:"tls_stream_mb_per_s"`
 	RatioTLS        float64 `json:"ratio_tls_stream"`
-	// PeakRSSMB is each role's peak RSS during the phase.
-	PeakRSSMB map[string]float64 `json:"peak_rss_mb"`
+	// PeakRSSMB is each role's peak RSS during the phase, and StartRSSMB
+	// its RSS when the phase began: what the earlier phases left (the Go
+	// runtime returns freed memory to the system slowly) against what the
+	// large payloads added.
+	PeakRSSMB  map[string]float64 `json:"peak_rss_mb"`
+	StartRSSMB map[string]float64 `json:"start_rss_mb"`
 }
 
 // Goal is one goal of issue 8 and whether this run met it. Met is nil
@@ -963,16 +967,28 @@ func cpuPerMsg(before, after map[string]ProcSample, msgs int) map[string]float64
 	return out
 }
 
+// currentRSS returns each role's RSS in MB (VmRSS); "node" is the
+// largest node's.
+func currentRSS(s map[string]ProcSample) map[string]float64 {
+	return byRole(s, func(p ProcSample) int64 { return p.RSSKiB })
+}
+
 // peakRSS returns each role's peak RSS in MB (VmHWM); "node" is the
-// largest of the recipient nodes.
+// largest node's.
 func peakRSS(s map[string]ProcSample) map[string]float64 {
+	return byRole(s, func(p ProcSample) int64 { return p.HWMKiB })
+}
+
+// byRole returns kib of each role's process in MB, the largest of the
+// recipient nodes' as "node".
+func byRole(s map[string]ProcSample, kib func(ProcSample) int64) map[string]float64 {
 	out := map[string]float64{}
 	for k, v := range s {
 		role := k
 		if strings.HasPrefix(k, "node:") {
 			role = "node"
 		}
-		out[role] = max(out[role], float64(v.HWMKiB)/1024)
+		out[role] = max(out[role], float64(kib(v))/1024)
 	}
 	return out
 }

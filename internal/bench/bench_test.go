@@ -62,8 +62,8 @@ func TestRunTiny(t *testing.T) {
 
 	// The large-payload phase and the comparison with fewer recipients,
 	// each measured and judged against its goal.
-	if l := res.Large; l == nil || l.Count != 2 || l.SecondsE2E <= 0 || l.MBPerS <= 0 || l.TLSStreamMBPerS <= 0 || l.RatioTLS <= 0 || len(l.PeakRSSMB) != 3 {
-		t.Errorf("large phase: %+v, want 2 PDFs measured end to end, the TLS stream, and each role's RSS", res.Large)
+	if l := res.Large; l == nil || l.Count != 2 || l.SecondsE2E <= 0 || l.MBPerS <= 0 || l.TLSStreamMBPerS <= 0 || l.RatioTLS <= 0 || len(l.PeakRSSMB) != 3 || len(l.StartRSSMB) != 3 {
+		t.Errorf("large phase: %+v, want 2 PDFs measured end to end, the TLS stream, and each role's RSS at the start and its peak", res.Large)
 	}
 	if c := res.Compare; c == nil || c.Recipients != 2 || c.AcceptPerS <= 0 || c.E2EPerS <= 0 || c.Ratio <= 0 {
 		t.Errorf("comparison run: %+v, want 2 recipients measured", res.Compare)

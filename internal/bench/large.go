@@ -79,6 +79,10 @@ func runLarge(ctx context.Context, d *driver, lay *devnet.Layout, procs *running
 			d.logf("warning: %s %s: %v (its large-phase peak includes what came before)", p.role, p.id, err)
 		}
 	}
+	atStart, err := procs.sample()
+	if err != nil {
+		return nil, err
+	}
 
 	ph := d.newPhase("large")
 	start := time.Now()
@@ -133,6 +137,7 @@ func runLarge(ctx context.Context, d *driver, lay *devnet.Layout, procs *running
 		MBPerS:          float64(size) * float64(len(paths)) / last / 1e6,
 		TLSStreamMBPerS: tlsRate / 1e6,
 		PeakRSSMB:       peakRSS(s),
+		StartRSSMB:      currentRSS(atStart),
 	}
 	if lr.TLSStreamMBPerS > 0 {
 		lr.RatioTLS = lr.MBPerS / lr.TLSStreamMBPerS

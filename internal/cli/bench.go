@@ -140,7 +140,7 @@ func printBench(out io.Writer, r *bench.Result) {
 		row("large: slowest seal+outbox / upload+accept", "%.1f s / %.1f s", l.PrepareS, l.AcceptS)
 		row("large: one loopback mTLS stream", "%.0f MB/s (ratio %.2f)", l.TLSStreamMBPerS, l.RatioTLS)
 		for _, role := range sortedKeys(l.PeakRSSMB) {
-			row("large: peak RSS "+role, "%.0f MB", l.PeakRSSMB[role])
+			row("large: peak RSS "+role, "%.0f MB (%.0f MB at the phase's start)", l.PeakRSSMB[role], l.StartRSSMB[role])
 		}
 	}
 	if c := r.Compare; c != nil {
