@@ -400,6 +400,9 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 			h.refuse(w, api.Errorf(413, api.CodeTooLarge, "envelope exceeds %d bytes", mbe.Limit))
 		default:
 			h.log.Error("enqueue failed", "id", hdr.ID, "err", err)
+			// The entry may have landed all the same (its answer lost):
+			// a loop must be there to take it.
+			h.activate(hdr.Recipient)
 			h.refuse(w, api.Errorf(503, api.CodeUnavailable, "could not store the envelope durably; try again later"))
 		}
 		return
