@@ -1,11 +1,12 @@
 package cli
 
 import (
+	"bytes"
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
@@ -13,6 +14,9 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"taxlink/internal/fsutil"
+	"taxlink/internal/pause"
 )
 
 // profiles are the pprof profiles a long-running role (hub, node) writes
@@ -59,33 +63,14 @@ func (p *profiles) start() (stop func() error, err error) {
 			return nil, fmt.Errorf("cpuprofile: %w", err)
 		}
 	}
-	var (
-		watch sync.WaitGroup
-		done  = make(chan struct{})
-		heap  = heapWatch{path: p.mem}
-	)
-	snapshot := func() {
-		s := []metrics.Sample{{Name: liveHeap}}
-		metrics.Read(s)
-		if s[0].Value.Kind() == metrics.KindUint64 {
-			heap.observe(s[0].Value.Uint64())
-		}
-	}
+	var watch sync.WaitGroup
+	heap := &heapWatch{path: p.mem}
+	ctx, cancel := context.WithCancel(context.Background())
 	if p.mem != "" {
-		every := p.every
-		if every <= 0 {
-			every = time.Second
-		}
+		every := cmp.Or(p.every, time.Second)
 		watch.Go(func() {
-			t := time.NewTicker(every)
-			defer t.Stop()
-			for {
-				select {
-				case <-done:
-					return
-				case <-t.C:
-					snapshot()
-				}
+			for pause.For(ctx, every) {
+				heap.check()
 			}
 		})
 	}
@@ -95,11 +80,11 @@ func (p *profiles) start() (stop func() error, err error) {
 			pprof.StopCPUProfile()
 			errs = append(errs, cpu.Close())
 		}
+		cancel()
+		watch.Wait()
 		if p.mem != "" {
-			close(done)
-			watch.Wait()
 			runtime.GC() // the heap in use now, not what the last cycle left
-			snapshot()
+			heap.check()
 			errs = append(errs, heap.err)
 		}
 		return errors.Join(errs...)
@@ -111,6 +96,16 @@ type heapWatch struct {
 	path string
 	peak uint64 // the live heap of the profile at path
 	err  error  // the first failure to write it
+}
+
+// check reads the live heap (what the last collection found in use) and
+// observes it.
+func (w *heapWatch) check() {
+	s := []metrics.Sample{{Name: liveHeap}}
+	metrics.Read(s)
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		w.observe(s[0].Value.Uint64())
+	}
 }
 
 // observe writes the heap profile when live, the live heap now, is a
@@ -128,22 +123,13 @@ func (w *heapWatch) observe(live uint64) bool {
 	return true
 }
 
-// writeHeap writes the heap profile to a new file beside path and renames
-// it over path.
+// writeHeap replaces the file at path with the heap profile, whole.
 func writeHeap(path string) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*")
-	if err != nil {
+	var b bytes.Buffer
+	if err := pprof.Lookup("heap").WriteTo(&b, 0); err != nil {
 		return fmt.Errorf("memprofile: %w", err)
 	}
-	err = pprof.Lookup("heap").WriteTo(f, 0)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		_ = os.Remove(f.Name())
+	if err := fsutil.WriteFileAtomic(path, b.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("memprofile: %w", err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -36,8 +37,18 @@ func TestProfiles(t *testing.T) {
 			t.Errorf("%s: %d bytes (%v), want a gzip-compressed profile", f, len(b), err)
 		}
 	}
-	if tmp, _ := filepath.Glob(p.mem + ".*"); len(tmp) != 0 {
-		t.Errorf("temporary heap profiles left behind: %v", tmp)
+	// No temporary file left behind: only the profiles (m.pprof from the
+	// failed start).
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if want := []string{"cpu.pprof", "heap.pprof", "m.pprof"}; !slices.Equal(names, want) {
+		t.Errorf("files in the profile directory: %v, want %v", names, want)
 	}
 }
 
