@@ -625,22 +625,15 @@ func (q *Queue) pull(ctx context.Context, recipient string, parallel int, idle t
 }
 
 func (q *Queue) handle(ctx context.Context, msg jetstream.Msg, it *Item, h Handler) {
-	done := make(chan struct{})
+	// Keep the message ours while the handler retries.
+	progress, done := context.WithCancel(ctx)
 	go func() {
-		// Keep the message ours while the handler retries.
-		t := time.NewTicker(ackWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
+		for pause.For(progress, ackWait/3) {
+			_ = msg.InProgress()
 		}
 	}()
 	err := h(ctx, it)
-	close(done)
+	done()
 	if err != nil {
 		return // ctx ended: redelivered after a restart
 	}
