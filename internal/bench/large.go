@@ -139,9 +139,7 @@ func runLarge(ctx context.Context, d *driver, lay *devnet.Layout, procs *running
 		PeakRSSMB:       peakRSS(s),
 		StartRSSMB:      currentRSS(atStart),
 	}
-	if lr.TLSStreamMBPerS > 0 {
-		lr.RatioTLS = lr.MBPerS / lr.TLSStreamMBPerS
-	}
+	lr.RatioTLS = ratio(lr.MBPerS, lr.TLSStreamMBPerS)
 	d.logf("large: %.1f s, %.0f MB/s (%.2f × one mTLS stream)", lr.SecondsE2E, lr.MBPerS, lr.RatioTLS)
 	return lr, nil
 }

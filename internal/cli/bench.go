@@ -106,7 +106,7 @@ func printBench(out io.Writer, r *bench.Result) {
 	row(fmt.Sprintf("J: async, window %d", r.JetStream.Window), "%.0f /s", r.JetStream.Async)
 	c := r.Crypto
 	row(fmt.Sprintf("C: cryptography per notification (%d B)", c.PayloadSize), "%.0f µs: seal %.0f, 2 × header verify %.0f, 2 × receipt sign %.0f, 3 × receipt verify %.0f", c.PerMsgUs, c.SealUs, c.HeaderVerifyUs, c.ReceiptSignUs, c.ReceiptVerifyUs)
-	row("C: ceiling on these CPUs", "%.0f /s (%.2f × F)", c.CeilingPerS, c.CeilingPerS/r.FsyncPerS)
+	row("C: ceiling on these CPUs", "%.0f /s (%.2f × F)", c.CeilingPerS, r.CryptoCeilingF())
 	row("recipients", "%d (%d recorded the first notification; load goes to those)", r.Recipients, r.RecipientsRecording)
 	row("prime: one notification to each, until all recorded", "%.1f s", r.PrimeS)
 	for _, l := range r.Search {
