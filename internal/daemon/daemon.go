@@ -369,7 +369,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		ID: c.ID, Environment: c.Environment, Signer: signer, Directory: cm.dir, Queue: q, Acceptances: acc,
 		Roots: cm.roots, TLSOptions: cm.opts, Mapper: cm.mapper, MaxEnvelope: c.MaxEnvelope, Logger: log,
 		MaxInFlight: c.MaxInFlight, MinFreeBytes: c.MinFreeBytes,
-		Ledger: hl, Audit: al, Metrics: hm, DeliveryIdle: deliveryIdle(c, q),
+		Ledger: hl, Audit: al, Metrics: hm, DeliveryIdle: c.DeliveryIdlePeriod(),
 	})
 	if err != nil {
 		closeAll()
@@ -828,16 +828,6 @@ func openAcceptances(ctx context.Context, q *queue.Queue, dataDir string, log *s
 		log.Info("acceptance receipts moved from JetStream to accepted.db", "receipts", n)
 	}
 	return db, func() { _ = db.Close() }, nil
-}
-
-// deliveryIdle is hub.Config.DeliveryIdle for configuration c and queue
-// q: replicas sharing a queue keep every loop (another replica's
-// acceptance does not start theirs).
-func deliveryIdle(c *config.Hub, q *queue.Queue) time.Duration {
-	if q.Shared() {
-		return 0
-	}
-	return c.DeliveryIdlePeriod()
 }
 
 // openLedger opens (or creates) the tamper-evident log at dir, its

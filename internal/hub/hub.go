@@ -103,9 +103,9 @@ type Config struct {
 	// long; an acceptance for it starts the loop again, and at start only
 	// recipients with something queued get one. The hub's memory then
 	// follows the recipients with something to deliver, not the 1,788 of
-	// the directory. Zero keeps a loop for every recipient all the time,
-	// which a queue shared by hub replicas needs: an acceptance by another
-	// replica does not start this one's loop.
+	// the directory. Zero keeps a loop for every recipient all the time;
+	// with a queue shared by hub replicas it is always zero: an acceptance
+	// by another replica does not start this one's loop.
 	DeliveryIdle time.Duration
 	// MaxInFlight bounds the submissions being received at once; beyond
 	// it senders get 503 busy at once instead of waiting (default 256).
@@ -177,6 +177,10 @@ func New(cfg Config) (*Hub, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Queue.Shared() {
+		// Another replica's acceptance does not start this hub's loops.
+		cfg.DeliveryIdle = 0
 	}
 	hol, err := lgdata.LoadHolidays()
 	if err != nil {
@@ -424,8 +428,9 @@ func (h *Hub) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	step = time.Now()
 	index, err := h.cfg.Ledger.Append(ctx, entry)
-	h.cfg.Metrics.LedgerAppend(time.Since(step))
-	h.cfg.Metrics.AcceptStep(metrics.StepLedger, time.Since(step))
+	took := time.Since(step)
+	h.cfg.Metrics.LedgerAppend(took)
+	h.cfg.Metrics.AcceptStep(metrics.StepLedger, took)
 	if err != nil {
 		h.log.Error("ledger append failed", "id", hdr.ID, "err", err)
 		h.refuse(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
