@@ -103,16 +103,24 @@ func (p *process) pid() int { return p.cmd.Process.Pid }
 
 // metricsAddr returns where the process serves /metrics, from the line
 // `taxlink hub` and `taxlink node` log when they have started.
+// The line is near the top of a log that grows by a line per envelope: the
+// log is read up to it only.
 func (p *process) metricsAddr() (string, error) {
-	b, err := os.ReadFile(p.log)
+	f, err := os.Open(p.log)
 	if err != nil {
 		return "", fmt.Errorf("bench: %w", err)
 	}
-	for line := range bytes.Lines(b) {
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
 		var l struct{ Msg, Metrics string }
-		if json.Unmarshal(line, &l) == nil && l.Msg == p.role+" started" && l.Metrics != "" {
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == p.role+" started" && l.Metrics != "" {
 			return l.Metrics, nil
 		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", fmt.Errorf("bench: %s: %w", p.log, err)
 	}
 	return "", fmt.Errorf("bench: %s %s logged no metrics address", p.role, p.id)
 }
