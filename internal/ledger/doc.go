@@ -17,9 +17,11 @@
 // # Guarantees
 //
 //   - Append and AppendBatch return only once the entries are durable:
-//     written and fdatasync'd (entries and hashes files). Concurrent
-//     appends share one sync (group commit).
-//   - Checkpoint returns only once the signed checkpoint is durable.
+//     written and fdatasync'd. Concurrent appends share one sync (group
+//     commit). Their hash slots, recomputable from the entries, are
+//     written with them and synced before the next checkpoint and at Close.
+//   - Checkpoint returns only once the signed checkpoint, and every hash
+//     slot it covers, is durable.
 //   - Open after a crash (kill -9, power loss) recovers every acknowledged
 //     entry and checkpoint: it trims torn tails, recomputes missing hash
 //     slots and completes an interrupted head update, and reports what it
@@ -72,7 +74,9 @@
 // incomplete record, a final record whose CRC fails, or zero bytes. Open
 // trims it unless a checkpoint covers it (then the log is corrupt: data
 // a signature vouched for is gone). Hash slots beyond the entries are
-// trimmed and missing ones after the last checkpoint are recomputed. A
+// trimmed, and those after the last checkpoint that are missing or do not
+// match the entries (not yet synced at the crash) are recomputed; a
+// stored hash a checkpoint covers that does not match is corruption. A
 // head that counts one checkpoint fewer than the file holds (a crash
 // between appending a checkpoint and replacing the head) is brought up to
 // date. A head that counts more checkpoints than the file holds means a
@@ -81,7 +85,7 @@
 // # Concurrency
 //
 // A Log is safe for concurrent use. One writer goroutine encodes and
-// writes groups of appends; one syncer goroutine fdatasyncs and then
+// writes groups of appends; one syncer goroutine fdatasyncs the entries and then
 // publishes everything written before its sync started, so appends that
 // arrive during a sync are committed together by the next one. Readers
 // (Entry, proofs) never see an entry before it is durable.

@@ -437,6 +437,19 @@ func TestRecoveryOfCrashLeftovers(t *testing.T) {
 		{"hash slots without their entries", func(t *testing.T, dir string) {
 			appendBytes(t, dir, fileHashes, bytes.Repeat([]byte{7}, 3*32))
 		}, []Kind{KindTorn}},
+		{"hash slots after the last checkpoint zeroed (written, not synced, power lost)", func(t *testing.T, dir string) {
+			l := openTest(t, dir)
+			appendN(t, l, n, 5)
+			l.Close()
+			from := tlog.StoredHashCount(n)
+			zeroSlots(t, dir, from, tlog.StoredHashCount(n+5)-from)
+		}, []Kind{KindTorn}},
+		{"one hash slot after the last checkpoint stale, later ones intact", func(t *testing.T, dir string) {
+			l := openTest(t, dir)
+			appendN(t, l, n, 5)
+			l.Close()
+			zeroSlots(t, dir, tlog.StoredHashCount(n)+2, 1)
+		}, []Kind{KindTorn}},
 		{"partial checkpoint", func(t *testing.T, dir string) {
 			appendBytes(t, dir, fileCheckpoints, appendRecord(nil, 4, []byte("test.taxlink.invalid/ledger\n41\n"))[:25])
 		}, []Kind{KindTorn}},
@@ -488,6 +501,50 @@ func TestRecoveryOfCrashLeftovers(t *testing.T) {
 				t.Fatalf("VerifyDir after recovery and new appends: %v, recoverable %v", err, rep.Recoverable)
 			}
 		})
+	}
+}
+
+// zeroSlots overwrites count hash slots from slot with zeros, as a power
+// loss can leave pages written but not synced.
+func zeroSlots(t *testing.T, dir string, slot, count int64) {
+	t.Helper()
+	edit(t, dir, fileHashes, func(b []byte) []byte {
+		_, hdrSize := recordOffsets(t, dir, fileEntries)
+		clear(b[hdrSize+slot*tlog.HashSize : hdrSize+(slot+count)*tlog.HashSize])
+		return b
+	})
+}
+
+// TestHashesSyncedAtCheckpoints shows where the hashes file is synced: an
+// append waits for the entries file only; a checkpoint and Close sync the
+// hashes (TestRecoveryOfCrashLeftovers shows what a crash in between
+// leaves and how Open repairs it).
+func TestHashesSyncedAtCheckpoints(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir, testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 0, 20)
+	if s, h := l.syncs.Load(), l.hashSyncs.Load(); s < 20 || h != 0 {
+		t.Fatalf("after 20 serial appends: %d entries syncs, %d hashes syncs; want >= 20 and 0", s, h)
+	}
+	if _, err := l.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if h := l.hashSyncs.Load(); h != 1 {
+		t.Fatalf("after a checkpoint: %d hashes syncs, want 1", h)
+	}
+	appendN(t, l, 20, 3)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if h := l.hashSyncs.Load(); h != 2 {
+		t.Fatalf("after Close: %d hashes syncs, want 2", h)
+	}
+	rep, err := VerifyDir(dir, testVerifiers(t))
+	if err != nil || len(rep.Recoverable) != 0 || rep.Entries != 23 {
+		t.Fatalf("VerifyDir after Close = %+v, %v; want 23 entries, nothing to recover", rep, err)
 	}
 }
 

@@ -330,6 +330,12 @@ func (res *scanResult) scanEntries(ef, hf *os.File, hdrSize int64, sizes map[str
 		}
 	}
 	checkRoot(0)
+	// Slots a checkpoint covers were synced before it was signed; later
+	// ones are synced only before the next checkpoint (Log.syncer), so a
+	// crash can leave them stale or zeroed: from the first that does not
+	// match, they are recomputed like missing ones.
+	signedSlots := tlog.StoredHashCount(maxCP)
+	stale := false
 
 	rr := newRecordReader(ef, hdrSize, sizes[fileEntries], MaxEntrySize)
 	var (
@@ -387,6 +393,15 @@ scan:
 			b, err := hr.Peek(tlog.HashSize)
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("ledger: hashes slot %d: %w", slot, err)
+			}
+			if !bytes.Equal(b, h[:]) && slot >= signedSlots {
+				stale = true
+				res.fileSlots = slot
+				if opt.keepMissing {
+					res.missing = append(res.missing, h)
+				}
+				slot++
+				continue
 			}
 			if !bytes.Equal(b, h[:]) {
 				if nHashBad == 0 {
@@ -455,8 +470,11 @@ scan:
 			hashProbs = append(hashProbs, Problem{KindTruncated, fileHashes, res.fileSlots, hdrSize + res.fileSlots*tlog.HashSize, fmt.Sprintf(
 				"file ends at slot %d, but the checkpoint of size %d needs %d slots", res.fileSlots, min(maxCP, res.entries), need)})
 		} else {
-			res.recoverable = append(res.recoverable, Problem{KindTorn, fileHashes, res.fileSlots, hdrSize + res.fileSlots*tlog.HashSize,
-				fmt.Sprintf("%d hash slots missing after a crash; recomputed from the entries", expected-res.fileSlots)})
+			detail := fmt.Sprintf("%d hash slots missing after a crash; recomputed from the entries", expected-res.fileSlots)
+			if stale {
+				detail = fmt.Sprintf("%d hash slots after the last checkpoint stale or missing after a crash (they are synced at checkpoints); recomputed from the entries", expected-res.fileSlots)
+			}
+			res.recoverable = append(res.recoverable, Problem{KindTorn, fileHashes, res.fileSlots, hdrSize + res.fileSlots*tlog.HashSize, detail})
 		}
 	}
 	return entProbs, hashProbs, rootProbs, nil
