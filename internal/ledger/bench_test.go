@@ -11,15 +11,15 @@ import (
 	"time"
 )
 
-// BenchmarkAppend appends 200-byte entries from 8 concurrent goroutines
-// (and, for scale, 64), durably with group commit, and reports appends/s.
+// BenchmarkAppend appends 200-byte entries from 1, 8 and 64 concurrent
+// goroutines, durably with group commit, and reports appends/s.
 // In the same run it measures the raw rate of the naive durable
 // alternative, one write and one fdatasync per entry of the same record
 // bytes to a plain file in the same directory, serially (raw_fsync/s) and
 // from as many goroutines (rawN_fsync/s), and reports the ledger's rate as
 // a multiple of each (x_raw, x_rawN), plus entries per sync round.
 func BenchmarkAppend(b *testing.B) {
-	for _, n := range []int{8, 64} {
+	for _, n := range []int{1, 8, 64} {
 		b.Run("appenders="+strconv.Itoa(n), func(b *testing.B) { benchmarkAppend(b, n) })
 	}
 }
