@@ -40,6 +40,7 @@ import (
 	"taxlink/internal/operator"
 	"taxlink/internal/pki"
 	"taxlink/internal/queue"
+	"taxlink/internal/recordings"
 	"taxlink/internal/retention"
 	"taxlink/internal/scan"
 	"taxlink/internal/searchindex"
@@ -57,7 +58,9 @@ type Service struct {
 	Queue *queue.Queue
 	// Acceptances is a hub's store of acceptance receipts.
 	Acceptances acceptance.Store
-	Node        *node.Node // set for a node
+	// Recordings is a hub's store of recording receipts for the senders.
+	Recordings recordings.Store
+	Node       *node.Node // set for a node
 	// Store is a node's store.
 	Store store.NodeStore
 	// MetricsAddr is where /metrics, /healthz and /readyz are served
@@ -323,12 +326,20 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		cm.close()
 		return nil, err
 	}
+	rec, closeRec, err := openRecordings(ctx, q, c.DataDir, log)
+	if err != nil {
+		closeAcc()
+		q.Close()
+		cm.close()
+		return nil, err
+	}
+	closeStores := func() { closeRec(); closeAcc() }
 	reg := metrics.NewRegistry()
 	hm := metrics.NewHub(reg)
 	cm.metrics = reg
 	lg, err := openLedger(filepath.Join(c.DataDir, "ledger"), c.Environment, c.ID, "ledger", signer)
 	if err != nil {
-		closeAcc()
+		closeStores()
 		q.Close()
 		cm.close()
 		return nil, err
@@ -340,7 +351,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		cl, err := clusterledger.Open(ctx, q, lg, log)
 		if err != nil {
 			lg.Close()
-			closeAcc()
+			closeStores()
 			q.Close()
 			cm.close()
 			return nil, err
@@ -351,14 +362,14 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 	if err != nil {
 		stopLedger()
 		lg.Close()
-		closeAcc()
+		closeStores()
 		q.Close()
 		cm.close()
 		return nil, err
 	}
 	closeAll := func() {
 		stopLedger()
-		closeAcc()
+		closeStores()
 		q.Close()
 		recordLocal(al, "stop", c.ID)
 		al.Close()
@@ -366,7 +377,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		cm.close()
 	}
 	h, err := hub.New(hub.Config{
-		ID: c.ID, Environment: c.Environment, Signer: signer, Directory: cm.dir, Queue: q, Acceptances: acc,
+		ID: c.ID, Environment: c.Environment, Signer: signer, Directory: cm.dir, Queue: q, Acceptances: acc, Recordings: rec,
 		Roots: cm.roots, TLSOptions: cm.opts, Mapper: cm.mapper, MaxEnvelope: c.MaxEnvelope, Logger: log,
 		MaxInFlight: c.MaxInFlight, MinFreeBytes: c.MinFreeBytes,
 		Ledger: hl, Audit: al, Metrics: hm, DeliveryIdle: c.DeliveryIdlePeriod(),
@@ -376,7 +387,7 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		return nil, err
 	}
 	hubGauges(reg, h, q, lg, cm, c.DataDir)
-	svc := &Service{Hub: h, Queue: q, Acceptances: acc, Dir: cm.dir, close: closeAll, ConsoleClock: &console.Clock{}}
+	svc := &Service{Hub: h, Queue: q, Acceptances: acc, Recordings: rec, Dir: cm.dir, close: closeAll, ConsoleClock: &console.Clock{}}
 	if c.MetricsListen != "" {
 		svc.MetricsAddr, err = metrics.Serve(ctx, c.MetricsListen, metrics.Handler(reg, func(ctx context.Context) error {
 			_, err := q.Total(ctx)
@@ -826,6 +837,30 @@ func openAcceptances(ctx context.Context, q *queue.Queue, dataDir string, log *s
 	}
 	if n > 0 {
 		log.Info("acceptance receipts moved from JetStream to accepted.db", "receipts", n)
+	}
+	return db, func() { _ = db.Close() }, nil
+}
+
+// openRecordings returns the hub's store of recording receipts and its
+// close: the stream the replicas share for a queue shared with them, else
+// the SQLite file data_dir/receipts.db, into which the receipts an earlier
+// version kept in JetStream are moved first (with their sequences, which
+// the nodes hold as cursors).
+func openRecordings(ctx context.Context, q *queue.Queue, dataDir string, log *slog.Logger) (recordings.Store, func(), error) {
+	if shared := q.Recordings(); shared != nil {
+		return shared, func() {}, nil
+	}
+	db, err := recordings.Open(filepath.Join(dataDir, "receipts.db"))
+	if err != nil {
+		return nil, nil, err
+	}
+	n, err := q.MoveReceipts(ctx, db.Import)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	if n > 0 {
+		log.Info("recording receipts moved from JetStream to receipts.db", "receipts", n)
 	}
 	return db, func() { _ = db.Close() }, nil
 }

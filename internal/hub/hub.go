@@ -45,6 +45,7 @@ import (
 	"taxlink/internal/pki"
 	"taxlink/internal/queue"
 	"taxlink/internal/receipt"
+	"taxlink/internal/recordings"
 )
 
 // maxPreamble bounds the bytes before the ciphertext: magic, header and
@@ -78,6 +79,9 @@ type Config struct {
 	// Acceptances keeps the acceptance receipt of every envelope accepted,
 	// for the sender that submits it again.
 	Acceptances acceptance.Store
+	// Recordings keeps the recording receipts until their senders' nodes
+	// read them.
+	Recordings recordings.Store
 	// Ledger is the hub's tamper-evident log: every acceptance, recording
 	// receipt and directory change is an entry.
 	Ledger Ledger
@@ -151,8 +155,8 @@ type Hub struct {
 
 // New checks cfg and returns a hub.
 func New(cfg Config) (*Hub, error) {
-	if cfg.Signer == nil || cfg.Directory == nil || cfg.Queue == nil || cfg.Acceptances == nil || cfg.Ledger == nil {
-		return nil, errors.New("hub: signer, directory, queue, acceptances and ledger are required")
+	if cfg.Signer == nil || cfg.Directory == nil || cfg.Queue == nil || cfg.Acceptances == nil || cfg.Recordings == nil || cfg.Ledger == nil {
+		return nil, errors.New("hub: signer, directory, queue, acceptances, recordings and ledger are required")
 	}
 	if cfg.MaxEnvelope <= 0 {
 		cfg.MaxEnvelope = DefaultMaxEnvelope
@@ -526,14 +530,14 @@ func (h *Hub) receipts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wait := max(time.Duration(waitMS)*time.Millisecond, 50*time.Millisecond)
-	items, err := h.cfg.Queue.Receipts(r.Context(), peer.ID, after, limit, wait)
+	items, err := h.cfg.Recordings.After(r.Context(), peer.ID, after, limit, wait)
 	if err != nil {
 		h.log.Error("read receipts failed", "err", err)
 		api.WriteError(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
 		return
 	}
 	resp := api.ReceiptsResponse{Receipts: []api.ReceiptItem{}}
-	if last, err := h.cfg.Queue.ReceiptsLast(r.Context()); err == nil {
+	if last, err := h.cfg.Recordings.Last(r.Context()); err == nil {
 		resp.Last = &last
 	}
 	for _, it := range items {
@@ -968,5 +972,5 @@ func (h *Hub) deliverOnce(ctx context.Context, it *queue.Item) error {
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
-	return h.cfg.Queue.PublishReceipt(ctx, senderNode.ID, hdr.ID, raw, index)
+	return h.cfg.Recordings.Put(ctx, senderNode.ID, hdr.ID, raw, index)
 }

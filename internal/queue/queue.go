@@ -16,7 +16,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -300,17 +299,10 @@ func (q *Queue) setup(ctx context.Context) error {
 		// encoding and parsing took a third of the hub's CPU while it
 		// delivered large envelopes (docs/benchmarks.md).
 		AllowDirect: true,
-	}, jetstream.StreamConfig{
-		Name:       receiptStream,
-		Subjects:   []string{"r.>"},
-		Retention:  jetstream.LimitsPolicy,
-		Storage:    jetstream.FileStorage,
-		Duplicates: q.opts.DuplicateWindow,
-		MaxMsgSize: 64 << 10,
-		// Senders read their receipts with direct gets, answered by any
-		// replica: no consumer per poll.
-		AllowDirect: true,
 	})
+	if q.opts.shared() {
+		streams = append(streams, receiptStreamConfig(q.opts.DuplicateWindow))
+	}
 	return q.retry(ctx, func(ctx context.Context) error { return q.create(ctx, streams) })
 }
 
@@ -686,135 +678,6 @@ func (q *Queue) Total(ctx context.Context) (uint64, error) {
 	}
 	return total, nil
 }
-
-// PublishReceipt durably stores a recording receipt, with the index of its
-// entry in the hub's ledger, for the node that sent envelope id; a repeat
-// within the duplicate window is a no-op.
-func (q *Queue) PublishReceipt(ctx context.Context, senderNode, id string, receipt []byte, ledgerIndex int64) error {
-	msg := nats.NewMsg("r." + Token(senderNode))
-	msg.Header.Set(jetstream.MsgIDHeader, "r."+id)
-	msg.Header.Set(ledgerHeader, strconv.FormatInt(ledgerIndex, 10))
-	msg.Data = receipt
-	if _, err := q.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("queue: store receipt: %w", err)
-	}
-	return nil
-}
-
-// StoredReceipt is a recording receipt waiting for its sender, with its
-// position in the receipt stream.
-type StoredReceipt struct {
-	Seq         uint64
-	Receipt     []byte
-	LedgerIndex int64
-}
-
-// ReceiptsLast returns the newest sequence of the receipt stream (0 when
-// it is empty).
-func (q *Queue) ReceiptsLast(ctx context.Context) (uint64, error) {
-	s, err := q.js.Stream(ctx, receiptStream)
-	if err != nil {
-		return 0, fmt.Errorf("queue: %w", err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("queue: %w", err)
-	}
-	return info.State.LastSeq, nil
-}
-
-// Receipts returns up to limit receipts for senderNode stored after
-// sequence after, waiting up to wait for the first one. It reads with
-// direct gets of the sender's subject and waits on a plain subscription
-// to it: a poll costs no consumer on the server.
-func (q *Queue) Receipts(ctx context.Context, senderNode string, after uint64, limit int, wait time.Duration) ([]StoredReceipt, error) {
-	subj := "r." + Token(senderNode)
-	// Subscribed before the first read, so that a receipt stored between
-	// the read and the wait wakes the wait.
-	wake := make(chan struct{}, 1)
-	sub, err := q.nc.Subscribe(subj, func(*nats.Msg) {
-		select {
-		case wake <- struct{}{}:
-		default:
-		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("queue: read receipts: %w", err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	timeout := time.NewTimer(wait)
-	defer timeout.Stop()
-	for {
-		out, err := q.readReceipts(ctx, subj, after, limit)
-		if err != nil || len(out) > 0 {
-			return out, err
-		}
-		select {
-		case <-wake:
-		case <-timeout.C:
-			return nil, nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-// readReceipts reads up to limit receipts of subj after sequence after,
-// in one batched direct get: the stream answers with the receipts, then an
-// end-of-batch status. One get per receipt took the stream's read lock
-// once each, behind its synced writes, and a poll of 500 receipts took
-// seconds under load.
-func (q *Queue) readReceipts(ctx context.Context, subj string, after uint64, limit int) ([]StoredReceipt, error) {
-	req, err := json.Marshal(struct {
-		Seq     uint64 `json:"seq"`
-		NextFor string `json:"next_by_subj"`
-		Batch   int    `json:"batch"`
-	}{after + 1, subj, limit})
-	if err != nil {
-		return nil, fmt.Errorf("queue: read receipts: %w", err)
-	}
-	inbox := q.nc.NewInbox()
-	sub, err := q.nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, fmt.Errorf("queue: read receipts: %w", err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := q.nc.PublishRequest(directGetPrefix+receiptStream, inbox, req); err != nil {
-		return nil, fmt.Errorf("queue: read receipts: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, receiptsReadTimeout)
-	defer cancel()
-	var out []StoredReceipt
-	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("queue: read receipts: %w", err)
-		}
-		switch status := m.Header.Get("Status"); status {
-		case "":
-		case "204", "404": // the end of the batch; nothing after the cursor
-			return out, nil
-		default:
-			return nil, fmt.Errorf("queue: read receipts: status %s %s", status, m.Header.Get("Description"))
-		}
-		seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
-		if err != nil {
-			return nil, errors.New("queue: read receipts: a receipt without its sequence")
-		}
-		li, err := strconv.ParseInt(m.Header.Get(ledgerHeader), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("queue: receipt %d: bad ledger index", seq)
-		}
-		out = append(out, StoredReceipt{Seq: seq, Receipt: m.Data, LedgerIndex: li})
-	}
-}
-
-const (
-	// directGetPrefix is the subject prefix of direct gets of a stream.
-	directGetPrefix = "$JS.API.DIRECT.GET."
-	// receiptsReadTimeout bounds the wait for a batch of receipts.
-	receiptsReadTimeout = 30 * time.Second
-)
 
 // Backlogs returns the number of envelopes queued per recipient, for every
 // recipient with any, in one request.

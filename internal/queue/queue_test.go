@@ -143,62 +143,6 @@ func testEnqueueConsumeAcrossRestart(t *testing.T, kind string) {
 	}
 }
 
-// TestReceipts stores receipts for two nodes and reads them by cursor.
-func TestReceipts(t *testing.T) {
-	ctx := context.Background()
-	q := open(t, t.TempDir())
-	defer q.Close()
-	for _, r := range []struct{ node, id string }{{"nta:hq", "A"}, {"lg:130001", "B"}, {"nta:hq", "C"}, {"nta:hq", "A"}} {
-		if err := q.PublishReceipt(ctx, r.node, r.id, []byte(r.id), 7); err != nil {
-			t.Fatal(err)
-		}
-	}
-	all, err := q.Receipts(ctx, "nta:hq", 0, 10, 100*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(all) != 2 || string(all[0].Receipt) != "A" || string(all[1].Receipt) != "C" || all[0].LedgerIndex != 7 {
-		t.Fatalf("receipts for nta:hq = %v, want A and C once each", all)
-	}
-	rest, err := q.Receipts(ctx, "nta:hq", all[0].Seq, 10, 100*time.Millisecond)
-	if err != nil || len(rest) != 1 || string(rest[0].Receipt) != "C" {
-		t.Fatalf("after the cursor: %v %v", rest, err)
-	}
-	none, err := q.Receipts(ctx, "nta:hq", all[1].Seq, 10, 50*time.Millisecond)
-	if err != nil || len(none) != 0 {
-		t.Fatalf("past the end: %v %v", none, err)
-	}
-
-	// More than one batch, among another node's receipts: in order, each
-	// once, limit at a time.
-	const n = 1200
-	for i := range n {
-		if err := q.PublishReceipt(ctx, "nta:hq", fmt.Sprintf("M%04d", i), fmt.Appendf(nil, "M%04d", i), int64(i)); err != nil {
-			t.Fatal(err)
-		}
-		if err := q.PublishReceipt(ctx, "lg:130001", fmt.Sprintf("O%04d", i), []byte("other"), 1); err != nil {
-			t.Fatal(err)
-		}
-	}
-	after, i := all[1].Seq, 0
-	for i < n {
-		got, err := q.Receipts(ctx, "nta:hq", after, 500, 100*time.Millisecond)
-		if err != nil || len(got) == 0 || len(got) > 500 {
-			t.Fatalf("batch after %d: %d receipts, %v; want 1 to 500", after, len(got), err)
-		}
-		for _, r := range got {
-			if want := fmt.Sprintf("M%04d", i); string(r.Receipt) != want || r.LedgerIndex != int64(i) || r.Seq <= after {
-				t.Fatalf("receipt %d: %q (ledger %d, seq %d after %d), want %s", i, r.Receipt, r.LedgerIndex, r.Seq, after, want)
-			}
-			after = r.Seq
-			i++
-		}
-	}
-	if rest, err := q.Receipts(ctx, "nta:hq", after, 500, 50*time.Millisecond); err != nil || len(rest) != 0 {
-		t.Fatalf("after the last: %d receipts, %v; want none", len(rest), err)
-	}
-}
-
 // TestManyRecipients checks that the hub can hold a delivery consumer for
 // every local government, over its shards.
 func TestManyRecipients(t *testing.T) {
