@@ -40,8 +40,8 @@ CREATE INDEX recorded_by_sender ON recorded (sender, seq);
 // DB is a Store in a SQLite file: every Put is committed (write-ahead log,
 // synchronous=FULL) before it returns, and the Puts that arrive together
 // share one commit. A read waiting for receipts is woken by the commits of
-// this DB (one process writes the file: the hub). It is safe for
-// concurrent use.
+// this DB that store one for the same node (one process writes the file:
+// the hub). It is safe for concurrent use.
 type DB struct {
 	db     *sql.DB
 	w      *sqlitedb.Writer
@@ -50,8 +50,10 @@ type DB struct {
 	last   *sql.Stmt
 	closed atomic.Bool
 
-	mu      sync.Mutex
-	changed chan struct{} // closed and replaced after each commit that stored something
+	mu sync.Mutex
+	// waiting has, for each sender node with a read waiting, the channel
+	// the next commit storing a receipt for that node closes.
+	waiting map[string]chan struct{}
 }
 
 // Open opens, creating it if needed (mode 0600), the store in the SQLite
@@ -65,7 +67,7 @@ func Open(path string) (*DB, error) {
 	_, statErr := os.Stat(abs)
 	created := errors.Is(statErr, fs.ErrNotExist)
 	db := sqlitedb.Open(abs, sqlitedb.Options{})
-	d := &DB{db: db, w: sqlitedb.NewWriter(db), changed: make(chan struct{})}
+	d := &DB{db: db, w: sqlitedb.NewWriter(db), waiting: map[string]chan struct{}{}}
 	ctx := context.Background()
 	if err := d.w.Tx(ctx, func(tx *sql.Tx) error {
 		return sqlitedb.Init(ctx, tx, applicationID, schemaVersion, schema, "hub recording receipt store")
@@ -103,6 +105,7 @@ func (d *DB) Put(ctx context.Context, senderNode, id string, rc []byte, ledgerIn
 	if err != nil {
 		return fmt.Errorf("recordings: store the receipt of %s: %w", id, err)
 	}
+	d.wake(senderNode)
 	return nil
 }
 
@@ -117,7 +120,11 @@ func (d *DB) After(ctx context.Context, senderNode string, after uint64, limit i
 		// Taken before the read, so that a commit between the read and
 		// the wait wakes the wait.
 		d.mu.Lock()
-		changed := d.changed
+		changed := d.waiting[senderNode]
+		if changed == nil {
+			changed = make(chan struct{})
+			d.waiting[senderNode] = changed
+		}
 		d.mu.Unlock()
 		out, err := d.read(ctx, senderNode, after, limit)
 		if err != nil || len(out) > 0 {
@@ -203,6 +210,9 @@ func (d *DB) Import(ctx context.Context, recs []Record) error {
 	if err != nil {
 		return fmt.Errorf("recordings: import %d receipts: %w", len(recs), err)
 	}
+	for _, r := range recs {
+		d.wake(r.SenderNode)
+	}
 	return nil
 }
 
@@ -220,18 +230,21 @@ func (d *DB) Close() error {
 	return nil
 }
 
-// write runs fn through the group-committing writer and, once its commit
-// is durable, wakes the reads waiting for receipts.
+// write runs fn through the group-committing writer.
 func (d *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if d.closed.Load() {
 		return errors.New("recordings: store closed")
 	}
-	if err := d.w.Tx(ctx, fn); err != nil {
-		return err
-	}
+	return d.w.Tx(ctx, fn)
+}
+
+// wake wakes the reads waiting for senderNode's receipts, once a commit
+// storing one is durable: the other nodes' reads sleep on.
+func (d *DB) wake(senderNode string) {
 	d.mu.Lock()
-	close(d.changed)
-	d.changed = make(chan struct{})
+	if ch := d.waiting[senderNode]; ch != nil {
+		close(ch)
+		delete(d.waiting, senderNode)
+	}
 	d.mu.Unlock()
-	return nil
 }
