@@ -531,6 +531,9 @@ func (h *Hub) receipts(w http.ResponseWriter, r *http.Request) {
 	}
 	wait := max(time.Duration(waitMS)*time.Millisecond, 50*time.Millisecond)
 	items, err := h.cfg.Recordings.After(r.Context(), peer.ID, after, limit, wait)
+	if err != nil && r.Context().Err() != nil {
+		return // the node stopped waiting (it stops, or its request timed out): nothing failed here
+	}
 	if err != nil {
 		h.log.Error("read receipts failed", "err", err)
 		api.WriteError(w, api.Errorf(503, api.CodeUnavailable, "try again later"))
