@@ -158,6 +158,27 @@ func TestCryptoFloor(t *testing.T) {
 	}
 }
 
+func TestSearchOn(t *testing.T) {
+	tests := []struct {
+		c          int
+		rate, best float64
+		want       bool
+	}{
+		{4, 10, 0, true},
+		{32, 1, 100, true},    // below 64 the search always goes on
+		{64, 99, 100, false},  // no better than before
+		{64, 104, 100, false}, // better, but not by 5 %
+		{64, 105, 100, true},
+		{128, 120, 105, true},
+		{maxSearch, 500, 100, false}, // the last level
+	}
+	for _, tt := range tests {
+		if got := searchOn(tt.c, tt.rate, tt.best); got != tt.want {
+			t.Errorf("searchOn(N=%d, %.0f/s, best %.0f/s) = %v, want %v", tt.c, tt.rate, tt.best, got, tt.want)
+		}
+	}
+}
+
 func TestPercentile(t *testing.T) {
 	v := []float64{5, 1, 4, 2, 3, 6, 7, 8, 9, 10}
 	for _, c := range []struct{ p, want float64 }{{50, 5}, {99, 10}, {10, 1}, {100, 10}, {0, 1}} {
