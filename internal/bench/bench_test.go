@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +66,11 @@ func TestRunTiny(t *testing.T) {
 	// each measured and judged against its goal.
 	if l := res.Large; l == nil || l.Count != 2 || l.SecondsE2E <= 0 || l.MBPerS <= 0 || l.TLSStreamMBPerS <= 0 || l.RatioTLS <= 0 || len(l.PeakRSSMB) != 3 || len(l.StartRSSMB) != 3 {
 		t.Errorf("large phase: %+v, want 2 PDFs measured end to end, the TLS stream, and each role's RSS at the start and its peak", res.Large)
+	} else if l.DiskMBPerS <= 0 || (l.WrittenMB != nil && (len(l.WrittenMB) != 3 || l.WritesPerByte < 1 || l.DiskCeilingMBPerS <= 0)) {
+		// Each payload byte reaches the outbox, the hub and the recipient's
+		// store at least: written fewer than once, the accounting is wrong.
+		t.Errorf("large phase: D %.0f MB/s, written %v, %.2f writes per payload byte, ceiling %.0f MB/s: want D, and each role's writes adding up to at least the payloads",
+			l.DiskMBPerS, l.WrittenMB, l.WritesPerByte, l.DiskCeilingMBPerS)
 	}
 	if c := res.Compare; c == nil || c.Recipients != 2 || c.AcceptPerS <= 0 || c.E2EPerS <= 0 || c.Ratio <= 0 {
 		t.Errorf("comparison run: %+v, want 2 recipients measured", res.Compare)
@@ -120,6 +127,9 @@ func TestProbes(t *testing.T) {
 	f, err := FsyncRate(ctx, dir, ProbeSize, 100*time.Millisecond)
 	if err != nil || f.PerS <= 0 || f.P50MS <= 0 || f.P99MS < f.P50MS {
 		t.Fatalf("FsyncRate = %+v, %v: want a positive rate and latencies, p99 >= p50", f, err)
+	}
+	if d, err := DiskRate(ctx, dir, 100*time.Millisecond); err != nil || d <= 0 {
+		t.Fatalf("DiskRate = %.0f B/s, %v: want a positive rate", d, err)
 	}
 	j, err := JetStreamRate(ctx, dir, ProbeSize, 32, 100*time.Millisecond)
 	if err != nil || j.Sync <= 0 || j.Async <= 0 || j.SyncP50MS <= 0 || j.SyncP99MS < j.SyncP50MS {
@@ -188,6 +198,46 @@ func TestPercentile(t *testing.T) {
 	}
 	if percentile(nil, 50) != 0 {
 		t.Error("percentile of nothing should be 0")
+	}
+}
+
+func TestReadWriteBytes(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, content string
+		want          int64
+	}{
+		{"accounted", "rchar: 9\nwchar: 5\nread_bytes: 0\nwrite_bytes: 8192\ncancelled_write_bytes: 4096\n", 4096},
+		{"nothing cancelled", "write_bytes: 12288\ncancelled_write_bytes: 0\n", 12288},
+		{"no write_bytes", "rchar: 9\n", -1},
+		{"garbled", "write_bytes: lots\n", -1},
+	}
+	for i, tt := range tests {
+		path := filepath.Join(dir, strconv.Itoa(i))
+		if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got := readWriteBytes(path); got != tt.want {
+			t.Errorf("%s: readWriteBytes = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+	if got := readWriteBytes(filepath.Join(dir, "missing")); got != -1 {
+		t.Errorf("missing file: readWriteBytes = %d, want -1", got)
+	}
+}
+
+// TestWritten checks the sum of the roles' writes over a phase: recipient
+// nodes added up, nothing when a process is not accounted.
+func TestWritten(t *testing.T) {
+	before := map[string]ProcSample{"nta": {WriteBytes: 1e6}, "hub": {WriteBytes: 0}, "node:a": {WriteBytes: 5e6}, "node:b": {WriteBytes: 0}}
+	after := map[string]ProcSample{"nta": {WriteBytes: 3e6}, "hub": {WriteBytes: 4e6}, "node:a": {WriteBytes: 6e6}, "node:b": {WriteBytes: 2e6}}
+	got := written(before, after)
+	if len(got) != 3 || got["nta"] != 2 || got["hub"] != 4 || got["node"] != 3 {
+		t.Errorf("written = %v, want nta 2, hub 4, node 3 (MB)", got)
+	}
+	after["hub"] = ProcSample{WriteBytes: -1}
+	if got := written(before, after); got != nil {
+		t.Errorf("written with a process not accounted = %v, want nil", got)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -69,6 +70,11 @@ func runLarge(ctx context.Context, d *driver, lay *devnet.Layout, procs *running
 		return nil, err
 	}
 	d.logf("large: one loopback mTLS stream: %.0f MB/s", tlsRate/1e6)
+	diskRate, err := DiskRate(ctx, dir, min(max(opts.Calibrate, time.Second), 3*time.Second))
+	if err != nil {
+		return nil, err
+	}
+	d.logf("large: D, sequential durable writes in %s: %.0f MB/s", dir, diskRate/1e6)
 
 	debug.FreeOSMemory()
 	if err := ResetPeakRSS(0); err != nil {
@@ -140,8 +146,37 @@ func runLarge(ctx context.Context, d *driver, lay *devnet.Layout, procs *running
 		StartRSSMB:      currentRSS(atStart),
 	}
 	lr.RatioTLS = ratio(lr.MBPerS, lr.TLSStreamMBPerS)
+	lr.DiskMBPerS = diskRate / 1e6
+	if w := written(atStart, s); w != nil {
+		lr.WrittenMB = w
+		var sum float64
+		for _, v := range w {
+			sum += v
+		}
+		lr.WritesPerByte = ratio(sum*1e6, float64(size)*float64(len(paths)))
+		lr.DiskCeilingMBPerS = ratio(lr.DiskMBPerS, lr.WritesPerByte)
+		lr.RatioDiskCeilingTLS = ratio(lr.DiskCeilingMBPerS, lr.TLSStreamMBPerS)
+		d.logf("large: %.0f MB written to storage, %.1f × the payloads: the disk allows %.0f MB/s (%.2f × one mTLS stream)",
+			sum, lr.WritesPerByte, lr.DiskCeilingMBPerS, lr.RatioDiskCeilingTLS)
+	}
 	d.logf("large: %.1f s, %.0f MB/s (%.2f × one mTLS stream)", lr.SecondsE2E, lr.MBPerS, lr.RatioTLS)
 	return lr, nil
+}
+
+// written returns what each role sent to storage between the samples
+// before and after, in MB, the recipient nodes summed as "node"; nil if a
+// process's writes are not accounted.
+func written(before, after map[string]ProcSample) map[string]float64 {
+	out := map[string]float64{}
+	for k, a := range after {
+		b, ok := before[k]
+		if !ok || a.WriteBytes < 0 || b.WriteBytes < 0 {
+			return nil
+		}
+		role, _, _ := strings.Cut(k, ":")
+		out[role] += float64(a.WriteBytes-b.WriteBytes) / 1e6
+	}
+	return out
 }
 
 func writePDF(path string, size int, seed uint64) (int64, error) {

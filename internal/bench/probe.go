@@ -67,6 +67,45 @@ func FsyncRate(ctx context.Context, dir string, size int, d time.Duration) (Fsyn
 	return Fsync{PerS: float64(len(lat)) / time.Since(start).Seconds(), P50MS: percentile(lat, 50), P99MS: percentile(lat, 99)}, nil
 }
 
+// DiskRate measures D, the disk's sequential durable rate: it appends
+// 1 MiB writes to a new file in dir, with an fdatasync(2) after every
+// 8 MiB (as a stream written to disk and synced as it goes), for about d,
+// and returns bytes per second. The file is removed.
+func DiskRate(ctx context.Context, dir string, d time.Duration) (float64, error) {
+	const block, syncEvery = 1 << 20, 8
+	fail := func(err error) (float64, error) { return 0, fmt.Errorf("bench: disk probe: %w", err) }
+	f, err := os.CreateTemp(dir, "disk-probe-*")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, block)
+	if _, err := rand.Read(buf); err != nil {
+		return fail(err)
+	}
+	var n int64
+	start := time.Now()
+	for ctx.Err() == nil {
+		for range syncEvery {
+			if _, err := f.Write(buf); err != nil {
+				return fail(err)
+			}
+		}
+		if err := datasync(f); err != nil {
+			return fail(err)
+		}
+		n += block * syncEvery
+		if time.Since(start) >= d {
+			break
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
 // datasync is fdatasync(2), retried on EINTR.
 func datasync(f *os.File) error {
 	rc, err := f.SyscallConn()

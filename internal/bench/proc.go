@@ -19,6 +19,10 @@ type ProcSample struct {
 	CPUTicks int64
 	// RSSKiB and HWMKiB are VmRSS and VmHWM (peak RSS) in KiB.
 	RSSKiB, HWMKiB int64
+	// WriteBytes is what the process sent to storage so far
+	// (/proc/PID/io: write_bytes less cancelled_write_bytes), -1 where
+	// the kernel does not account it.
+	WriteBytes int64
 }
 
 // CPUMicros returns the CPU time of s in microseconds.
@@ -76,7 +80,38 @@ func ReadProc(pid int) (ProcSample, error) {
 		}
 		*dst = n
 	}
+	s.WriteBytes = readWriteBytes("/proc/" + p + "/io")
 	return s, nil
+}
+
+// readWriteBytes returns write_bytes less cancelled_write_bytes of the
+// /proc/PID/io file at path, or -1 if it cannot be read (a kernel without
+// task I/O accounting).
+func readWriteBytes(path string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return -1
+	}
+	var w, c int64 = -1, 0
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "write_bytes" && k != "cancelled_write_bytes") {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return -1
+		}
+		if k == "write_bytes" {
+			w = n
+		} else {
+			c = n
+		}
+	}
+	if w < 0 {
+		return -1
+	}
+	return w - c
 }
 
 // ResetPeakRSS resets VmHWM of pid (0: this process) to its current RSS by

@@ -139,6 +139,12 @@ func printBench(out io.Writer, r *bench.Result) {
 		row(fmt.Sprintf("large: %d × %.0f MB end to end", l.Count, float64(l.Bytes)/1e6), "%.1f s, %.0f MB/s", l.SecondsE2E, l.MBPerS)
 		row("large: slowest seal+outbox / upload+accept", "%.1f s / %.1f s", l.PrepareS, l.AcceptS)
 		row("large: one loopback mTLS stream", "%.0f MB/s (ratio %.2f)", l.TLSStreamMBPerS, l.RatioTLS)
+		if l.WritesPerByte > 0 {
+			row("large: D, sequential durable writes", "%.0f MB/s", l.DiskMBPerS)
+			row("large: written to storage per payload byte", "%.1f (hub %.0f MB, node %.0f MB, nta %.0f MB)",
+				l.WritesPerByte, l.WrittenMB["hub"], l.WrittenMB["node"], l.WrittenMB["nta"])
+			row("large: the disk's ceiling", "%.0f MB/s (%.2f × one mTLS stream)", l.DiskCeilingMBPerS, l.RatioDiskCeilingTLS)
+		}
 		for _, role := range sortedKeys(l.PeakRSSMB) {
 			row("large: peak RSS "+role, "%.0f MB (%.0f MB at the phase's start)", l.PeakRSSMB[role], l.StartRSSMB[role])
 		}
