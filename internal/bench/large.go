@@ -156,7 +156,7 @@ func runLarge(ctx context.Context, d *driver, lay *devnet.Layout, procs *running
 		lr.WritesPerByte = ratio(sum*1e6, float64(size)*float64(len(paths)))
 		lr.DiskCeilingMBPerS = ratio(lr.DiskMBPerS, lr.WritesPerByte)
 		lr.RatioDiskCeilingTLS = ratio(lr.DiskCeilingMBPerS, lr.TLSStreamMBPerS)
-		d.logf("large: %.0f MB written to storage, %.1f × the payloads: the disk allows %.0f MB/s (%.2f × one mTLS stream)",
+		d.logf("large: %.0f MB written to storage, %.1f × the payloads: D over that is %.0f MB/s (%.2f × one mTLS stream)",
 			sum, lr.WritesPerByte, lr.DiskCeilingMBPerS, lr.RatioDiskCeilingTLS)
 	}
 	d.logf("large: %.1f s, %.0f MB/s (%.2f × one mTLS stream)", lr.SecondsE2E, lr.MBPerS, lr.RatioTLS)

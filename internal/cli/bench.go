@@ -143,7 +143,7 @@ func printBench(out io.Writer, r *bench.Result) {
 			row("large: D, sequential durable writes", "%.0f MB/s", l.DiskMBPerS)
 			row("large: written to storage per payload byte", "%.1f (hub %.0f MB, node %.0f MB, nta %.0f MB)",
 				l.WritesPerByte, l.WrittenMB["hub"], l.WrittenMB["node"], l.WrittenMB["nta"])
-			row("large: the disk's ceiling", "%.0f MB/s (%.2f × one mTLS stream)", l.DiskCeilingMBPerS, l.RatioDiskCeilingTLS)
+			row("large: D over the writes per byte", "%.0f MB/s (%.2f × one mTLS stream)", l.DiskCeilingMBPerS, l.RatioDiskCeilingTLS)
 		}
 		for _, role := range sortedKeys(l.PeakRSSMB) {
 			row("large: peak RSS "+role, "%.0f MB (%.0f MB at the phase's start)", l.PeakRSSMB[role], l.StartRSSMB[role])
