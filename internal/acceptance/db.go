@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 
 	"taxlink/internal/sqlitedb"
@@ -43,27 +41,13 @@ type DB struct {
 // file at path. It refuses a file that is another SQLite database and a
 // connection that is not configured durably.
 func Open(path string) (*DB, error) {
-	abs, err := filepath.Abs(path)
+	db, w, abs, err := sqlitedb.OpenFile(path, sqlitedb.Options{}, sqlitedb.File{
+		AppID: applicationID, Version: schemaVersion, Schema: schema, Kind: "hub acceptance store", Mode: fileMode,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("acceptance: resolving %s: %w", path, err)
+		return nil, fmt.Errorf("acceptance: %w", err)
 	}
-	_, statErr := os.Stat(abs)
-	created := errors.Is(statErr, fs.ErrNotExist)
-	db := sqlitedb.Open(abs, sqlitedb.Options{})
-	d := &DB{db: db, w: sqlitedb.NewWriter(db)}
-	ctx := context.Background()
-	if err := d.w.Tx(ctx, func(tx *sql.Tx) error {
-		return sqlitedb.Init(ctx, tx, applicationID, schemaVersion, schema, "hub acceptance store")
-	}); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("acceptance: opening %s: %w", abs, err)
-	}
-	if created {
-		if err := sqlitedb.Chmod(abs, fileMode); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("acceptance: %w", err)
-		}
-	}
+	d := &DB{db: db, w: w}
 	if d.get, err = db.Prepare(sqlGet); err == nil {
 		d.ins, err = db.Prepare(sqlInsert)
 	}

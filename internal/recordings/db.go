@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,27 +58,13 @@ type DB struct {
 // file at path. It refuses a file that is another SQLite database and a
 // connection that is not configured durably.
 func Open(path string) (*DB, error) {
-	abs, err := filepath.Abs(path)
+	db, w, abs, err := sqlitedb.OpenFile(path, sqlitedb.Options{}, sqlitedb.File{
+		AppID: applicationID, Version: schemaVersion, Schema: schema, Kind: "hub recording receipt store", Mode: fileMode,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("recordings: resolving %s: %w", path, err)
+		return nil, fmt.Errorf("recordings: %w", err)
 	}
-	_, statErr := os.Stat(abs)
-	created := errors.Is(statErr, fs.ErrNotExist)
-	db := sqlitedb.Open(abs, sqlitedb.Options{})
-	d := &DB{db: db, w: sqlitedb.NewWriter(db), waiting: map[string]chan struct{}{}}
-	ctx := context.Background()
-	if err := d.w.Tx(ctx, func(tx *sql.Tx) error {
-		return sqlitedb.Init(ctx, tx, applicationID, schemaVersion, schema, "hub recording receipt store")
-	}); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("recordings: opening %s: %w", abs, err)
-	}
-	if created {
-		if err := sqlitedb.Chmod(abs, fileMode); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("recordings: %w", err)
-		}
-	}
+	d := &DB{db: db, w: w, waiting: map[string]chan struct{}{}}
 	for _, p := range []struct {
 		dst **sql.Stmt
 		q   string

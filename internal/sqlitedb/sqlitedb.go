@@ -162,6 +162,43 @@ func Chmod(abs string, mode fs.FileMode) error {
 	return nil
 }
 
+// File describes a kind of taxlink SQLite file for OpenFile.
+type File struct {
+	AppID, Version int         // for Init
+	Schema, Kind   string      // for Init
+	Mode           fs.FileMode // of a file OpenFile creates
+}
+
+// OpenFile opens the database file at path (made absolute) as Open does,
+// with its Writer, creating the file if needed: its schema is created or
+// checked by Init in the writer's first transaction, and a file created
+// here gets f.Mode. On error nothing stays open. It returns the absolute
+// path too, for the caller's errors.
+func OpenFile(path string, o Options, f File) (*sql.DB, *Writer, string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("resolving %s: %w", path, err)
+	}
+	_, statErr := os.Stat(abs)
+	created := errors.Is(statErr, fs.ErrNotExist)
+	db := Open(abs, o)
+	w := NewWriter(db)
+	ctx := context.Background()
+	if err := w.Tx(ctx, func(tx *sql.Tx) error {
+		return Init(ctx, tx, f.AppID, f.Version, f.Schema, f.Kind)
+	}); err != nil {
+		db.Close()
+		return nil, nil, abs, fmt.Errorf("opening %s: %w", abs, err)
+	}
+	if created {
+		if err := Chmod(abs, f.Mode); err != nil {
+			db.Close()
+			return nil, nil, abs, err
+		}
+	}
+	return db, w, abs, nil
+}
+
 // TxError reports a step of Tx that failed around the caller's function:
 // waiting for the write slot, beginning or committing.
 type TxError struct {
