@@ -1,0 +1,125 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"taxlink/internal/acceptance"
+	"taxlink/internal/daemon"
+	"taxlink/internal/devnet"
+	"taxlink/internal/devnet/devtest"
+	"taxlink/internal/node"
+	"taxlink/internal/queue"
+)
+
+// TestHubReceiptStoresMoved checks the wiring of a hub running alone: its
+// acceptance receipts are in data_dir/accepted.db and the recording
+// receipts its senders read in data_dir/receipts.db (both mode 0600), not
+// in JetStream; and a hub upgraded from a version that kept them in the
+// TL_ACCEPTED bucket and the TL_RECEIPTS stream moves them into the files
+// when it starts and deletes the bucket and the stream, so that a sender
+// submitting an envelope again still gets the receipt it was given, and a
+// node's cursor still names the receipts it took.
+func TestHubReceiptStoresMoved(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a dev network")
+	}
+	nw := devtest.Start(t)
+	data := filepath.Join(filepath.Dir(nw.Layout.HubConfig), "data")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	id, _, err := nw.Nodes[devnet.NTAID].Node.Submit(ctx, node.Submission{Recipient: devnet.SapporoID, Type: "income-tax-return", ContentType: "application/xml", Payload: bytes.NewReader([]byte("<a/>"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	given, err := nw.Hub.Acceptances.Get(ctx, id)
+	if err != nil {
+		t.Fatalf("the hub's receipt of %s: %v", id, err)
+	}
+	held, err := nw.Hub.Recordings.After(ctx, devnet.NTAID, 0, 10, time.Minute)
+	if err != nil || len(held) != 1 {
+		t.Fatalf("the recording receipt of %s held for %s: %+v, %v; want one", id, devnet.NTAID, held, err)
+	}
+	files := []string{filepath.Join(data, "accepted.db"), filepath.Join(data, "receipts.db")}
+	for _, f := range files {
+		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v, %v; want a file of mode 0600", f, fi, err)
+		}
+	}
+	js := nw.Hub.Queue.JetStream()
+	if _, err := js.KeyValue(ctx, "TL_ACCEPTED"); !errors.Is(err, jetstream.ErrBucketNotFound) {
+		t.Fatalf("a hub alone has a TL_ACCEPTED bucket (%v): its receipts belong in accepted.db", err)
+	}
+	if _, err := js.Stream(ctx, "TL_RECEIPTS"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("a hub alone has a TL_RECEIPTS stream (%v): its receipts belong in receipts.db", err)
+	}
+	if err := nw.Hub.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// What an earlier version left: the receipts in JetStream, no files.
+	q, err := queue.Open(ctx, queue.Options{StoreDir: filepath.Join(data, "jetstream")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	js = q.JetStream()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "TL_ACCEPTED", History: 1, Storage: jetstream.FileStorage})
+	if err == nil {
+		_, err = kv.Put(ctx, id, given)
+	}
+	if err == nil {
+		_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "TL_RECEIPTS", Subjects: []string{"r.>"}, Storage: jetstream.FileStorage, AllowDirect: true})
+	}
+	if err == nil {
+		m := nats.NewMsg("r." + queue.Token(devnet.NTAID))
+		m.Header.Set(jetstream.MsgIDHeader, "r."+id)
+		m.Header.Set("Tl-Ledger-Index", strconv.FormatInt(held[0].LedgerIndex, 10))
+		m.Data = held[0].Receipt
+		_, err = js.PublishMsg(ctx, m)
+	}
+	q.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			if err := os.Remove(f + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	hub, err := daemon.StartHub(ctx, nw.Layout.HubConfig, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("restart the hub on the earlier version's store: %v", err)
+	}
+	defer hub.Stop()
+	got, err := hub.Acceptances.Get(ctx, id)
+	if err != nil || !bytes.Equal(got, given) {
+		t.Fatalf("after the move, the receipt of %s: %q, %v; want the one given", id, got, err)
+	}
+	if _, err := hub.Acceptances.Get(ctx, "01JH8Z5V6Q3K4M7N8P9R0S1T2V"); !errors.Is(err, acceptance.ErrNotFound) {
+		t.Errorf("an envelope never accepted: %v, want ErrNotFound", err)
+	}
+	moved, err := hub.Recordings.After(ctx, devnet.NTAID, 0, 10, 0)
+	if err != nil || len(moved) != 1 || moved[0].Seq != held[0].Seq || moved[0].LedgerIndex != held[0].LedgerIndex || !bytes.Equal(moved[0].Receipt, held[0].Receipt) {
+		t.Fatalf("after the move, the receipts held for %s: %+v, %v; want %+v", devnet.NTAID, moved, err, held)
+	}
+	js = hub.Queue.JetStream()
+	if _, err := js.KeyValue(ctx, "TL_ACCEPTED"); !errors.Is(err, jetstream.ErrBucketNotFound) {
+		t.Errorf("the bucket after the move: %v, want it deleted", err)
+	}
+	if _, err := js.Stream(ctx, "TL_RECEIPTS"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("the stream after the move: %v, want it deleted", err)
+	}
+}
