@@ -98,25 +98,14 @@ func (r streamRecordings) After(ctx context.Context, senderNode string, after ui
 		return nil, fmt.Errorf("queue: read receipts: %w", err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	timeout := time.NewTimer(wait)
-	defer timeout.Stop()
-	for {
+	return recordings.Wait(ctx, wait, func() <-chan struct{} { return wake }, func() ([]recordings.Stored, error) {
 		msgs, err := q.readReceipts(ctx, subj, after, limit)
-		if err != nil || len(msgs) > 0 {
-			out := make([]recordings.Stored, len(msgs))
-			for i, m := range msgs {
-				out[i] = m.Stored
-			}
-			return out, err
+		out := make([]recordings.Stored, len(msgs))
+		for i, m := range msgs {
+			out[i] = m.Stored
 		}
-		select {
-		case <-wake:
-		case <-timeout.C:
-			return nil, nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
+		return out, err
+	})
 }
 
 // streamReceipt is a message of TL_RECEIPTS as stored.

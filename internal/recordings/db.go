@@ -98,30 +98,21 @@ func (d *DB) After(ctx context.Context, senderNode string, after uint64, limit i
 	if err := CheckAfter(senderNode, limit); err != nil {
 		return nil, err
 	}
-	timeout := time.NewTimer(wait)
-	defer timeout.Stop()
-	for {
-		// Taken before the read, so that a commit between the read and
-		// the wait wakes the wait.
-		d.mu.Lock()
-		changed := d.waiting[senderNode]
-		if changed == nil {
-			changed = make(chan struct{})
-			d.waiting[senderNode] = changed
-		}
-		d.mu.Unlock()
-		out, err := d.read(ctx, senderNode, after, limit)
-		if err != nil || len(out) > 0 {
-			return out, err
-		}
-		select {
-		case <-changed:
-		case <-timeout.C:
-			return nil, nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	return Wait(ctx, wait, func() <-chan struct{} { return d.woken(senderNode) },
+		func() ([]Stored, error) { return d.read(ctx, senderNode, after, limit) })
+}
+
+// woken returns the channel the next commit storing a receipt for
+// senderNode closes.
+func (d *DB) woken(senderNode string) <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ch := d.waiting[senderNode]
+	if ch == nil {
+		ch = make(chan struct{})
+		d.waiting[senderNode] = ch
 	}
+	return ch
 }
 
 func (d *DB) read(ctx context.Context, senderNode string, after uint64, limit int) ([]Stored, error) {

@@ -58,6 +58,31 @@ type Store interface {
 	Last(ctx context.Context) (uint64, error)
 }
 
+// Wait implements the wait of Store.After: it calls read until it
+// returns receipts or fails, and between calls waits on the channel next
+// returned before the call (ready once something may have been stored
+// since), for up to wait in all; none and no error when wait passes.
+func Wait(ctx context.Context, wait time.Duration, next func() <-chan struct{}, read func() ([]Stored, error)) ([]Stored, error) {
+	timeout := time.NewTimer(wait)
+	defer timeout.Stop()
+	for {
+		// Taken before the read, so that a store between the read and the
+		// wait wakes the wait.
+		woken := next()
+		out, err := read()
+		if err != nil || len(out) > 0 {
+			return out, err
+		}
+		select {
+		case <-woken:
+		case <-timeout.C:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
 // CheckPut validates what Put stores: senderNode a participant ID, id an
 // envelope ID, rc a non-empty receipt of at most receipt.MaxJSONSize
 // bytes, ledgerIndex not negative. The error wraps ErrInvalid.
