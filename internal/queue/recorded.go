@@ -88,10 +88,19 @@ func (r streamRecordings) After(ctx context.Context, senderNode string, after ui
 	// Subscribed before the first read, so that a receipt stored between
 	// the read and the wait wakes the wait.
 	wake := make(chan struct{}, 1)
-	sub, err := q.nc.Subscribe(subj, func(*nats.Msg) {
+	notify := func() {
 		select {
 		case wake <- struct{}{}:
 		default:
+		}
+	}
+	sub, err := q.nc.Subscribe(subj, func(*nats.Msg) {
+		notify()
+		// The subscription hears a receipt as it is published, and the
+		// stream stores it a moment later: a read at once can miss it,
+		// so look again shortly after.
+		for _, d := range [...]time.Duration{5 * time.Millisecond, 50 * time.Millisecond, 500 * time.Millisecond} {
+			time.AfterFunc(d, notify)
 		}
 	})
 	if err != nil {
