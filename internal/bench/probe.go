@@ -36,16 +36,11 @@ type Fsync struct {
 // removed.
 func FsyncRate(ctx context.Context, dir string, size int, d time.Duration) (Fsync, error) {
 	fail := func(err error) (Fsync, error) { return Fsync{}, fmt.Errorf("bench: fsync probe: %w", err) }
-	f, err := os.CreateTemp(dir, "fsync-probe-*")
+	f, buf, done, err := probeFile(dir, "fsync-probe", size)
 	if err != nil {
 		return fail(err)
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	buf := make([]byte, size)
-	if _, err := rand.Read(buf); err != nil {
-		return fail(err)
-	}
+	defer done()
 	var lat []float64
 	start := time.Now()
 	for ctx.Err() == nil {
@@ -74,16 +69,11 @@ func FsyncRate(ctx context.Context, dir string, size int, d time.Duration) (Fsyn
 func DiskRate(ctx context.Context, dir string, d time.Duration) (float64, error) {
 	const block, syncEvery = 1 << 20, 8
 	fail := func(err error) (float64, error) { return 0, fmt.Errorf("bench: disk probe: %w", err) }
-	f, err := os.CreateTemp(dir, "disk-probe-*")
+	f, buf, done, err := probeFile(dir, "disk-probe", block)
 	if err != nil {
 		return fail(err)
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	buf := make([]byte, block)
-	if _, err := rand.Read(buf); err != nil {
-		return fail(err)
-	}
+	defer done()
 	var n int64
 	start := time.Now()
 	for ctx.Err() == nil {
@@ -104,6 +94,25 @@ func DiskRate(ctx context.Context, dir string, d time.Duration) (float64, error)
 		return 0, err
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// probeFile creates a new file in dir for a probe, and a block of size
+// random bytes to write to it; done closes and removes the file.
+func probeFile(dir, name string, size int) (f *os.File, block []byte, done func(), err error) {
+	f, err = os.CreateTemp(dir, name+"-*")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	done = func() {
+		f.Close()
+		os.Remove(f.Name())
+	}
+	block = make([]byte, size)
+	if _, err := rand.Read(block); err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	return f, block, done, nil
 }
 
 // datasync is fdatasync(2), retried on EINTR.
