@@ -77,9 +77,13 @@ func TestDevNotificationsExit(t *testing.T) {
 	if !strings.Contains(errw, `"level":"INFO"`) {
 		t.Fatalf("no info logs captured; the check below would prove nothing")
 	}
-	for _, m := range regexp.MustCompile(`\b\d{12}\b`).FindAllString(out+errw, -1) {
-		if synth.ValidMyNumber(m) == nil {
-			t.Errorf("output contains %s, a valid My Number", m)
+	all := out + errw
+	for _, ix := range regexp.MustCompile(`\b\d{12}\b`).FindAllStringIndex(all, -1) {
+		if m := all[ix[0]:ix[1]]; synth.ValidMyNumber(m) == nil {
+			// The line it is in says where it came from.
+			start := strings.LastIndexByte(all[:ix[0]], '\n') + 1
+			end := ix[1] + max(strings.IndexByte(all[ix[1]:], '\n'), 0)
+			t.Errorf("output contains %s, a valid My Number, in: %s", m, all[start:end])
 		}
 	}
 	for _, pii := range []string{"<氏名>", "住所", "SYNTHETIC", "<?xml", "%PDF"} {
