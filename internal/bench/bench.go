@@ -268,10 +268,15 @@ type Result struct {
 	P99E2EMS             float64            `json:"p99_e2e_ms"`
 	P99AcceptHalfRateMS  float64            `json:"p99_accept_half_rate_ms"`
 	CPUUsPerMsg          map[string]float64 `json:"cpu_us_per_msg"`
-	PeakRSSMB            map[string]float64 `json:"peak_rss_mb"`
-	DurationS            float64            `json:"duration_s"`
-	Notifications        int                `json:"notifications"`
-	Passed               bool               `json:"passed"`
+	// WrittenKBPerMsg is what each role sent to storage per notification
+	// in the sustained phase (/proc/PID/io; all recipient nodes as "node",
+	// and "total"), against a payload of PayloadBytes: the relay's
+	// write amplification. Absent where the kernel does not account it.
+	WrittenKBPerMsg map[string]float64 `json:"written_kb_per_msg,omitempty"`
+	PeakRSSMB       map[string]float64 `json:"peak_rss_mb"`
+	DurationS       float64            `json:"duration_s"`
+	Notifications   int                `json:"notifications"`
+	Passed          bool               `json:"passed"`
 
 	// Fsync and JetStream are the probes behind F and J, with their
 	// latencies: the floor of each durable step's.
@@ -521,6 +526,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	d.mu.Unlock()
 	for role, us := range cpuPerMsg(before, after, msgs) {
 		res.CPUUsPerMsg[role] = us
+	}
+	if w := written(before, after); w != nil && msgs > 0 {
+		res.WrittenKBPerMsg = map[string]float64{}
+		for role, mb := range w {
+			res.WrittenKBPerMsg[role] = mb * 1000 / float64(msgs)
+			res.WrittenKBPerMsg["total"] += mb * 1000 / float64(msgs)
+		}
 	}
 	logf("sustained: accepted %.0f/s, recorded %.0f/s, p99 accept %.1f ms, p99 e2e %.1f ms", res.AcceptPerS, res.E2EPerS, res.P99AcceptMS, res.P99E2EMS)
 
@@ -998,6 +1010,22 @@ func cpuPerMsg(before, after map[string]ProcSample, msgs int) map[string]float64
 		total += us
 	}
 	out["total"] = total / float64(msgs)
+	return out
+}
+
+// written returns what each role sent to storage between the samples
+// before and after, in MB, the recipient nodes summed as "node"; nil if a
+// process's writes are not accounted.
+func written(before, after map[string]ProcSample) map[string]float64 {
+	out := map[string]float64{}
+	for k, a := range after {
+		b, ok := before[k]
+		if !ok || a.WriteBytes < 0 || b.WriteBytes < 0 {
+			return nil
+		}
+		role, _, _ := strings.Cut(k, ":")
+		out[role] += float64(a.WriteBytes-b.WriteBytes) / 1e6
+	}
 	return out
 }
 

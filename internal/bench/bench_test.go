@@ -64,6 +64,11 @@ func TestRunTiny(t *testing.T) {
 
 	// The large-payload phase and the comparison with fewer recipients,
 	// each measured and judged against its goal.
+	if w := res.WrittenKBPerMsg; w != nil && (len(w) != 4 || w["total"] < float64(res.PayloadBytes)/1000) {
+		// Each notification is at least written to the outbox, the hub's
+		// queue and the recipient's store.
+		t.Errorf("written per message %v KB, payload %d B: want each role and a total of at least the payload", w, res.PayloadBytes)
+	}
 	if l := res.Large; l == nil || l.Count != 2 || l.SecondsE2E <= 0 || l.MBPerS <= 0 || l.TLSStreamMBPerS <= 0 || l.RatioTLS <= 0 || len(l.PeakRSSMB) != 3 || len(l.StartRSSMB) != 3 {
 		t.Errorf("large phase: %+v, want 2 PDFs measured end to end, the TLS stream, and each role's RSS at the start and its peak", res.Large)
 	} else if l.DiskMBPerS <= 0 || (l.WrittenMB != nil && (len(l.WrittenMB) != 3 || l.WritesPerByte < 1 || l.DiskCeilingMBPerS <= 0)) {

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -161,22 +160,6 @@ func runLarge(ctx context.Context, d *driver, lay *devnet.Layout, procs *running
 	}
 	d.logf("large: %.1f s, %.0f MB/s (%.2f × one mTLS stream)", lr.SecondsE2E, lr.MBPerS, lr.RatioTLS)
 	return lr, nil
-}
-
-// written returns what each role sent to storage between the samples
-// before and after, in MB, the recipient nodes summed as "node"; nil if a
-// process's writes are not accounted.
-func written(before, after map[string]ProcSample) map[string]float64 {
-	out := map[string]float64{}
-	for k, a := range after {
-		b, ok := before[k]
-		if !ok || a.WriteBytes < 0 || b.WriteBytes < 0 {
-			return nil
-		}
-		role, _, _ := strings.Cut(k, ":")
-		out[role] += float64(a.WriteBytes-b.WriteBytes) / 1e6
-	}
-	return out
 }
 
 func writePDF(path string, size int, seed uint64) (int64, error) {

@@ -132,6 +132,9 @@ func printBench(out io.Writer, r *bench.Result) {
 	for _, role := range sortedKeys(r.CPUUsPerMsg) {
 		row("CPU per message: "+role, "%.0f µs", r.CPUUsPerMsg[role])
 	}
+	for _, role := range sortedKeys(r.WrittenKBPerMsg) {
+		row("written to storage per message: "+role, "%.1f KB (payload %.1f KB)", r.WrittenKBPerMsg[role], float64(r.PayloadBytes)/1000)
+	}
 	for _, role := range sortedKeys(r.PeakRSSMB) {
 		row("peak RSS: "+role, "%.0f MB", r.PeakRSSMB[role])
 	}
