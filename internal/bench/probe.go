@@ -64,10 +64,11 @@ func FsyncRate(ctx context.Context, dir string, size int, d time.Duration) (Fsyn
 
 // DiskRate measures D, the disk's sequential durable rate: it appends
 // 1 MiB writes to a new file in dir, with an fdatasync(2) after every
-// 8 MiB (as a stream written to disk and synced as it goes), for about d,
-// and returns bytes per second. The file is removed.
+// 8 MiB (as a stream written to disk and synced as it goes), for about d
+// or 512 MiB, whichever comes first, and returns bytes per second. The
+// file is removed.
 func DiskRate(ctx context.Context, dir string, d time.Duration) (float64, error) {
-	const block, syncEvery = 1 << 20, 8
+	const block, syncEvery, most = 1 << 20, 8, 512 << 20
 	fail := func(err error) (float64, error) { return 0, fmt.Errorf("bench: disk probe: %w", err) }
 	f, buf, done, err := probeFile(dir, "disk-probe", block)
 	if err != nil {
@@ -86,7 +87,7 @@ func DiskRate(ctx context.Context, dir string, d time.Duration) (float64, error)
 			return fail(err)
 		}
 		n += block * syncEvery
-		if time.Since(start) >= d {
+		if time.Since(start) >= d || n >= most {
 			break
 		}
 	}
