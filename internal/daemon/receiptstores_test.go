@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,4 +124,58 @@ func TestHubReceiptStoresMoved(t *testing.T) {
 	if _, err := js.Stream(ctx, "TL_RECEIPTS"); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Errorf("the stream after the move: %v, want it deleted", err)
 	}
+}
+
+// TestReceiptsWaitEndedByNode checks that a node ending its wait for
+// receipts (it stops, or its request times out) is not logged by the hub
+// as a failed read: every node shutdown left such an ERROR line.
+func TestReceiptsWaitEndedByNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a dev network")
+	}
+	var logs lockedBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	nw, err := devnet.InitAndStart(ctx, t.TempDir(), devnet.Options{}, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatalf("dev network: %v", err)
+	}
+	t.Cleanup(nw.Stop)
+	nta := nw.Nodes[devnet.NTAID].Node
+	pctx, pcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err = nta.PollReceipts(pctx, 5*time.Second)
+	pcancel()
+	if err == nil {
+		t.Fatal("a poll whose request ended before the hub's wait returned no error")
+	}
+	// Answered after the first request's handler ended (the hub's handlers
+	// for one node's connection run as its requests arrive).
+	if _, err := nta.PollReceipts(ctx, 0); err != nil {
+		t.Fatalf("a poll after it: %v", err)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "expiring soon") {
+		t.Fatalf("the network's warnings were not captured; the check below would prove nothing:\n%s", out)
+	}
+	if strings.Contains(out, "read receipts failed") {
+		t.Fatalf("the hub logged a node's ended wait as a failed read:\n%s", out)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
