@@ -9,12 +9,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"taxlink/internal/daemon"
 	"taxlink/internal/devnet"
+	"taxlink/internal/devnet/devtest"
 	"taxlink/internal/synth"
 )
 
@@ -190,30 +190,12 @@ func TestConfigErrorsStopStart(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe to read while a command writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestDevStopsOnInterrupt runs `taxlink dev` until it says it is running,
 // then cancels its context as Ctrl-C does (main's signal.NotifyContext),
 // and checks that it stops cleanly with status 0 and removes its data.
 func TestDevStopsOnInterrupt(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var out, errw syncBuffer
+	var out, errw devtest.Buffer
 	done := make(chan int, 1)
 	go func() { done <- Run(ctx, []string{"dev"}, &out, &errw) }()
 	deadline := time.Now().Add(time.Minute)

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -133,7 +132,7 @@ func TestReceiptsWaitEndedByNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a dev network")
 	}
-	var logs lockedBuffer
+	var logs devtest.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	nw, err := devnet.InitAndStart(ctx, t.TempDir(), devnet.Options{}, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -160,22 +159,4 @@ func TestReceiptsWaitEndedByNode(t *testing.T) {
 	if strings.Contains(out, "read receipts failed") {
 		t.Fatalf("the hub logged a node's ended wait as a failed read:\n%s", out)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
