@@ -383,37 +383,36 @@ scan:
 		}
 		hashes = res.fr.add(tlog.RecordHash(rec.data), hashes[:0])
 		for i, h := range hashes {
-			if slot >= res.fileSlots {
-				if opt.keepMissing {
-					res.missing = append(res.missing, h)
+			if slot < res.fileSlots {
+				b, err := hr.Peek(tlog.HashSize)
+				if err != nil {
+					return nil, nil, nil, fmt.Errorf("ledger: hashes slot %d: %w", slot, err)
 				}
-				slot++
-				continue
-			}
-			b, err := hr.Peek(tlog.HashSize)
-			if err != nil {
-				return nil, nil, nil, fmt.Errorf("ledger: hashes slot %d: %w", slot, err)
-			}
-			if !bytes.Equal(b, h[:]) && slot >= signedSlots {
-				stale = true
-				res.fileSlots = slot
-				if opt.keepMissing {
-					res.missing = append(res.missing, h)
+				switch {
+				case bytes.Equal(b, h[:]):
+				case slot >= signedSlots:
+					// Not yet synced at a crash: the file ends here.
+					stale = true
+					res.fileSlots = slot
+				default:
+					if nHashBad == 0 {
+						hashProbs = append(hashProbs, Problem{KindHash, fileHashes, slot, hdrSize + slot*tlog.HashSize, fmt.Sprintf(
+							"stored hash (level %d for entries record %d) does not match the hash recomputed from the entries", i, pos)})
+					}
+					nHashBad++
+					if i == 0 && len(badLeaves) < 64 {
+						badLeaves = append(badLeaves, idxMismatch{pos: pos, off: rec.offset})
+					}
 				}
-				slot++
-				continue
-			}
-			if !bytes.Equal(b, h[:]) {
-				if nHashBad == 0 {
-					hashProbs = append(hashProbs, Problem{KindHash, fileHashes, slot, hdrSize + slot*tlog.HashSize, fmt.Sprintf(
-						"stored hash (level %d for entries record %d) does not match the hash recomputed from the entries", i, pos)})
-				}
-				nHashBad++
-				if i == 0 && len(badLeaves) < 64 {
-					badLeaves = append(badLeaves, idxMismatch{pos: pos, off: rec.offset})
+				if slot < res.fileSlots {
+					hr.Discard(tlog.HashSize)
+					slot++
+					continue
 				}
 			}
-			hr.Discard(tlog.HashSize)
+			if opt.keepMissing {
+				res.missing = append(res.missing, h)
+			}
 			slot++
 		}
 		pos++
