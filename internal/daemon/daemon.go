@@ -320,20 +320,12 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		cm.close()
 		return nil, err
 	}
-	acc, closeAcc, err := openAcceptances(ctx, q, c.DataDir, log)
+	acc, rec, closeStores, err := openReceiptStores(ctx, q, c.DataDir, log)
 	if err != nil {
 		q.Close()
 		cm.close()
 		return nil, err
 	}
-	rec, closeRec, err := openRecordings(ctx, q, c.DataDir, log)
-	if err != nil {
-		closeAcc()
-		q.Close()
-		cm.close()
-		return nil, err
-	}
-	closeStores := func() { closeRec(); closeAcc() }
 	reg := metrics.NewRegistry()
 	hm := metrics.NewHub(reg)
 	cm.metrics = reg
@@ -818,51 +810,42 @@ func tlsFailures(al *audit.Log, count func()) func(remote, reason string) {
 	}
 }
 
-// openAcceptances returns the hub's store of acceptance receipts and its
-// close: the bucket the replicas share for a queue shared with them, else
-// the SQLite file data_dir/accepted.db, into which the receipts an earlier
-// version kept in JetStream are moved first.
-func openAcceptances(ctx context.Context, q *queue.Queue, dataDir string, log *slog.Logger) (acceptance.Store, func(), error) {
-	if shared := q.Acceptances(); shared != nil {
-		return shared, func() {}, nil
+// openReceiptStores returns the hub's stores of acceptance and recording
+// receipts and their close: for a queue shared with replicas, the bucket
+// and the stream they share; else the SQLite files data_dir/accepted.db and
+// data_dir/receipts.db, into which what an earlier version kept in
+// JetStream is moved first (the recording receipts with their sequences,
+// which the nodes hold as cursors).
+func openReceiptStores(ctx context.Context, q *queue.Queue, dataDir string, log *slog.Logger) (acceptance.Store, recordings.Store, func(), error) {
+	if q.Shared() {
+		return q.Acceptances(), q.Recordings(), func() {}, nil
 	}
-	db, err := acceptance.Open(filepath.Join(dataDir, "accepted.db"))
+	acc, err := acceptance.Open(filepath.Join(dataDir, "accepted.db"))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	n, err := q.MoveAccepted(ctx, db.Import)
+	rec, err := recordings.Open(filepath.Join(dataDir, "receipts.db"))
 	if err != nil {
-		db.Close()
-		return nil, nil, err
+		acc.Close()
+		return nil, nil, nil, err
+	}
+	closeBoth := func() { _ = rec.Close(); _ = acc.Close() }
+	n, err := q.MoveAccepted(ctx, acc.Import)
+	if err != nil {
+		closeBoth()
+		return nil, nil, nil, err
 	}
 	if n > 0 {
 		log.Info("acceptance receipts moved from JetStream to accepted.db", "receipts", n)
 	}
-	return db, func() { _ = db.Close() }, nil
-}
-
-// openRecordings returns the hub's store of recording receipts and its
-// close: the stream the replicas share for a queue shared with them, else
-// the SQLite file data_dir/receipts.db, into which the receipts an earlier
-// version kept in JetStream are moved first (with their sequences, which
-// the nodes hold as cursors).
-func openRecordings(ctx context.Context, q *queue.Queue, dataDir string, log *slog.Logger) (recordings.Store, func(), error) {
-	if shared := q.Recordings(); shared != nil {
-		return shared, func() {}, nil
-	}
-	db, err := recordings.Open(filepath.Join(dataDir, "receipts.db"))
-	if err != nil {
-		return nil, nil, err
-	}
-	n, err := q.MoveReceipts(ctx, db.Import)
-	if err != nil {
-		db.Close()
-		return nil, nil, err
+	if n, err = q.MoveReceipts(ctx, rec.Import); err != nil {
+		closeBoth()
+		return nil, nil, nil, err
 	}
 	if n > 0 {
 		log.Info("recording receipts moved from JetStream to receipts.db", "receipts", n)
 	}
-	return db, func() { _ = db.Close() }, nil
+	return acc, rec, closeBoth, nil
 }
 
 // openLedger opens (or creates) the tamper-evident log at dir, its
