@@ -517,8 +517,8 @@ func (h *Hub) receipts(w http.ResponseWriter, r *http.Request) {
 	if q.Get("limit") == "" {
 		limit, err = 256, nil
 	}
-	if err != nil || limit < 1 || limit > 1000 {
-		api.WriteError(w, api.Errorf(400, api.CodeBadRequest, "limit: expected 1 to 1000"))
+	if err != nil || limit < 1 || limit > recordings.MaxLimit {
+		api.WriteError(w, api.Errorf(400, api.CodeBadRequest, "limit: expected 1 to %d", recordings.MaxLimit))
 		return
 	}
 	waitMS, err := strconv.Atoi(q.Get("wait"))

@@ -65,15 +65,12 @@ func (r streamRecordings) Put(ctx context.Context, senderNode, id string, receip
 
 // Last implements recordings.Store.
 func (r streamRecordings) Last(ctx context.Context) (uint64, error) {
+	// Looking the stream up fetches its state: no second request.
 	s, err := r.q.js.Stream(ctx, receiptStream)
 	if err != nil {
 		return 0, fmt.Errorf("queue: %w", err)
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("queue: %w", err)
-	}
-	return info.State.LastSeq, nil
+	return s.CachedInfo().State.LastSeq, nil
 }
 
 // After implements recordings.Store. It reads with direct gets of the
