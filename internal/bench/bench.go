@@ -528,11 +528,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		res.CPUUsPerMsg[role] = us
 	}
 	if w := written(before, after); w != nil && msgs > 0 {
-		res.WrittenKBPerMsg = map[string]float64{}
 		for role, mb := range w {
-			res.WrittenKBPerMsg[role] = mb * 1000 / float64(msgs)
-			res.WrittenKBPerMsg["total"] += mb * 1000 / float64(msgs)
+			w[role] = mb * 1000 // KB
 		}
+		res.WrittenKBPerMsg = rolesPerMsg(w, msgs)
 	}
 	logf("sustained: accepted %.0f/s, recorded %.0f/s, p99 accept %.1f ms, p99 e2e %.1f ms", res.AcceptPerS, res.E2EPerS, res.P99AcceptMS, res.P99E2EMS)
 
@@ -995,22 +994,32 @@ func (r *running) sample() (map[string]ProcSample, error) {
 // two samples: "nta", "hub", "node" (all recipient nodes together: each
 // message is recorded by one of them) and "total".
 func cpuPerMsg(before, after map[string]ProcSample, msgs int) map[string]float64 {
+	us := map[string]float64{}
+	for k, a := range after {
+		us[roleOf(k)] += a.CPUMicros() - before[k].CPUMicros()
+	}
+	return rolesPerMsg(us, msgs)
+}
+
+// rolesPerMsg divides each role's amount by msgs and adds "total", the sum of
+// them; it is empty when there were no messages.
+func rolesPerMsg(byRole map[string]float64, msgs int) map[string]float64 {
 	out := map[string]float64{}
 	if msgs <= 0 {
 		return out
 	}
-	var total float64
-	for k, a := range after {
-		us := a.CPUMicros() - before[k].CPUMicros()
-		role := k
-		if strings.HasPrefix(k, "node:") {
-			role = "node"
-		}
-		out[role] += us / float64(msgs)
-		total += us
+	for role, v := range byRole {
+		out[role] = v / float64(msgs)
+		out["total"] += v / float64(msgs)
 	}
-	out["total"] = total / float64(msgs)
 	return out
+}
+
+// roleOf returns the role of a sample's key: "nta", "hub", or "node" for
+// every recipient node ("node:ID").
+func roleOf(key string) string {
+	role, _, _ := strings.Cut(key, ":")
+	return role
 }
 
 // written returns what each role sent to storage between the samples
@@ -1023,8 +1032,7 @@ func written(before, after map[string]ProcSample) map[string]float64 {
 		if !ok || a.WriteBytes < 0 || b.WriteBytes < 0 {
 			return nil
 		}
-		role, _, _ := strings.Cut(k, ":")
-		out[role] += float64(a.WriteBytes-b.WriteBytes) / 1e6
+		out[roleOf(k)] += float64(a.WriteBytes-b.WriteBytes) / 1e6
 	}
 	return out
 }
@@ -1046,10 +1054,7 @@ func peakRSS(s map[string]ProcSample) map[string]float64 {
 func byRole(s map[string]ProcSample, kib func(ProcSample) int64) map[string]float64 {
 	out := map[string]float64{}
 	for k, v := range s {
-		role := k
-		if strings.HasPrefix(k, "node:") {
-			role = "node"
-		}
+		role := roleOf(k)
 		out[role] = max(out[role], float64(kib(v))/1024)
 	}
 	return out
