@@ -66,7 +66,8 @@ func (a kvAcceptances) Put(ctx context.Context, id string, rc []byte) ([]byte, e
 	return rc, nil
 }
 
-// moveBatch is how many receipts MoveAccepted hands over at once.
+// moveBatch is how many receipts MoveAccepted hands over at once, and
+// how many queue entries moveShards stores per commit.
 const moveBatch = 1000
 
 // MoveAccepted hands the acceptance receipts an earlier version of a hub

@@ -26,13 +26,13 @@ func TestChunksConformance(t *testing.T) {
 // blobs no entry names (a hub killed between a blob and its entry) and
 // keeps those of queued envelopes and recent ones.
 func TestBlobsRemovedAndSwept(t *testing.T) {
-	eachBlobKind(t, testBlobsRemovedAndSwept)
+	eachLayout(t, testBlobsRemovedAndSwept)
 }
 
-func testBlobsRemovedAndSwept(t *testing.T, kind string) {
+func testBlobsRemovedAndSwept(t *testing.T, open func() *Queue) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	q := openBlobs(t, t.TempDir(), kind)
+	q := open()
 	defer q.Close()
 	names := func() []string {
 		out, err := q.blobs.stale(ctx, time.Now().Add(time.Hour))

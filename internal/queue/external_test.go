@@ -20,6 +20,47 @@ import (
 // second hub on the same server shares the streams, and closing a hub
 // leaves the server running.
 func TestExternalJetStream(t *testing.T) {
+	ext, srv := startExternal(t)
+	ctx := t.Context()
+	a, err := Open(ctx, Options{External: ext()})
+	if err != nil {
+		t.Fatalf("open on the external server: %v", err)
+	}
+	if _, _, err := a.Enqueue(ctx, "lg:011002", "01EXTERNAL", []byte("PRE"), bytes.NewReader([]byte("body")), 4); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if !srv.Running() {
+		t.Fatal("closing the hub's queue stopped the external server")
+	}
+	b, err := Open(ctx, Options{External: ext()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if got := readFirst(t, ctx, b, "lg:011002"); string(got) != "PREbody" {
+		t.Fatalf("another hub read %q from the shared server", got)
+	}
+	noCert := ext()
+	noCert.TLS.Certificates = nil
+	if q, err := Open(ctx, Options{External: noCert}); err == nil {
+		q.Close()
+		t.Fatal("connected without a client certificate")
+	}
+}
+
+// externalServer starts a JetStream server for the test, apart from the
+// queue, and returns the External that reaches it.
+func externalServer(t *testing.T) func() *External {
+	ext, _ := startExternal(t)
+	return ext
+}
+
+// startExternal starts a JetStream server for the test that takes mutual
+// TLS, and returns a function making an External for it (a new TLS
+// configuration each time) and the server.
+func startExternal(t *testing.T) (func() *External, *server.Server) {
+	t.Helper()
 	now := time.Now()
 	ca, err := pki.NewCA("test CA", now.Add(-time.Hour), 24*time.Hour)
 	if err != nil {
@@ -49,7 +90,7 @@ func TestExternalJetStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.Start()
-	defer srv.Shutdown()
+	t.Cleanup(srv.Shutdown)
 	if !srv.ReadyForConnections(10 * time.Second) {
 		t.Fatal("the external server did not start")
 	}
@@ -58,30 +99,5 @@ func TestExternalJetStream(t *testing.T) {
 	ext := func() *External {
 		return &External{URL: url, Replicas: 1, TLS: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots, Certificates: []tls.Certificate{hubCert}}}
 	}
-	ctx := t.Context()
-	a, err := Open(ctx, Options{External: ext()})
-	if err != nil {
-		t.Fatalf("open on the external server: %v", err)
-	}
-	if _, _, err := a.Enqueue(ctx, "lg:011002", "01EXTERNAL", []byte("PRE"), bytes.NewReader([]byte("body")), 4); err != nil {
-		t.Fatal(err)
-	}
-	a.Close()
-	if !srv.Running() {
-		t.Fatal("closing the hub's queue stopped the external server")
-	}
-	b, err := Open(ctx, Options{External: ext()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if got := readFirst(t, ctx, b, "lg:011002"); string(got) != "PREbody" {
-		t.Fatalf("another hub read %q from the shared server", got)
-	}
-	noCert := ext()
-	noCert.TLS.Certificates = nil
-	if q, err := Open(ctx, Options{External: noCert}); err == nil {
-		q.Close()
-		t.Fatal("connected without a client certificate")
-	}
+	return ext, srv
 }

@@ -2,8 +2,12 @@
 // delivery, one queue per recipient, the acceptance receipts by envelope ID,
 // and the recording receipts waiting for their senders.
 //
-// It runs on NATS JetStream embedded in the hub process, with every write
-// synced to disk before JetStream acknowledges it (SyncAlways): when Enqueue
+// A hub running alone keeps its queue entries in a SQLite file of its own
+// (FileName in Options.StoreDir), committed before Enqueue returns, the
+// entries and removals that arrive together sharing one commit; the
+// replicas of a cluster, or hubs on an external JetStream, keep them in
+// JetStream work-queue streams, every write synced to disk before
+// JetStream acknowledges it (SyncAlways). Either way, when Enqueue
 // returns, the envelope survives a SIGKILL or a power cut. The ciphertext of
 // an envelope larger than the inline limit is a blob (package blob), stored
 // durably before the queue entry that names it: a file of its own at a hub
@@ -22,6 +26,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,7 +53,8 @@ const (
 const DefaultInlineMax = 512 << 10
 
 // DefaultDuplicateWindow is how long JetStream remembers an envelope ID by
-// default. It only matters between a queue entry and its acceptance receipt
+// default (the queues of a cluster; a hub alone finds the ID of an entry
+// still queued in its file). It only matters between a queue entry and its acceptance receipt
 // (a hub stopped in between, its sender retrying); later repeats find the
 // receipt. A stream that starts again reads every message of the window
 // back to rebuild the IDs: a hub restarted with 295,000 envelopes queued in
@@ -89,7 +95,8 @@ func shard(n int) (stream, subjects string) {
 
 // Options configures Open.
 type Options struct {
-	// StoreDir is where JetStream keeps its files.
+	// StoreDir is where JetStream keeps its files and, for a hub running
+	// alone, where the queue entries' file (FileName) is.
 	StoreDir string
 	// InlineMax is the largest ciphertext stored in the queue entry itself.
 	InlineMax int
@@ -170,7 +177,10 @@ type Queue struct {
 	kv   jetstream.KeyValue
 	// blobs holds the ciphertexts above InlineMax.
 	blobs blobStore
-	log   *slog.Logger
+	// file holds the entries of a hub alone; nil for a shared queue,
+	// whose entries are in the work-queue streams.
+	file *fileEntries
+	log  *slog.Logger
 }
 
 // Open starts an embedded JetStream server in opts.StoreDir, creates the
@@ -214,6 +224,16 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 	}
 	if dir != nil {
 		q.blobs = files{dir}
+	}
+	if !opts.shared() {
+		if q.file, err = openFile(ctx, filepath.Join(opts.StoreDir, FileName), q.log); err != nil {
+			q.Close()
+			return nil, err
+		}
+		if err := q.moveShards(ctx); err != nil {
+			q.Close()
+			return nil, err
+		}
 	}
 	return q, nil
 }
@@ -277,6 +297,9 @@ func connectExternal(e *External) (*nats.Conn, error) {
 func (q *Queue) setup(ctx context.Context) error {
 	var streams []jetstream.StreamConfig
 	for n := range queueShards {
+		if !q.opts.shared() {
+			break // a hub alone queues in its file
+		}
 		name, subjects := shard(n)
 		streams = append(streams, jetstream.StreamConfig{
 			Name:       name,
@@ -392,6 +415,9 @@ func (q *Queue) Close() {
 		q.srv.Shutdown()
 		q.srv.WaitForShutdown()
 	}
+	if q.file != nil {
+		q.file.close()
+	}
 }
 
 // Token turns a participant ID into a subject token ("lg:011002" →
@@ -432,6 +458,13 @@ func (q *Queue) Enqueue(ctx context.Context, recipient, id string, preamble []by
 		}
 		msg.Header.Set(blobHeader, ref)
 		msg.Data = preamble
+	}
+	if q.file != nil {
+		seq, dup, err = q.file.put(ctx, tok, id, time.Now(), msg.Data, ref)
+		if dup && ref != "" {
+			q.removeBlob(ctx, &Item{ID: id, ref: ref})
+		}
+		return seq, dup, err
 	}
 	// A sender that goes away (its connection cut, its process killed)
 	// must not cut the wait for the entry's answer: with the outcome
@@ -495,49 +528,29 @@ type Handler func(ctx context.Context, it *Item) error
 var ErrIdle = errors.New("queue: nothing to deliver")
 
 // Consume runs the delivery loop of one recipient until ctx ends, calling h
-// for up to parallel items at a time. Each recipient has its own durable
-// consumer, so a recipient that does not answer holds up only itself.
+// for up to parallel items at a time, oldest first; an item h handled is
+// removed. Each recipient has its own loop (and, in a shared queue, its
+// own durable consumer), so a recipient that does not answer holds up
+// only itself.
 //
-// With idle > 0, Consume returns ErrIdle once no item has come for idle
-// and none is being handled, after removing the recipient's consumer (a
-// queue of a hub alone; the replicas of a shared queue must not remove it
-// under each other, and get no idle stop). An item queued after the
-// consumer was removed stays in the stream until a new Consume takes it:
-// whoever enqueues must see that one runs.
+// For a hub alone, an item a previous loop held and did not finish (its
+// ctx ended, its process was killed) is handed out again at once: the
+// node's idempotent recording absorbs the repeat. With idle > 0, Consume
+// returns ErrIdle once no item has come for idle and none is being
+// handled. An item queued after that waits until a new Consume takes it:
+// whoever enqueues must see that one runs. The replicas of a shared queue
+// share the consumer and get no idle stop; what a killed replica held
+// comes back after the ack timeout.
 func (q *Queue) Consume(ctx context.Context, recipient string, parallel int, idle time.Duration, h Handler) error {
-	if q.opts.shared() {
-		idle = 0
-	}
-	stream, _ := shardOf(Token(recipient))
-	// A single hub starts from a fresh consumer: deliveries a previous
-	// process fetched and never acknowledged (it was killed) would
-	// otherwise wait out the ack timeout. The stream keeps every
-	// unacknowledged envelope, and a new consumer of a work queue starts
-	// from the oldest, so nothing is skipped; the node's idempotent
-	// recording absorbs the repeat. Replicas of a cluster share the
-	// consumer, so none of them may reset it under the others: what a
-	// killed replica held comes back after the ack timeout.
-	if !q.opts.shared() {
-		if err := q.js.DeleteConsumer(ctx, stream, "d_"+Token(recipient)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return fmt.Errorf("queue: reset consumer for %s: %w", recipient, err)
-		}
+	if q.file != nil {
+		return q.file.consume(ctx, q, Token(recipient), parallel, idle, h)
 	}
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for ctx.Err() == nil {
-		err := q.pull(ctx, recipient, parallel, idle, sem, &wg, h)
-		switch {
-		case ctx.Err() != nil:
-		case errors.Is(err, ErrIdle):
-			wg.Wait()
-			// Its memory and its pending pull are what an idle recipient
-			// cost; the next Consume creates it afresh.
-			if err := q.js.DeleteConsumer(ctx, stream, "d_"+Token(recipient)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-				return fmt.Errorf("queue: remove idle consumer for %s: %w", recipient, err)
-			}
-			return ErrIdle
-		case err != nil:
+		err := q.pull(ctx, recipient, parallel, sem, &wg, h)
+		if err != nil && ctx.Err() == nil {
 			q.log.Warn("queue pull failed", "recipient", recipient, "err", err)
 			pause.For(ctx, time.Second)
 		}
@@ -545,11 +558,10 @@ func (q *Queue) Consume(ctx context.Context, recipient string, parallel int, idl
 	return ctx.Err()
 }
 
-// pull hands the recipient's queued items to h until ctx ends, the pull
-// fails (a replica lost, the consumer moved: Consume then starts a new
-// one) or, with idle > 0, nothing came for idle and nothing is in hand
-// (ErrIdle).
-func (q *Queue) pull(ctx context.Context, recipient string, parallel int, idle time.Duration, sem chan struct{}, wg *sync.WaitGroup, h Handler) error {
+// pull hands the recipient's queued items of a shared queue to h until ctx
+// ends or the pull fails (a replica lost, the consumer moved: Consume then
+// starts a new one).
+func (q *Queue) pull(ctx context.Context, recipient string, parallel int, sem chan struct{}, wg *sync.WaitGroup, h Handler) error {
 	tok := Token(recipient)
 	stream, subj := shardOf(tok)
 	cons, err := q.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
@@ -579,18 +591,8 @@ func (q *Queue) pull(ctx context.Context, recipient string, parallel int, idle t
 	stop := context.AfterFunc(ctx, iter.Stop)
 	defer stop()
 	defer iter.Stop()
-	var next []jetstream.NextOpt
-	if idle > 0 {
-		next = append(next, jetstream.NextMaxWait(idle))
-	}
 	for ctx.Err() == nil {
-		msg, err := iter.Next(next...)
-		if errors.Is(err, nats.ErrTimeout) && idle > 0 {
-			if len(sem) == 0 {
-				return ErrIdle
-			}
-			continue // deliveries in hand: not idle yet
-		}
+		msg, err := iter.Next()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -633,11 +635,17 @@ func (q *Queue) handle(ctx context.Context, msg jetstream.Msg, it *Item, h Handl
 		q.log.Warn("ack failed; the delivery will repeat and be deduplicated", "id", it.ID, "err", err)
 		return
 	}
-	if it.ref != "" {
-		// Left behind, a blob is found again by SweepBlobs.
-		if err := q.blobs.Remove(context.WithoutCancel(ctx), it.ref); err != nil {
-			q.log.Warn("removing a delivered envelope's blob failed", "id", it.ID, "err", err)
-		}
+	q.removeBlob(ctx, it)
+}
+
+// removeBlob removes the blob of an entry that is gone (delivered, or a
+// repeated attempt's); left behind, a blob is found again by SweepBlobs.
+func (q *Queue) removeBlob(ctx context.Context, it *Item) {
+	if it.ref == "" {
+		return
+	}
+	if err := q.blobs.Remove(context.WithoutCancel(ctx), it.ref); err != nil {
+		q.log.Warn("removing the blob of an entry that is gone failed", "id", it.ID, "err", err)
 	}
 }
 
@@ -652,6 +660,9 @@ func (q *Queue) item(msg jetstream.Msg) (*Item, error) {
 // Backlog returns the number of envelopes queued for recipient and not yet
 // delivered.
 func (q *Queue) Backlog(ctx context.Context, recipient string) (uint64, error) {
+	if q.file != nil {
+		return q.file.backlog(Token(recipient)), nil
+	}
 	stream, subj := shardOf(Token(recipient))
 	s, err := q.js.Stream(ctx, stream)
 	if err != nil {
@@ -666,6 +677,9 @@ func (q *Queue) Backlog(ctx context.Context, recipient string) (uint64, error) {
 
 // Total returns the number of envelopes queued for all recipients.
 func (q *Queue) Total(ctx context.Context) (uint64, error) {
+	if q.file != nil {
+		return q.file.sum(), nil
+	}
 	var total uint64
 	for n := range queueShards {
 		name, _ := shard(n)
@@ -682,6 +696,9 @@ func (q *Queue) Total(ctx context.Context) (uint64, error) {
 // Backlogs returns the number of envelopes queued per recipient, for every
 // recipient with any, in one request.
 func (q *Queue) Backlogs(ctx context.Context) (map[string]uint64, error) {
+	if q.file != nil {
+		return q.file.backlogs(), nil
+	}
 	out := make(map[string]uint64)
 	for n := range queueShards {
 		name, subjects := shard(n)
@@ -704,6 +721,9 @@ func (q *Queue) Backlogs(ctx context.Context) (map[string]uint64, error) {
 // Oldest returns when the oldest envelope queued for the recipient whose
 // subject token is tok was stored, or false if none is queued.
 func (q *Queue) Oldest(ctx context.Context, tok string) (time.Time, bool, error) {
+	if q.file != nil {
+		return q.file.oldest(ctx, tok)
+	}
 	stream, subj := shardOf(tok)
 	s, err := q.js.Stream(ctx, stream)
 	if err != nil {
@@ -819,6 +839,14 @@ func (q *Queue) sweepBlobs(ctx context.Context, before time.Time) (int, error) {
 // blobsNamed returns the names of the blobs named by the entries queued
 // for the recipient whose subject token is tok.
 func (q *Queue) blobsNamed(ctx context.Context, tok string) (map[string]bool, error) {
+	if q.file != nil {
+		refs, err := q.file.refs(ctx, tok)
+		named := make(map[string]bool, len(refs))
+		for _, ref := range refs {
+			named[q.blobs.name(ref)] = true
+		}
+		return named, err
+	}
 	stream, subj := shardOf(tok)
 	s, err := q.js.Stream(ctx, stream)
 	if err != nil {

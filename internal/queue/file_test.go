@@ -1,0 +1,173 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	_ "modernc.org/sqlite"
+)
+
+// TestMoveShards starts a hub alone on what an earlier version left in
+// JetStream's work-queue streams (entries for two recipients, one naming
+// a blob, a delivery consumer): every entry is moved into the file in its
+// order, with its time, and delivered from there; the streams are gone.
+func TestMoveShards(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	o := Options{StoreDir: filepath.Join(dir, "jetstream"), BlobDir: filepath.Join(dir, "blobs"), InlineMax: 16}
+	q, err := Open(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the earlier version wrote: its streams, entries and consumer.
+	rcpts := []string{"lg:011002", "lg:131016"}
+	for n := range queueShards {
+		name, subjects := shard(n)
+		if _, err := q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subjects},
+			Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := bytes.Repeat([]byte("B"), 100)
+	ref, err := q.blobs.Put(ctx, Token(rcpts[0])+".ID-BIG", bytes.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 5 {
+		for _, r := range rcpts {
+			id := fmt.Sprintf("ID-%d-%s", i, Token(r))
+			_, subj := shardOf(Token(r))
+			m := nats.NewMsg(subj)
+			m.Header.Set(jetstream.MsgIDHeader, id)
+			m.Data = []byte("PRE" + id)
+			if i == 2 && r == rcpts[0] {
+				id = "ID-BIG"
+				m.Header.Set(jetstream.MsgIDHeader, id)
+				m.Header.Set(blobHeader, ref)
+				m.Data = []byte("PRE")
+			}
+			if _, err := q.js.PublishMsg(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			if r == rcpts[0] {
+				want = append(want, id)
+			}
+		}
+	}
+	stream, subj := shardOf(Token(rcpts[0]))
+	if _, err := q.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{Durable: "d_" + Token(rcpts[0]),
+		FilterSubject: subj, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+
+	before := time.Now()
+	q, err = Open(ctx, o)
+	if err != nil {
+		t.Fatalf("open over the earlier version's streams: %v", err)
+	}
+	defer q.Close()
+	for _, r := range rcpts {
+		name, _ := shardOf(Token(r))
+		if _, err := q.js.Stream(ctx, name); !errors.Is(err, jetstream.ErrStreamNotFound) {
+			t.Errorf("stream %s after the move: %v, want it deleted", name, err)
+		}
+		if n, _ := q.Backlog(ctx, r); n != 5 {
+			t.Errorf("backlog of %s after the move: %d, want 5", r, n)
+		}
+	}
+	if at, ok, err := q.Oldest(ctx, Token(rcpts[0])); err != nil || !ok || at.After(before) {
+		t.Errorf("oldest entry at %v (%v, %v): want the time it was queued, before %v", at, ok, err, before)
+	}
+	var got []string
+	var mu sync.Mutex
+	cctx, stop := context.WithCancel(ctx)
+	defer stop()
+	err = q.Consume(cctx, rcpts[0], 1, 200*time.Millisecond, func(ctx context.Context, it *Item) error {
+		b, err := it.Body(ctx)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		var buf bytes.Buffer
+		if _, err := buf.ReadFrom(b); err != nil {
+			return err
+		}
+		if it.ID == "ID-BIG" && !bytes.Equal(buf.Bytes(), append([]byte("PRE"), big...)) {
+			t.Errorf("the moved entry naming a blob read back %d bytes", buf.Len())
+		}
+		mu.Lock()
+		got = append(got, it.ID)
+		mu.Unlock()
+		return nil
+	})
+	if !errors.Is(err, ErrIdle) {
+		t.Fatalf("consume: %v, want ErrIdle after the moved entries", err)
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("delivered %v, want in order %v", got, want)
+	}
+	if n, _ := q.Total(ctx); n != 5 {
+		t.Errorf("%d entries left, want the other recipient's 5", n)
+	}
+}
+
+// TestFileRefusesOtherDatabases opens a hub alone whose queue file is some
+// other SQLite database: the open fails, naming the file, and changes
+// nothing in it.
+func TestFileRefusesOtherDatabases(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "jetstream")
+	if err := os.MkdirAll(store, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(store, FileName)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE other (x); INSERT INTO other VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	q, err := Open(t.Context(), Options{StoreDir: store})
+	if err == nil {
+		q.Close()
+		t.Fatal("opened a queue over another SQLite database")
+	}
+	if !strings.Contains(err.Error(), "not a hub queue") || !strings.Contains(err.Error(), FileName) {
+		t.Errorf("error %q: want it to say the file is not a hub queue and name it", err)
+	}
+	db, err = sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var tables []string
+	rows, err := db.Query("SELECT name FROM sqlite_master ORDER BY name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n string
+		_ = rows.Scan(&n)
+		tables = append(tables, n)
+	}
+	var x int
+	if err := db.QueryRow("SELECT x FROM other").Scan(&x); err != nil || x != 1 || strings.Join(tables, ",") != "other" {
+		t.Errorf("the refused file now holds tables %v, row %d (%v): want only its own, unchanged", tables, x, err)
+	}
+}
