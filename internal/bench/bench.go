@@ -7,10 +7,11 @@
 // asynchronous with a window). It then writes a dev network (devnet.Init,
 // widened to the asked number of local governments), starts the hub and
 // the recipient nodes as separate processes of the taxlink binary — with
-// durability exactly as in production: JetStream SyncAlways at the hub,
-// SQLite WAL synchronous=FULL at the nodes, fsync'd outbox files, mTLS on
-// every hop — and drives load from its own process acting as the
-// National Tax Agency's node (daemon.LoadNode on the NTA configuration).
+// durability exactly as in production: the hub's queue, ledger and
+// receipts synced before it answers, SQLite WAL synchronous=FULL at the
+// nodes, fsync'd outbox files, mTLS on every hop — and drives load from
+// its own process acting as the National Tax Agency's node
+// (daemon.LoadNode on the NTA configuration).
 //
 // The relay run has phases: prime (one notification to every recipient, so
 // that every delivery loop is warm), search (closed loop at growing

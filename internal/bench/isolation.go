@@ -298,8 +298,8 @@ func (n notes) fail(format string, a ...any) {
 
 // Isolation measures how one recipient that is down, with a large backlog
 // queued for it at the hub, affects delivery to the others. It starts the
-// dev network in this process (devnet.InitAndStart: the hub with JetStream
-// SyncAlways, every node with its SQLite store, mTLS on every hop), primes
+// dev network in this process (devnet.InitAndStart: the hub with its queue
+// file synchronous=FULL, every node with its SQLite store, mTLS on every hop), primes
 // every delivery loop, then stops the node of 札幌市 (lg:011002, the only
 // tenant of its node): its listener is closed and the hub's deliveries
 // meet a real connection refusal. (Before the network starts, F, the
@@ -747,7 +747,7 @@ func (b *isoRun) fill(ctx context.Context, q *queue.Queue) error {
 	if err != nil {
 		return fmt.Errorf("NTA signing key: %w", err)
 	}
-	b.rep.FillMethod = "queue.Queue.Enqueue in process (the hub's durable store, JetStream SyncAlways), " +
+	b.rep.FillMethod = "queue.Queue.Enqueue in process (the hub's durable store, its SQLite file committed with synchronous=FULL), " +
 		"each envelope sealed to the recipient's key and signed with the NTA node's key as Node.Prepare does, " +
 		"its ciphertext read through envelope.VerifyingReader as the hub's submit does; no acceptance receipt or ledger entry"
 	b.logf("fill: %d envelopes for %s, %d at a time", b.o.Queued, rcpt, b.o.FillConcurrency)

@@ -17,7 +17,7 @@ func benchIsolationCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "isolation",
 		Short: "Measure delivery to healthy recipients while one recipient is down with a large backlog, then its drain",
-		Long: `Start the dev network in this process (hub with JetStream SyncAlways, nodes
+		Long: `Start the dev network in this process (hub with its queue file synced, nodes
 with their SQLite stores, mTLS on every hop), prime every delivery loop, and
 stop the node of 札幌市 (lg:011002): the hub's deliveries to it are refused.
 Measure the end-to-end rate (submitted at the NTA node, recorded at the

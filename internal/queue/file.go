@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,6 +96,24 @@ func openFile(ctx context.Context, path string, log *slog.Logger) (*fileEntries,
 		return nil, fmt.Errorf("queue: opening %s: %w", abs, err)
 	}
 	return f, nil
+}
+
+// refuseQueuedFile fails if the entries file at path holds entries: a hub
+// that ran alone must deliver them before it becomes a replica of a
+// cluster, whose queues are in JetStream and never read the file.
+func refuseQueuedFile(ctx context.Context, path string) error {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	f, err := openFile(ctx, path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer f.close()
+	if n := f.sum(); n > 0 {
+		return fmt.Errorf("queue: %s holds %d envelopes queued while this hub ran alone: a replica of a cluster does not deliver them; run the hub alone until its queue is empty (taxlink_hub_backlog), then join the cluster", path, n)
+	}
+	return nil
 }
 
 // count reads the number of entries per recipient.

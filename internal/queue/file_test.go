@@ -171,3 +171,34 @@ func TestFileRefusesOtherDatabases(t *testing.T) {
 		t.Errorf("the refused file now holds tables %v, row %d (%v): want only its own, unchanged", tables, x, err)
 	}
 }
+
+// TestClusterRefusesQueuedFile starts a replica of a cluster on the store
+// of a hub that ran alone with envelopes still queued: it refuses, saying
+// why, before it starts anything, and the entries stay.
+func TestClusterRefusesQueuedFile(t *testing.T) {
+	ctx := t.Context()
+	dir := filepath.Join(t.TempDir(), "jetstream")
+	q, err := Open(ctx, Options{StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := q.Enqueue(ctx, "lg:011002", "ID1", []byte("PRE"), strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	cl := &Cluster{Name: "c", ServerName: "r1", Listen: "127.0.0.1:0", Routes: []string{"127.0.0.1:1"}}
+	if q, err := Open(ctx, Options{StoreDir: dir, Cluster: cl}); err == nil {
+		q.Close()
+		t.Fatal("a replica started over a queue file with an envelope queued")
+	} else if !strings.Contains(err.Error(), "holds 1 envelopes") || !strings.Contains(err.Error(), "alone") {
+		t.Errorf("refusal %q: want the count and what to do", err)
+	}
+	q, err = Open(ctx, Options{StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if n, _ := q.Total(ctx); n != 1 {
+		t.Errorf("%d entries after the refusal, want 1", n)
+	}
+}

@@ -206,6 +206,11 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 			return nil, fmt.Errorf("queue: %w", err)
 		}
 	}
+	if opts.Cluster != nil {
+		if err := refuseQueuedFile(ctx, filepath.Join(opts.StoreDir, FileName)); err != nil {
+			return nil, err
+		}
+	}
 	if opts.External != nil {
 		q.nc, err = connectExternal(opts.External)
 	} else {
