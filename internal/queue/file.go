@@ -294,9 +294,11 @@ func (f *fileEntries) consume(ctx context.Context, q *Queue, tok string, paralle
 				q.removeBlob(ctx, it)
 			}()
 		}
-		if len(items) > 0 {
-			continue
+		if len(items) == free {
+			continue // perhaps more
 		}
+		// Every entry committed before the read was in it: the next one's
+		// commit closes wake.
 		if err := f.wait(ctx, wake, idle, sem); err != nil {
 			return err
 		}

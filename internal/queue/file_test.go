@@ -202,3 +202,58 @@ func TestClusterRefusesQueuedFile(t *testing.T) {
 		t.Errorf("%d entries after the refusal, want 1", n)
 	}
 }
+
+// TestConsumeWhileEnqueuing enqueues from many goroutines while the
+// recipient's loop of a hub alone delivers: every entry is delivered once,
+// none is left behind, and the backlog ends at zero.
+func TestConsumeWhileEnqueuing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	q := open(t, t.TempDir())
+	defer q.Close()
+	const rcpt, writers, each = "lg:011002", 8, 100
+	var mu sync.Mutex
+	seen := map[string]int{}
+	cctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- q.Consume(cctx, rcpt, 3, 0, func(_ context.Context, it *Item) error {
+			mu.Lock()
+			seen[it.ID]++
+			mu.Unlock()
+			return nil
+		})
+	}()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if _, _, err := q.Enqueue(ctx, rcpt, fmt.Sprintf("W%d-%d", w, i), []byte("PRE"), strings.NewReader("x"), 1); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for {
+		n, _ := q.Backlog(ctx, rcpt)
+		mu.Lock()
+		got := len(seen)
+		mu.Unlock()
+		if n == 0 && got == writers*each {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d delivered, backlog %d: entries were left behind", got, writers*each, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	<-done
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", id, n)
+		}
+	}
+}
