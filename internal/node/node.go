@@ -19,7 +19,6 @@ import (
 	"crypto/hpke"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -155,8 +154,9 @@ type Node struct {
 	recorded, duplicates, refused atomic.Int64
 	// unaccepted holds the IDs of envelopes recorded at their recipient
 	// whose acceptance receipt never came back (string → struct{}).
-	unaccepted sync.Map
-	minFree    atomic.Int64
+	unaccepted    sync.Map
+	minFree       atomic.Int64
+	recipientKeys recipientKeys
 }
 
 // New checks cfg and returns a node.
@@ -427,11 +427,7 @@ func (n *Node) Prepare(ctx context.Context, s Submission) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("node: %w", err)
 	}
-	raw, err := base64.StdEncoding.DecodeString(sk.Public)
-	if err != nil {
-		return "", fmt.Errorf("node: sealing key of %s: %w", s.Recipient, err)
-	}
-	pub, err := envelope.ParsePublicKey(sk.KEM, raw)
+	pub, err := n.recipientKeys.get(sk.KEM, sk.Public)
 	if err != nil {
 		return "", fmt.Errorf("node: sealing key of %s: %w", s.Recipient, err)
 	}
