@@ -120,7 +120,7 @@ func BenchmarkOutbox(b *testing.B) {
 		if err := st.MarkAccepted(ctx, acc.EnvelopeID, accJSON, now); err != nil {
 			b.Fatal(err)
 		}
-		if err := st.MarkRecorded(ctx, acc.EnvelopeID, recJSON, now); err != nil {
+		if err := st.MarkRecorded(ctx, acc.EnvelopeID, recJSON, now, -1); err != nil {
 			b.Fatal(err)
 		}
 	}

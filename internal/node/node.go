@@ -768,10 +768,7 @@ func (n *Node) takeReceipt(ctx context.Context, dir *directory.Directory, raw []
 		return err
 	}
 	n.cfg.Metrics.Receipt("recorded", "verified")
-	if err := n.cfg.Store.MarkRecorded(ctx, rc.EnvelopeID, raw, rc.Time); err != nil {
-		return err
-	}
-	if err := n.cfg.Store.SetRecordedIndex(ctx, rc.EnvelopeID, ledgerIndex); err != nil {
+	if err := n.cfg.Store.MarkRecorded(ctx, rc.EnvelopeID, raw, rc.Time, ledgerIndex); err != nil {
 		return err
 	}
 	if o.Accepted == nil {

@@ -438,8 +438,11 @@ type Outbox interface {
 	// id, taking it out of Pending (recorded implies delivered, even if
 	// the acceptance was never marked). It is idempotent like
 	// MarkAccepted and fails the same way, with ErrNotFound for an
-	// unknown id.
-	MarkRecorded(ctx context.Context, id string, receipt []byte, at time.Time) error
+	// unknown id. With index >= 0 it also stores where the hub's ledger
+	// holds the receipt, as SetRecordedIndex does, in the same write: a
+	// different index stored already fails it with ErrConflict and it
+	// changes nothing. A negative index leaves the index as it is.
+	MarkRecorded(ctx context.Context, id string, receipt []byte, at time.Time, index int64) error
 
 	// SetRecordedIndex stores where the hub's ledger holds envelope id's
 	// recording receipt. It is set once: a repeat with the same index is

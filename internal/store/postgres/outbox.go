@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -191,16 +192,18 @@ func (s *Store) GetOutgoing(ctx context.Context, id string) (store.Outgoing, err
 
 // MarkAccepted implements [store.Outbox.MarkAccepted].
 func (s *Store) MarkAccepted(ctx context.Context, id string, receipt []byte, at time.Time) error {
-	return s.mark(ctx, "accepted", id, receipt, at)
+	return s.mark(ctx, "accepted", id, receipt, at, -1)
 }
 
-// MarkRecorded implements [store.Outbox.MarkRecorded].
-func (s *Store) MarkRecorded(ctx context.Context, id string, receipt []byte, at time.Time) error {
-	return s.mark(ctx, "recorded", id, receipt, at)
+// MarkRecorded implements [store.Outbox.MarkRecorded]: with an index, its
+// two updates run in one transaction.
+func (s *Store) MarkRecorded(ctx context.Context, id string, receipt []byte, at time.Time, index int64) error {
+	return s.mark(ctx, "recorded", id, receipt, at, index)
 }
 
-// mark sets what (accepted or recorded) and its time once.
-func (s *Store) mark(ctx context.Context, what, id string, receipt []byte, at time.Time) error {
+// mark sets what (accepted or recorded) and its time once and, with index
+// >= 0, the recorded index (set once).
+func (s *Store) mark(ctx context.Context, what, id string, receipt []byte, at time.Time, index int64) error {
 	if err := s.live(); err != nil {
 		return err
 	}
@@ -217,28 +220,62 @@ func (s *Store) mark(ctx context.Context, what, id string, receipt []byte, at ti
 	if at.IsZero() {
 		at = s.opts.now() // once, so that a re-run stores the same time
 	}
-	_, exists, err := s.update(ctx, s.osql(what), id, receipt, toNS(at))
+	if index < 0 {
+		_, exists, err := s.update(ctx, s.pool, s.osql(what), id, receipt, toNS(at))
+		switch {
+		case err != nil:
+			return s.fail(op, err)
+		case !exists:
+			return fmt.Errorf("postgres: %s: %w", op, store.ErrNotFound)
+		}
+		return nil // marked now, or already marked (the first mark stays)
+	}
+	errConflict := errors.New("another index is already stored")
+	err := s.retry(ctx, func(ctx context.Context) error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			_, exists, err := updateOnce(ctx, tx, s.osql(what), id, receipt, toNS(at))
+			if err != nil || !exists {
+				return cmp.Or(err, store.ErrNotFound)
+			}
+			if updated, _, err := updateOnce(ctx, tx, s.osql("index"), id, index); err != nil || !updated {
+				return cmp.Or(err, errConflict)
+			}
+			return nil
+		})
+	})
 	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("postgres: %s: %w", op, store.ErrNotFound)
+	case errors.Is(err, errConflict):
+		return fmt.Errorf("%w: %s: %w", store.ErrConflict, op, errConflict)
 	case err != nil:
 		return s.fail(op, err)
-	case !exists:
-		return fmt.Errorf("postgres: %s: %w", op, store.ErrNotFound)
 	}
-	return nil // marked now, or already marked (the first mark stays)
+	return nil
 }
 
-// update runs one of the conditional update statements, returning whether
-// it updated the row and whether the row exists.
-func (s *Store) update(ctx context.Context, query string, args ...any) (updated, exists bool, err error) {
+// rowQuerier is a pool or a transaction.
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// update runs one of the conditional update statements on q, retrying,
+// and returns whether it updated the row and whether the row exists.
+func (s *Store) update(ctx context.Context, q rowQuerier, query string, args ...any) (updated, exists bool, err error) {
 	err = s.retry(ctx, func(ctx context.Context) error {
-		var n int64
-		if err := s.pool.QueryRow(ctx, query, args...).Scan(&n, &exists); err != nil {
-			return err
-		}
-		updated = n == 1
-		return nil
+		updated, exists, err = updateOnce(ctx, q, query, args...)
+		return err
 	})
 	return updated, exists, err
+}
+
+// updateOnce runs one of the conditional update statements on q once.
+func updateOnce(ctx context.Context, q rowQuerier, query string, args ...any) (updated, exists bool, err error) {
+	var n int64
+	if err := q.QueryRow(ctx, query, args...).Scan(&n, &exists); err != nil {
+		return false, false, err
+	}
+	return n == 1, exists, nil
 }
 
 // SetRecordedIndex implements [store.Outbox.SetRecordedIndex].
@@ -253,7 +290,7 @@ func (s *Store) SetRecordedIndex(ctx context.Context, id string, index int64) er
 	if index < 0 {
 		return fmt.Errorf("%w: %s: index %d is negative", store.ErrInvalid, op, index)
 	}
-	updated, exists, err := s.update(ctx, s.osql("index"), id, index)
+	updated, exists, err := s.update(ctx, s.pool, s.osql("index"), id, index)
 	switch {
 	case err != nil:
 		return s.fail(op, err)

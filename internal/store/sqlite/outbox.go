@@ -62,21 +62,24 @@ func (s *Store) SetRecordedIndex(ctx context.Context, id string, index int64) er
 	if index < 0 {
 		return fmt.Errorf("%w: %s: index %d is negative", store.ErrInvalid, op, index)
 	}
-	return s.write(ctx, op, func(tx *sql.Tx) error {
-		res, err := tx.StmtContext(ctx, s.stmts[sqlRecordedIndex]).ExecContext(ctx, index, id, index)
-		if err != nil {
-			return s.fail(op, err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return s.fail(op, err)
-		} else if n == 1 {
-			return nil
-		}
-		if err := s.exists(ctx, tx, op, id); err != nil {
-			return err
-		}
-		return fmt.Errorf("%w: %s: another index is already stored", store.ErrConflict, op)
-	})
+	return s.write(ctx, op, func(tx *sql.Tx) error { return s.setIndex(ctx, tx, op, id, index) })
+}
+
+// setIndex stores the recorded index of id in tx, once.
+func (s *Store) setIndex(ctx context.Context, tx *sql.Tx, op, id string, index int64) error {
+	res, err := tx.StmtContext(ctx, s.stmts[sqlRecordedIndex]).ExecContext(ctx, index, id, index)
+	if err != nil {
+		return s.fail(op, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return s.fail(op, err)
+	} else if n == 1 {
+		return nil
+	}
+	if err := s.exists(ctx, tx, op, id); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %s: another index is already stored", store.ErrConflict, op)
 }
 
 // validateErrorCode reports, wrapping store.ErrInvalid, a code that is too
@@ -182,19 +185,22 @@ func (s *Store) GetOutgoing(ctx context.Context, id string) (Outgoing, error) {
 // fails with store.ErrNotFound for an unknown id and store.ErrInvalid for
 // an empty receipt.
 func (s *Store) MarkAccepted(ctx context.Context, id string, receipt []byte, at time.Time) error {
-	return s.mark(ctx, "accepted", id, receipt, at)
+	return s.mark(ctx, "accepted", id, receipt, at, -1)
 }
 
 // MarkRecorded records the recipient's recording receipt of envelope id,
 // taking it out of Pending (recorded implies delivered, even if the
 // acceptance was never marked). It is idempotent like MarkAccepted and fails
-// the same way, with store.ErrNotFound for an unknown id.
-func (s *Store) MarkRecorded(ctx context.Context, id string, receipt []byte, at time.Time) error {
-	return s.mark(ctx, "recorded", id, receipt, at)
+// the same way, with store.ErrNotFound for an unknown id. With index >= 0
+// it also stores the recorded index, as SetRecordedIndex does, in the same
+// write.
+func (s *Store) MarkRecorded(ctx context.Context, id string, receipt []byte, at time.Time, index int64) error {
+	return s.mark(ctx, "recorded", id, receipt, at, index)
 }
 
-// mark sets column (accepted or recorded, a constant) and its time once.
-func (s *Store) mark(ctx context.Context, column, id string, receipt []byte, at time.Time) error {
+// mark sets column (accepted or recorded, a constant) and its time once
+// and, with index >= 0, the recorded index.
+func (s *Store) mark(ctx context.Context, column, id string, receipt []byte, at time.Time, index int64) error {
 	query := sqlMarkRecorded
 	if column == "accepted" {
 		query = sqlMarkAccepted
@@ -221,10 +227,15 @@ func (s *Store) mark(ctx context.Context, column, id string, receipt []byte, at 
 		if err != nil {
 			return s.fail(op, err)
 		}
-		if n == 1 {
+		if n != 1 {
+			if err := s.exists(ctx, tx, op, id); err != nil {
+				return err
+			}
+		}
+		if index < 0 {
 			return nil
 		}
-		return s.exists(ctx, tx, op, id)
+		return s.setIndex(ctx, tx, op, id, index)
 	})
 }
 

@@ -94,10 +94,10 @@ func testOutbox(t *testing.T, s store.NodeStore) {
 	if err := s.MarkAccepted(ctx, "01B", []byte(`{"accepted":2}`), acceptedAt.Add(time.Hour)); err != nil {
 		t.Errorf("second MarkAccepted(01B): %v, want nil (idempotent)", err)
 	}
-	if err := s.MarkRecorded(ctx, "01D", []byte(`{"recorded":1}`), acceptedAt); err != nil {
+	if err := s.MarkRecorded(ctx, "01D", []byte(`{"recorded":1}`), acceptedAt, -1); err != nil {
 		t.Fatalf("MarkRecorded(01D): %v", err)
 	}
-	if err := s.MarkRecorded(ctx, "01D", []byte(`{"recorded":2}`), time.Time{}); err != nil {
+	if err := s.MarkRecorded(ctx, "01D", []byte(`{"recorded":2}`), time.Time{}, -1); err != nil {
 		t.Errorf("second MarkRecorded(01D): %v, want nil (idempotent)", err)
 	}
 	if err := s.SetLastError(ctx, "01A", "hub.unavailable"); err != nil {
@@ -122,11 +122,11 @@ func testOutbox(t *testing.T, s store.NodeStore) {
 		want error
 	}{
 		{"MarkAccepted of an unknown ID", s.MarkAccepted(ctx, "01Z", []byte("{}"), base), store.ErrNotFound},
-		{"MarkRecorded of an unknown ID", s.MarkRecorded(ctx, "01Z", []byte("{}"), base), store.ErrNotFound},
+		{"MarkRecorded of an unknown ID", s.MarkRecorded(ctx, "01Z", []byte("{}"), base, -1), store.ErrNotFound},
 		{"SetLastError of an unknown ID", s.SetLastError(ctx, "01Z", "x"), store.ErrNotFound},
 		{"MarkAccepted with an empty receipt", s.MarkAccepted(ctx, "01C", nil, base), store.ErrInvalid},
-		{"MarkRecorded with an oversized receipt", s.MarkRecorded(ctx, "01C", make([]byte, store.MaxHeaderLen+1), base), store.ErrInvalid},
-		{"MarkRecorded with an empty ID", s.MarkRecorded(ctx, "", []byte("{}"), base), store.ErrInvalid},
+		{"MarkRecorded with an oversized receipt", s.MarkRecorded(ctx, "01C", make([]byte, store.MaxHeaderLen+1), base, -1), store.ErrInvalid},
+		{"MarkRecorded with an empty ID", s.MarkRecorded(ctx, "", []byte("{}"), base, -1), store.ErrInvalid},
 		{"MarkAccepted with an ID holding a space", s.MarkAccepted(ctx, "01 C", []byte("{}"), base), store.ErrInvalid},
 		{"SetLastError with a newline", s.SetLastError(ctx, "01C", "a\nb"), store.ErrInvalid},
 		{"SetLastError too long", s.SetLastError(ctx, "01C", strings.Repeat("e", store.MaxErrorCodeLen+1)), store.ErrInvalid},
@@ -211,7 +211,7 @@ func testOutbox(t *testing.T, s store.NodeStore) {
 		t.Errorf("after MarkAccepted with a zero time, GetOutgoing(01C) = AcceptedAt %v, %v; want about now", c.AcceptedAt, err)
 	}
 	// Recording an accepted envelope keeps its acceptance.
-	if err := s.MarkRecorded(ctx, "01B", []byte(`{"recorded":3}`), acceptedAt.Add(time.Minute)); err != nil {
+	if err := s.MarkRecorded(ctx, "01B", []byte(`{"recorded":3}`), acceptedAt.Add(time.Minute), -1); err != nil {
 		t.Fatalf("MarkRecorded(01B): %v", err)
 	}
 	if b, err := s.GetOutgoing(ctx, "01B"); err != nil || string(b.Accepted) != `{"accepted":1}` || string(b.Recorded) != `{"recorded":3}` {
@@ -297,7 +297,7 @@ func testInlineEnvelope(t *testing.T, s store.NodeStore) {
 	if err != nil || len(ls) != 2 || ls[0].Envelope != nil {
 		t.Errorf("ListOutgoing = %+v, %v; want both entries without their envelopes", ls, err)
 	}
-	if err := s.MarkRecorded(ctx, "01A", []byte(`{"recorded":1}`), base); err != nil {
+	if err := s.MarkRecorded(ctx, "01A", []byte(`{"recorded":1}`), base, -1); err != nil {
 		t.Fatal(err)
 	}
 	if o, err := s.GetOutgoing(ctx, "01A"); err != nil || string(o.Envelope) != string(env) {
@@ -332,6 +332,38 @@ func testRecordedIndex(t *testing.T, s store.NodeStore) {
 	}
 	if o, err := s.GetOutgoing(ctx, "01A"); err != nil || o.RecordedIndex != 7 {
 		t.Errorf("GetOutgoing(01A).RecordedIndex = %d, %v; want 7", o.RecordedIndex, err)
+	}
+	// MarkRecorded with an index stores both in one write, and changes
+	// nothing when the index conflicts.
+	if err := s.Enqueue(ctx, outgoing("01M", base)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkRecorded(ctx, "01M", []byte(`{"recorded":1}`), base, 9); err != nil {
+		t.Fatalf("MarkRecorded(01M, index 9): %v", err)
+	}
+	if err := s.MarkRecorded(ctx, "01M", []byte(`{"recorded":1}`), base, 9); err != nil {
+		t.Errorf("repeated MarkRecorded(01M, index 9): %v, want nil", err)
+	}
+	if err := s.MarkRecorded(ctx, "01M", []byte(`{"recorded":1}`), base, 10); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("MarkRecorded(01M, index 10) after 9: error = %v, want ErrConflict", err)
+	}
+	if o, err := s.GetOutgoing(ctx, "01M"); err != nil || o.RecordedIndex != 9 || string(o.Recorded) != `{"recorded":1}` {
+		t.Errorf("GetOutgoing(01M) = index %d, recorded %q, %v; want 9 and the receipt", o.RecordedIndex, o.Recorded, err)
+	}
+	if err := s.Enqueue(ctx, outgoing("01N", base)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetRecordedIndex(ctx, "01N", 11); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkRecorded(ctx, "01N", []byte(`{"recorded":2}`), base, 12); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("MarkRecorded(01N, index 12) after SetRecordedIndex 11: error = %v, want ErrConflict", err)
+	}
+	if o, err := s.GetOutgoing(ctx, "01N"); err != nil || o.Recorded != nil || o.RecordedIndex != 11 {
+		t.Errorf("GetOutgoing(01N) after the conflict = recorded %q, index %d, %v; want unrecorded, 11", o.Recorded, o.RecordedIndex, err)
+	}
+	if err := s.MarkRecorded(ctx, "01Z", []byte("{}"), base, 1); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("MarkRecorded with an index of an unknown ID: error = %v, want ErrNotFound", err)
 	}
 	if err := s.SetRecordedIndex(ctx, "01Z", 1); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("SetRecordedIndex of an unknown ID: error = %v, want ErrNotFound", err)
@@ -369,7 +401,7 @@ func testRecordedIndex(t *testing.T, s store.NodeStore) {
 	for _, o := range page {
 		ids = append(ids, o.ID)
 	}
-	want := []string{"01A", "01B", "a-1", "B_2", "a_1", "Z", "é", "Ä"}
+	want := []string{"01A", "01B", "01M", "01N", "a-1", "B_2", "a_1", "Z", "é", "Ä"}
 	slices.Sort(want)
 	if !slices.Equal(ids, want) {
 		t.Errorf("ListOutgoing = %q, want byte order %q", ids, want)
@@ -460,7 +492,7 @@ func testOutboxClosed(t *testing.T, s store.NodeStore) {
 		{"ListOutgoing", func() error { _, err := s.ListOutgoing(ctx, "", 1); return err }()},
 		{"GetOutgoing", func() error { _, err := s.GetOutgoing(ctx, "01A"); return err }()},
 		{"MarkAccepted", s.MarkAccepted(ctx, "01A", []byte("{}"), time.Time{})},
-		{"MarkRecorded", s.MarkRecorded(ctx, "01A", []byte("{}"), time.Time{})},
+		{"MarkRecorded", s.MarkRecorded(ctx, "01A", []byte("{}"), time.Time{}, -1)},
 		{"SetRecordedIndex", s.SetRecordedIndex(ctx, "01A", 1)},
 		{"SetLastError", s.SetLastError(ctx, "01A", "x")},
 		{"SetCursor", s.SetCursor(ctx, "c", 1)},
