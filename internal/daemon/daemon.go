@@ -295,7 +295,8 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		cm.close()
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
-	qo := queue.Options{StoreDir: filepath.Join(c.DataDir, "jetstream"), InlineMax: c.InlineMax, Logger: log}
+	qo := queue.InDataDir(c.DataDir)
+	qo.InlineMax, qo.Logger = c.InlineMax, log
 	if cl := c.Cluster; cl != nil {
 		tc, err := pki.PeerConfig(tls.Certificate{}, cm.roots, pki.Identity{Env: c.Environment, ID: c.ID}, cm.opts...)
 		if err != nil {
@@ -304,8 +305,8 @@ func StartHub(ctx context.Context, path string, log *slog.Logger) (*Service, err
 		}
 		qo.Cluster = &queue.Cluster{Name: cl.Name, ServerName: cl.Server, Listen: cl.Listen, Routes: cl.Routes, TLS: tc, Replicas: cl.Replicas}
 	}
-	if c.Cluster == nil && c.JetStream == nil {
-		qo.BlobDir = filepath.Join(c.DataDir, "blobs")
+	if c.Cluster != nil || c.JetStream != nil {
+		qo.BlobDir = "" // replicas keep blobs in JetStream
 	}
 	if j := c.JetStream; j != nil {
 		tc, err := externalTLS(j.CA, cm.reloader)

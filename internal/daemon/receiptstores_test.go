@@ -69,7 +69,7 @@ func TestHubReceiptStoresMoved(t *testing.T) {
 	}
 
 	// What an earlier version left: the receipts in JetStream, no files.
-	q, err := queue.Open(ctx, queue.Options{StoreDir: filepath.Join(data, "jetstream")})
+	q, err := queue.Open(ctx, queue.InDataDir(data))
 	if err != nil {
 		t.Fatal(err)
 	}

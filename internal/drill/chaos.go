@@ -1849,7 +1849,7 @@ func (c *chaos) verifyLedgers(d *directory.Directory, outs map[string]store.Outg
 // queuedAtHub opens the stopped hub's queue and returns how many
 // envelopes it still holds.
 func (c *chaos) queuedAtHub(ctx context.Context) uint64 {
-	q, err := queue.Open(ctx, queue.Options{StoreDir: filepath.Join(dataDir(c.lay.HubConfig), "jetstream")})
+	q, err := queue.Open(ctx, queue.InDataDir(dataDir(c.lay.HubConfig)))
 	if err != nil {
 		c.problemf("the hub's queue: %v", err)
 		return 0

@@ -19,8 +19,8 @@ import (
 	"taxlink/internal/sqlitedb"
 )
 
-// FileName is the file, in Options.StoreDir, that holds the queue entries
-// of a hub running alone.
+// FileName is the name of the file that holds the queue entries of a hub
+// running alone (Options.File, InDataDir).
 const FileName = "queue.db"
 
 const (
@@ -462,14 +462,14 @@ func (q *Queue) moveShards(ctx context.Context) error {
 		k, err := q.moveShard(ctx, s)
 		moved += k
 		if err != nil {
-			return fmt.Errorf("queue: move stream %s into %s: %w", name, FileName, err)
+			return fmt.Errorf("queue: move stream %s into %s: %w", name, q.opts.File, err)
 		}
 		if err := q.js.DeleteStream(ctx, name); err != nil {
 			return fmt.Errorf("queue: delete stream %s after moving it: %w", name, err)
 		}
 	}
 	if moved > 0 {
-		q.log.Info("moved the queue from JetStream into its file", "entries", moved, "file", FileName)
+		q.log.Info("moved the queue from JetStream into its file", "entries", moved, "file", q.opts.File)
 	}
 	return nil
 }

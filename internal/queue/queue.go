@@ -3,7 +3,7 @@
 // and the recording receipts waiting for their senders.
 //
 // A hub running alone keeps its queue entries in a SQLite file of its own
-// (FileName in Options.StoreDir), committed before Enqueue returns, the
+// (Options.File), committed before Enqueue returns, the
 // entries and removals that arrive together sharing one commit; the
 // replicas of a cluster, or hubs on an external JetStream, keep them in
 // JetStream work-queue streams, every write synced to disk before
@@ -93,11 +93,22 @@ func shard(n int) (stream, subjects string) {
 	return fmt.Sprintf("TL_QUEUE_%02d", n), fmt.Sprintf("q.%02d.*", n)
 }
 
+// InDataDir returns the options of a hub running alone whose data
+// directory is dir: the queue entries in dir/queue.db, the blobs in
+// dir/blobs, JetStream (for what an earlier version kept there) in
+// dir/jetstream.
+func InDataDir(dir string) Options {
+	return Options{StoreDir: filepath.Join(dir, "jetstream"), File: filepath.Join(dir, FileName), BlobDir: filepath.Join(dir, "blobs")}
+}
+
 // Options configures Open.
 type Options struct {
-	// StoreDir is where JetStream keeps its files and, for a hub running
-	// alone, where the queue entries' file (FileName) is.
+	// StoreDir is where JetStream keeps its files.
 	StoreDir string
+	// File is the SQLite file of a hub running alone's queue entries
+	// (default FileName in StoreDir). A replica of a cluster refuses to
+	// start while the file holds entries.
+	File string
 	// InlineMax is the largest ciphertext stored in the queue entry itself.
 	InlineMax int
 	// DuplicateWindow is how long JetStream remembers an envelope ID to
@@ -195,6 +206,9 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.File == "" {
+		opts.File = filepath.Join(opts.StoreDir, FileName)
+	}
 	q := &Queue{opts: opts, log: opts.Logger}
 	var dir *blob.Dir
 	var err error
@@ -207,7 +221,7 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		}
 	}
 	if opts.Cluster != nil {
-		if err := refuseQueuedFile(ctx, filepath.Join(opts.StoreDir, FileName)); err != nil {
+		if err := refuseQueuedFile(ctx, opts.File); err != nil {
 			return nil, err
 		}
 	}
@@ -231,7 +245,7 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		q.blobs = files{dir}
 	}
 	if !opts.shared() {
-		if q.file, err = openFile(ctx, filepath.Join(opts.StoreDir, FileName), q.log); err != nil {
+		if q.file, err = openFile(ctx, opts.File, q.log); err != nil {
 			q.Close()
 			return nil, err
 		}
@@ -408,8 +422,14 @@ func (q *Queue) create(ctx context.Context, streams []jetstream.StreamConfig) er
 // streams made with CreateStream.
 func (q *Queue) JetStream() jetstream.JetStream { return q.js }
 
-// Dir returns the directory JetStream stores in.
-func (q *Queue) Dir() string { return q.opts.StoreDir }
+// Dir returns the directory the queue writes to: the entries file's for a
+// hub alone, JetStream's for a shared queue.
+func (q *Queue) Dir() string {
+	if q.file != nil {
+		return filepath.Dir(q.opts.File)
+	}
+	return q.opts.StoreDir
+}
 
 // Close stops the embedded server after the pending writes.
 func (q *Queue) Close() {
