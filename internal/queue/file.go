@@ -70,19 +70,42 @@ type fileEntries struct {
 	counts  map[string]uint64 // entries per recipient token, kept with every commit
 	total   uint64
 	waiting map[string]chan struct{}
+
+	// removed counts removals since the last look at the free pages;
+	// vacuuming is set while a vacuum runs. minFree and step are
+	// vacuumMinFree and vacuumStep (smaller in tests).
+	removed       atomic.Int64
+	vacuuming     atomic.Bool
+	minFree, step int64
 }
+
+const (
+	// vacuumMinFree is the free space, in pages, from which the file gives
+	// space back (64 MiB of 4 KiB pages, and a quarter of the file): what
+	// a drained backlog freed, not the steady state, whose freed pages the
+	// next entries reuse.
+	vacuumMinFree = 16384
+	// vacuumStep is how many pages one write gives back (16 MiB): the
+	// writers wait for one step, not for the whole file.
+	vacuumStep = 4096
+	// vacuumEvery is how many removals pass between two looks at the free
+	// pages, besides the one when the queue becomes empty.
+	vacuumEvery = 1000
+)
 
 // openFile opens, creating it if needed (mode 0600), the entries file at
 // path and counts what it holds.
 func openFile(ctx context.Context, path string, log *slog.Logger) (*fileEntries, error) {
-	db, w, abs, err := sqlitedb.OpenFile(path, sqlitedb.Options{}, sqlitedb.File{
+	// Incremental auto-vacuum (2), set before the file's first table:
+	// the file can give back what a drained backlog freed.
+	db, w, abs, err := sqlitedb.OpenFile(path, sqlitedb.Options{Pragmas: []string{"auto_vacuum(2)"}}, sqlitedb.File{
 		AppID: fileAppID, Version: fileSchemaVersion, Schema: fileSchema, Kind: "hub queue", Mode: fileMode,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	f := &fileEntries{db: db, w: w, stmts: map[string]*sql.Stmt{}, log: log,
-		counts: map[string]uint64{}, waiting: map[string]chan struct{}{}}
+		counts: map[string]uint64{}, waiting: map[string]chan struct{}{}, minFree: vacuumMinFree, step: vacuumStep}
 	for _, q := range []string{sqlFileInsert, sqlFileSeqOf, sqlFileDelete, sqlFilePage, sqlFileOldest, sqlFileRefs} {
 		st, err := db.Prepare(q)
 		if err != nil {
@@ -199,9 +222,51 @@ func (f *fileEntries) remove(ctx context.Context, tok string, seq uint64) error 
 			delete(f.counts, tok)
 		}
 		f.total--
+		empty := f.total == 0
 		f.mu.Unlock()
+		if f.removed.Add(1) >= vacuumEvery || empty {
+			f.vacuum()
+		}
 	}
 	return nil
+}
+
+// vacuum starts, unless one runs, giving back to the file system the free
+// pages beyond minFree and a quarter of the file, one step per write, so
+// that the writers between two steps go on. A step that fails is left to
+// the next look.
+func (f *fileEntries) vacuum() {
+	if !f.vacuuming.CompareAndSwap(false, true) {
+		return
+	}
+	f.removed.Store(0)
+	go func() {
+		defer f.vacuuming.Store(false)
+		ctx := context.Background()
+		for !f.closed.Load() {
+			var free, pages int64
+			if err := f.db.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&free); err != nil {
+				return
+			}
+			if err := f.db.QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+				return
+			}
+			if free < f.minFree || 4*free < pages {
+				return
+			}
+			err := f.w.Tx(ctx, func(tx *sql.Tx) error {
+				// PRAGMA takes no parameters; step is an integer.
+				_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA incremental_vacuum(%d)", f.step))
+				return err
+			})
+			if err != nil {
+				if !f.closed.Load() {
+					f.log.Warn("giving the queue file's free pages back failed", "err", err)
+				}
+				return
+			}
+		}
+	}()
 }
 
 // woken returns the channel the next commit of an entry for tok closes.

@@ -257,3 +257,61 @@ func TestConsumeWhileEnqueuing(t *testing.T) {
 		}
 	}
 }
+
+// TestFileGivesSpaceBack drains a backlog from a hub alone's queue file:
+// once the queue is empty, the pages the backlog freed are given back
+// (the file's page count falls to a fraction of its peak), while entries
+// keep arriving and leaving.
+func TestFileGivesSpaceBack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	q, err := Open(ctx, Options{StoreDir: filepath.Join(dir, "jetstream"), File: filepath.Join(dir, FileName), BlobDir: filepath.Join(dir, "blobs"), InlineMax: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	q.file.minFree, q.file.step = 256, 128 // 1 MiB, in steps of 512 KiB
+	pages := func() int64 {
+		var n int64
+		if err := q.file.db.QueryRow("PRAGMA page_count").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const rcpt, n = "lg:011002", 300
+	body := bytes.Repeat([]byte("c"), 32<<10)
+	for i := range n {
+		if _, _, err := q.Enqueue(ctx, rcpt, fmt.Sprintf("ID%03d", i), []byte("PRE"), bytes.NewReader(body), int64(len(body))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	peak := pages()
+	cctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- q.Consume(cctx, rcpt, 4, 0, func(context.Context, *Item) error { return nil })
+	}()
+	for {
+		if left, _ := q.Total(ctx); left == 0 && pages() < peak/4 {
+			break
+		}
+		if ctx.Err() != nil {
+			left, _ := q.Total(ctx)
+			t.Fatalf("%d entries left, %d pages of a peak of %d: the drained backlog's pages were not given back", left, pages(), peak)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, _, err := q.Enqueue(ctx, rcpt, "AFTER", []byte("PRE"), bytes.NewReader(body), int64(len(body))); err != nil {
+		t.Fatalf("enqueue after giving space back: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for left, _ := q.Total(ctx); left != 0; left, _ = q.Total(ctx) {
+		if time.Now().After(deadline) {
+			t.Fatal("the entry queued after the vacuum was not delivered")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	<-done
+}
