@@ -259,9 +259,9 @@ func TestConsumeWhileEnqueuing(t *testing.T) {
 }
 
 // TestFileGivesSpaceBack drains a backlog from a hub alone's queue file:
-// once the queue is empty, the pages the backlog freed are given back
-// (the file's page count falls to a fraction of its peak), while entries
-// keep arriving and leaving.
+// the pages the backlog freed are given back as it drains (the file's page
+// count falls to a fraction of its peak), and entries go on arriving and
+// leaving.
 func TestFileGivesSpaceBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -271,7 +271,7 @@ func TestFileGivesSpaceBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer q.Close()
-	q.file.minFree, q.file.step = 256, 128 // 1 MiB, in steps of 512 KiB
+	q.file.minFree, q.file.step, q.file.every = 256, 128, 50 // 1 MiB, in steps of 512 KiB
 	pages := func() int64 {
 		var n int64
 		if err := q.file.db.QueryRow("PRAGMA page_count").Scan(&n); err != nil {
