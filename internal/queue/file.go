@@ -351,9 +351,17 @@ func (f *fileEntries) consume(ctx context.Context, q *Queue, tok string, paralle
 				if h(ctx, it) != nil {
 					return // ctx ended: handed out again by the next loop
 				}
-				if err := f.remove(context.WithoutCancel(ctx), tok, it.Seq); err != nil {
-					f.log.Warn("removing a delivered entry failed; the delivery will repeat and be deduplicated", "id", it.ID, "err", err)
-					return
+				// Past the cursor, an entry left in the file would wait for
+				// the next loop: try again (a full disk) while the loop runs.
+				for {
+					err := f.remove(context.WithoutCancel(ctx), tok, it.Seq)
+					if err == nil {
+						break
+					}
+					f.log.Warn("removing a delivered entry failed; trying again", "id", it.ID, "err", err)
+					if f.closed.Load() || !pause.For(ctx, time.Second) {
+						return // the next loop delivers it again, deduplicated
+					}
 				}
 				q.removeBlob(ctx, it)
 			}()
