@@ -232,7 +232,7 @@ recipient, waiting for both receipts of each. Then back up the hub and
 --node: the hub's ledger and audit log from its own verified periodic
 backup (backup.dir, checked with ledger.CheckBackup), the node's SQLite
 databases online with VACUUM INTO, its audit log from its backup, the hub's
-JetStream queue by stopping the hub briefly and copying its data directory
+queue and receipt files by stopping the hub briefly and copying its data directory
 (the downtime is reported). Send --after-backup more (two thirds with the
 node stopped and the hub running, a third while the hub is down), SIGKILL
 both, remove their data directories, restore them from the backups, start

@@ -473,7 +473,7 @@ func (r *restoreDrill) exercise(ctx context.Context) error {
 
 	r.rep.Method = []string{
 		"hub ledger and audit log: online, the hub's own periodic verified backup (backup.dir, every 5s): the drill waits until the ledger's copy holds every entry, snapshots both copies and checks them against the live logs (ledger.CheckBackup)",
-		"hub JetStream queue and the rest of its data directory: offline: the hub is stopped (SIGTERM), data_dir is copied without ledger/ and audit/, the hub is started again (the downtime is reported)",
+		"hub queue (queue.db), receipt files, blobs and the rest of its data directory: offline: the hub is stopped (SIGTERM), data_dir is copied without ledger/ and audit/, the hub is started again (the downtime is reported)",
 		fmt.Sprintf("node %s store (node.db) and its other SQLite files: online, VACUUM INTO a file over a separate read-only connection while the node runs", r.target.ID),
 		fmt.Sprintf("node %s audit log: online, its own periodic verified backup (ledger.CheckBackup against the live log); other files (hub-checkpoint, outbox) copied as they are", r.target.ID),
 		"restore: both processes SIGKILLed, data_dir removed (rm -rf), rebuilt from the backups, checked (VerifyDir, CheckBackup against the backup), started again",
@@ -561,7 +561,7 @@ func (r *restoreDrill) exercise(ctx context.Context) error {
 	if upErr != nil {
 		return fmt.Errorf("drill: restore: %w", upErr)
 	}
-	r.step("backup hub queue offline", began, "hub stopped, data_dir (jetstream and the rest) copied, started again: %.2fs down", s.HubDowntimeS)
+	r.step("backup hub queue offline", began, "hub stopped, data_dir (queue.db and the rest) copied, started again: %.2fs down", s.HubDowntimeS)
 
 	// Phase 3: traffic after the backup, with the restored node stopped
 	// (its deliveries stay queued at the hub), then the disaster.
