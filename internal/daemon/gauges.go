@@ -32,8 +32,11 @@ func hubGauges(reg prometheus.Registerer, h *hub.Hub, q *queue.Queue, lg *ledger
 	metrics.GaugeFunc(reg, "taxlink_hub_ledger_entries", "Entries in the hub's ledger.", func() float64 {
 		return float64(lg.Size())
 	})
-	metrics.GaugeFunc(reg, "taxlink_hub_delivery_loops", "Recipients with a delivery loop (and a queue consumer) now.", func() float64 {
+	metrics.GaugeFunc(reg, "taxlink_hub_delivery_loops", "Recipients with a delivery loop now.", func() float64 {
 		return float64(h.Stats().DeliveryLoops)
+	})
+	metrics.GaugeFunc(reg, "taxlink_hub_receipt_waits", "Nodes' requests waiting for recording receipts now.", func() float64 {
+		return float64(h.Stats().ReceiptWaits)
 	})
 	metrics.GaugeFunc(reg, "taxlink_hub_blob_bytes", "Bytes of the large ciphertexts the hub holds until delivered (files in data_dir/blobs, or chunks in JetStream at replicas).", func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)

@@ -71,7 +71,7 @@ func TestMetricsAndHealth(t *testing.T) {
 		"taxlink_hub_blob_bytes 0",
 		`taxlink_hub_accept_step_seconds_count{step="lookup"} 1`, `taxlink_hub_accept_step_seconds_count{step="queue"} 1`,
 		`taxlink_hub_accept_step_seconds_count{step="ledger"} 1`, `taxlink_hub_accept_step_seconds_count{step="receipt"} 1`,
-		"taxlink_hub_delivery_loops",
+		"taxlink_hub_delivery_loops", "taxlink_hub_receipt_waits",
 	} {
 		if !strings.Contains(hubMetrics, want) {
 			t.Errorf("hub metrics lack %q", want)

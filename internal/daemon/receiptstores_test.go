@@ -160,3 +160,59 @@ func TestReceiptsWaitEndedByNode(t *testing.T) {
 		t.Fatalf("the hub logged a node's ended wait as a failed read:\n%s", out)
 	}
 }
+
+// TestHubStopEndsReceiptWaits stops a hub while a node waits for its
+// recording receipts: the wait ends with an answer (no receipts) instead
+// of holding the hub's graceful stop, which waited for every node's wait
+// up to its 5 s limit, while the request went on until its own wait (30 s
+// here) ran out.
+func TestHubStopEndsReceiptWaits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a hub")
+	}
+	lay, err := devnet.Init(t.TempDir(), devnet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	log := slog.New(slog.DiscardHandler)
+	hub, err := daemon.StartHub(ctx, lay.HubConfig, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Stop()
+	ntaInfo, _ := lay.Node(devnet.NTAID)
+	nta, err := daemon.LoadNode(ntaInfo.Config, log) // no loops of its own: the only wait is the test's
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nta.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := nta.Node.PollReceipts(ctx, 30*time.Second)
+		done <- err
+	}()
+	for hub.Hub.Stats().ReceiptWaits == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("the poll ended before the hub had it waiting: %v", err)
+		case <-ctx.Done():
+			t.Fatal("the hub never had the node's request waiting")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- hub.Stop() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the waiting poll, when the hub stopped: %v; want an answer with no receipts", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the node's wait went on after the hub stopped: it holds the hub's stop")
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("hub stop: %v", err)
+	}
+}

@@ -145,6 +145,7 @@ type Hub struct {
 	// Counters for operators and tests.
 	accepted, duplicates, refused, delivered, retries atomic.Int64
 	dirNotModified                                    atomic.Int64
+	receiptWaits                                      atomic.Int64
 	// failures counts failed delivery attempts per recipient
 	// (string → *atomic.Int64).
 	failures sync.Map
@@ -219,6 +220,9 @@ type Stats struct {
 	DirectoryNotModified int64
 	// DeliveryLoops is how many recipients have a delivery loop now.
 	DeliveryLoops int
+	// ReceiptWaits is how many nodes' requests wait for recording
+	// receipts now.
+	ReceiptWaits int64
 }
 
 // DeliveryFailures returns the failed delivery attempts per recipient
@@ -238,7 +242,7 @@ func (h *Hub) InFlight() int { return int(h.inFlight.Load()) }
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() Stats {
-	return Stats{h.accepted.Load(), h.duplicates.Load(), h.refused.Load(), h.delivered.Load(), h.retries.Load(), h.dirNotModified.Load(), h.running.len()}
+	return Stats{h.accepted.Load(), h.duplicates.Load(), h.refused.Load(), h.delivered.Load(), h.retries.Load(), h.dirNotModified.Load(), h.running.len(), h.receiptWaits.Load()}
 }
 
 // Handler returns the hub's service API. It must be served over TLS with
@@ -530,9 +534,23 @@ func (h *Hub) receipts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wait := max(time.Duration(waitMS)*time.Millisecond, 50*time.Millisecond)
-	items, err := h.cfg.Recordings.After(r.Context(), peer.ID, after, limit, wait)
-	if err != nil && r.Context().Err() != nil {
+	// A hub that stops ends the wait and answers with what there is: the
+	// server's graceful stop waited for every node's wait, up to its 5 s.
+	wctx, endWait := context.WithCancel(r.Context())
+	defer endWait()
+	h.mu.Lock()
+	if h.runCtx != nil {
+		defer context.AfterFunc(h.runCtx, endWait)()
+	}
+	h.mu.Unlock()
+	h.receiptWaits.Add(1)
+	items, err := h.cfg.Recordings.After(wctx, peer.ID, after, limit, wait)
+	h.receiptWaits.Add(-1)
+	switch {
+	case err != nil && r.Context().Err() != nil:
 		return // the node stopped waiting (it stops, or its request timed out): nothing failed here
+	case err != nil && wctx.Err() != nil:
+		items, err = nil, nil // the hub stops: nothing more for this wait
 	}
 	if err != nil {
 		h.log.Error("read receipts failed", "err", err)
