@@ -176,14 +176,9 @@ func TestHubStopEndsReceiptWaits(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	log := slog.New(slog.DiscardHandler)
-	hub, err := daemon.StartHub(ctx, lay.HubConfig, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hub.Stop()
+	hub := startHub(t, lay)
 	ntaInfo, _ := lay.Node(devnet.NTAID)
-	nta, err := daemon.LoadNode(ntaInfo.Config, log) // no loops of its own: the only wait is the test's
+	nta, err := daemon.LoadNode(ntaInfo.Config, slog.New(slog.DiscardHandler)) // no loops of its own: the only wait is the test's
 	if err != nil {
 		t.Fatal(err)
 	}
