@@ -469,9 +469,7 @@ func Token(id string) string {
 // returned.
 func (q *Queue) Enqueue(ctx context.Context, recipient, id string, preamble []byte, ct io.Reader, size int64) (seq uint64, dup bool, err error) {
 	tok := Token(recipient)
-	_, subj := shardOf(tok)
-	msg := nats.NewMsg(subj)
-	msg.Header.Set(jetstream.MsgIDHeader, id)
+	var data []byte
 	var ref string // the blob's reference, when not inline
 	if size <= int64(q.opts.InlineMax) {
 		buf := bytes.NewBuffer(make([]byte, 0, len(preamble)+int(size)))
@@ -479,43 +477,47 @@ func (q *Queue) Enqueue(ctx context.Context, recipient, id string, preamble []by
 		if _, err := io.Copy(buf, ct); err != nil {
 			return 0, false, fmt.Errorf("queue: read ciphertext: %w", err)
 		}
-		msg.Data = buf.Bytes()
+		data = buf.Bytes()
 	} else {
 		if ref, err = q.blobs.Put(ctx, tok+"."+id, ct); err != nil {
 			return 0, false, err
 		}
-		msg.Header.Set(blobHeader, ref)
-		msg.Data = preamble
+		data = preamble
 	}
 	if q.file != nil {
-		seq, dup, err = q.file.put(ctx, tok, id, time.Now(), msg.Data, ref)
-		if dup && ref != "" {
-			q.removeBlob(ctx, &Item{ID: id, ref: ref})
-		}
-		return seq, dup, err
+		seq, dup, err = q.file.put(ctx, tok, id, time.Now(), data, ref)
+	} else {
+		seq, dup, err = q.publish(ctx, tok, id, data, ref)
 	}
+	if dup {
+		// The entry of an earlier attempt names its own blob: this
+		// attempt's is named by none.
+		q.removeBlob(ctx, &Item{ID: id, ref: ref})
+	}
+	return seq, dup, err
+}
+
+// publish stores an entry in the work-queue stream of a shared queue.
+func (q *Queue) publish(ctx context.Context, tok, id string, data []byte, ref string) (seq uint64, dup bool, err error) {
+	_, subj := shardOf(tok)
+	msg := nats.NewMsg(subj)
+	msg.Header.Set(jetstream.MsgIDHeader, id)
+	if ref != "" {
+		msg.Header.Set(blobHeader, ref)
+	}
+	msg.Data = data
 	// A sender that goes away (its connection cut, its process killed)
 	// must not cut the wait for the entry's answer: with the outcome
 	// unknown, the entry may have landed and name this attempt's blob.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), enqueueTimeout)
 	defer cancel()
 	ack, err := q.js.PublishMsg(pctx, msg)
-	switch {
-	case err != nil:
+	if err != nil {
 		// The entry may have landed all the same: its blob stays. A
 		// retry finds it (duplicate) and its acceptance completes.
 		return 0, false, fmt.Errorf("queue: enqueue: %w", err)
-	case !ack.Duplicate:
-		return ack.Sequence, false, nil
 	}
-	if ref != "" {
-		// The entry of an earlier attempt names its own blob: this
-		// attempt's is named by none.
-		if err := q.blobs.Remove(pctx, ref); err != nil {
-			q.log.Warn("removing the blob of a repeated attempt failed", "id", id, "err", err)
-		}
-	}
-	return ack.Sequence, true, nil
+	return ack.Sequence, ack.Duplicate, nil
 }
 
 // enqueueTimeout bounds the wait for a queue entry's answer.
