@@ -17,6 +17,7 @@ import (
 
 	"taxlink/internal/pause"
 	"taxlink/internal/sqlitedb"
+	"taxlink/internal/wake"
 )
 
 // FileName is the name of the file that holds the queue entries of a hub
@@ -66,10 +67,11 @@ type fileEntries struct {
 	log    *slog.Logger
 	closed atomic.Bool
 
-	mu      sync.Mutex
-	counts  map[string]uint64 // entries per recipient token, kept with every commit
-	total   uint64
-	waiting map[string]chan struct{}
+	mu     sync.Mutex
+	counts map[string]uint64 // entries per recipient token, kept with every commit
+	total  uint64
+	// waiting is woken, per recipient token, by the commits of its entries.
+	waiting wake.Keyed
 
 	// removed counts removals since the last look at the free pages;
 	// vacuuming is set while a vacuum runs. minFree, step and every are
@@ -105,7 +107,7 @@ func openFile(ctx context.Context, path string, log *slog.Logger) (*fileEntries,
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	f := &fileEntries{db: db, w: w, stmts: map[string]*sql.Stmt{}, log: log,
-		counts: map[string]uint64{}, waiting: map[string]chan struct{}{}, minFree: vacuumMinFree, step: vacuumStep, every: vacuumEvery}
+		counts: map[string]uint64{}, minFree: vacuumMinFree, step: vacuumStep, every: vacuumEvery}
 	for _, q := range []string{sqlFileInsert, sqlFileSeqOf, sqlFileDelete, sqlFilePage, sqlFileOldest, sqlFileRefs} {
 		st, err := db.Prepare(q)
 		if err != nil {
@@ -190,11 +192,8 @@ func (f *fileEntries) put(ctx context.Context, tok, id string, stored time.Time,
 		f.mu.Lock()
 		f.counts[tok]++
 		f.total++
-		if ch := f.waiting[tok]; ch != nil {
-			close(ch)
-			delete(f.waiting, tok)
-		}
 		f.mu.Unlock()
+		f.waiting.Wake(tok)
 	}
 	return seq, dup, nil
 }
@@ -268,18 +267,6 @@ func (f *fileEntries) vacuum() {
 	}()
 }
 
-// woken returns the channel the next commit of an entry for tok closes.
-func (f *fileEntries) woken(tok string) <-chan struct{} {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	ch := f.waiting[tok]
-	if ch == nil {
-		ch = make(chan struct{})
-		f.waiting[tok] = ch
-	}
-	return ch
-}
-
 // page returns up to limit entries for tok after sequence after, oldest
 // first.
 func (f *fileEntries) page(ctx context.Context, q *Queue, tok string, after uint64, limit int) ([]*Item, error) {
@@ -319,7 +306,7 @@ func (f *fileEntries) consume(ctx context.Context, q *Queue, tok string, paralle
 	for ctx.Err() == nil {
 		// The channel is taken before the read: a commit between the two
 		// closes it, and the loop reads again.
-		wake := f.woken(tok)
+		woken := f.waiting.Chan(tok)
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -370,20 +357,20 @@ func (f *fileEntries) consume(ctx context.Context, q *Queue, tok string, paralle
 			continue // perhaps more
 		}
 		// Every entry committed before the read was in it: the next one's
-		// commit closes wake.
-		if err := f.wait(ctx, wake, idle, sem); err != nil {
+		// commit closes woken.
+		if err := f.wait(ctx, woken, idle, sem); err != nil {
 			return err
 		}
 	}
 	return ctx.Err()
 }
 
-// wait waits for wake or ctx; with idle > 0 it returns ErrIdle once idle
+// wait waits for woken or ctx; with idle > 0 it returns ErrIdle once idle
 // passed with nothing in hand (sem empty).
-func (f *fileEntries) wait(ctx context.Context, wake <-chan struct{}, idle time.Duration, sem chan struct{}) error {
+func (f *fileEntries) wait(ctx context.Context, woken <-chan struct{}, idle time.Duration, sem chan struct{}) error {
 	if idle <= 0 {
 		select {
-		case <-wake:
+		case <-woken:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -393,7 +380,7 @@ func (f *fileEntries) wait(ctx context.Context, wake <-chan struct{}, idle time.
 	defer t.Stop()
 	for {
 		select {
-		case <-wake:
+		case <-woken:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()

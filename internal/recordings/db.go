@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"taxlink/internal/sqlitedb"
+	"taxlink/internal/wake"
 )
 
 const (
@@ -48,10 +48,9 @@ type DB struct {
 	last   *sql.Stmt
 	closed atomic.Bool
 
-	mu sync.Mutex
-	// waiting has, for each sender node with a read waiting, the channel
-	// the next commit storing a receipt for that node closes.
-	waiting map[string]chan struct{}
+	// waiting is woken, per sender node, by the commits that store a
+	// receipt for it.
+	waiting wake.Keyed
 }
 
 // Open opens, creating it if needed (mode 0600), the store in the SQLite
@@ -64,7 +63,7 @@ func Open(path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("recordings: %w", err)
 	}
-	d := &DB{db: db, w: w, waiting: map[string]chan struct{}{}}
+	d := &DB{db: db, w: w}
 	for _, p := range []struct {
 		dst **sql.Stmt
 		q   string
@@ -89,7 +88,7 @@ func (d *DB) Put(ctx context.Context, senderNode, id string, rc []byte, ledgerIn
 	if err != nil {
 		return fmt.Errorf("recordings: store the receipt of %s: %w", id, err)
 	}
-	d.wake(senderNode)
+	d.waiting.Wake(senderNode)
 	return nil
 }
 
@@ -98,21 +97,8 @@ func (d *DB) After(ctx context.Context, senderNode string, after uint64, limit i
 	if err := CheckAfter(senderNode, limit); err != nil {
 		return nil, err
 	}
-	return Wait(ctx, wait, func() <-chan struct{} { return d.woken(senderNode) },
+	return Wait(ctx, wait, func() <-chan struct{} { return d.waiting.Chan(senderNode) },
 		func() ([]Stored, error) { return d.read(ctx, senderNode, after, limit) })
-}
-
-// woken returns the channel the next commit storing a receipt for
-// senderNode closes.
-func (d *DB) woken(senderNode string) <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ch := d.waiting[senderNode]
-	if ch == nil {
-		ch = make(chan struct{})
-		d.waiting[senderNode] = ch
-	}
-	return ch
 }
 
 func (d *DB) read(ctx context.Context, senderNode string, after uint64, limit int) ([]Stored, error) {
@@ -186,7 +172,7 @@ func (d *DB) Import(ctx context.Context, recs []Record) error {
 		return fmt.Errorf("recordings: import %d receipts: %w", len(recs), err)
 	}
 	for _, r := range recs {
-		d.wake(r.SenderNode)
+		d.waiting.Wake(r.SenderNode)
 	}
 	return nil
 }
@@ -211,15 +197,4 @@ func (d *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return errors.New("recordings: store closed")
 	}
 	return d.w.Tx(ctx, fn)
-}
-
-// wake wakes the reads waiting for senderNode's receipts, once a commit
-// storing one is durable: the other nodes' reads sleep on.
-func (d *DB) wake(senderNode string) {
-	d.mu.Lock()
-	if ch := d.waiting[senderNode]; ch != nil {
-		close(ch)
-		delete(d.waiting, senderNode)
-	}
-	d.mu.Unlock()
 }
