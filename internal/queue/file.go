@@ -69,7 +69,6 @@ type fileEntries struct {
 
 	mu     sync.Mutex
 	counts map[string]uint64 // entries per recipient token, kept with every commit
-	total  uint64
 	// waiting is woken, per recipient token, by the commits of its entries.
 	waiting wake.Keyed
 
@@ -155,7 +154,6 @@ func (f *fileEntries) count(ctx context.Context) error {
 			return fmt.Errorf("count entries: %w", err)
 		}
 		f.counts[tok] = n
-		f.total += n
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("count entries: %w", err)
@@ -191,7 +189,6 @@ func (f *fileEntries) put(ctx context.Context, tok, id string, stored time.Time,
 	if !dup {
 		f.mu.Lock()
 		f.counts[tok]++
-		f.total++
 		f.mu.Unlock()
 		f.waiting.Wake(tok)
 	}
@@ -220,7 +217,6 @@ func (f *fileEntries) remove(ctx context.Context, tok string, seq uint64) error 
 		if f.counts[tok]--; f.counts[tok] == 0 {
 			delete(f.counts, tok)
 		}
-		f.total--
 		f.mu.Unlock()
 		if f.removed.Add(1) >= f.every {
 			f.vacuum()
@@ -415,7 +411,11 @@ func (f *fileEntries) backlogs() map[string]uint64 {
 func (f *fileEntries) sum() uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.total
+	var n uint64
+	for _, c := range f.counts {
+		n += c
+	}
+	return n
 }
 
 // oldest returns when the oldest entry for tok was queued.
@@ -496,7 +496,6 @@ func (f *fileEntries) importEntries(ctx context.Context, es []movedEntry) error 
 	f.mu.Lock()
 	for _, tok := range added {
 		f.counts[tok]++
-		f.total++
 	}
 	f.mu.Unlock()
 	return nil
