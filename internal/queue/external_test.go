@@ -49,13 +49,6 @@ func TestExternalJetStream(t *testing.T) {
 	}
 }
 
-// externalServer starts a JetStream server for the test, apart from the
-// queue, and returns the External that reaches it.
-func externalServer(t *testing.T) func() *External {
-	ext, _ := startExternal(t)
-	return ext
-}
-
 // startExternal starts a JetStream server for the test that takes mutual
 // TLS, and returns a function making an External for it (a new TLS
 // configuration each time) and the server.

@@ -37,7 +37,8 @@ func eachLayout(t *testing.T, test func(t *testing.T, open func() *Queue)) {
 			case "files":
 				o.BlobDir = filepath.Join(dir, "blobs")
 			case "shared":
-				o = Options{External: externalServer(t)(), InlineMax: 1024}
+				ext, _ := startExternal(t)
+				o = Options{External: ext(), InlineMax: 1024}
 			}
 			test(t, func() *Queue {
 				t.Helper()
@@ -158,7 +159,8 @@ func TestManyRecipients(t *testing.T) {
 		t.Skip("creates 1,800 consumers")
 	}
 	ctx := context.Background()
-	q, err := Open(ctx, Options{External: externalServer(t)()})
+	ext, _ := startExternal(t)
+	q, err := Open(ctx, Options{External: ext()})
 	if err != nil {
 		t.Fatal(err)
 	}
