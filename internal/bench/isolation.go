@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/hpke"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -734,11 +733,7 @@ func (b *isoRun) fill(ctx context.Context, q *queue.Queue) error {
 	if err != nil {
 		return err
 	}
-	raw, err := base64.StdEncoding.DecodeString(sk.Public)
-	if err != nil {
-		return fmt.Errorf("sealing key of %s: %w", rcpt, err)
-	}
-	pub, err := envelope.ParsePublicKey(sk.KEM, raw)
+	pub, err := p.PublicKey(sk)
 	if err != nil {
 		return fmt.Errorf("sealing key of %s: %w", rcpt, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/hpke"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -25,6 +26,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"sync"
 	"time"
 
 	"taxlink/internal/envelope"
@@ -110,6 +112,39 @@ type Participant struct {
 	// Certification is an outsourcer's certification by the 機構
 	// (第4 10(1)); required for kind "outsourcer".
 	Certification *Certification `json:"certification,omitempty"`
+
+	// parsed holds the sealing keys parsed so far by key ID (set when the
+	// directory is validated).
+	parsed *parsedKeys
+}
+
+// parsedKeys holds a participant's parsed sealing keys by key ID, filled
+// as senders ask for them: parsing an ML-KEM key for every notification
+// was 3 % of a sending node's CPU, and keeping every participant's parsed
+// keys from the start would cost each process tens of megabytes.
+type parsedKeys struct{ m sync.Map } // key ID → hpke.PublicKey
+
+// PublicKey returns the parsed public key of k, one of p's sealing keys
+// (SealingKeyAt). A participant of a validated directory parses each key
+// once; a directory that replaces it starts afresh.
+func (p *Participant) PublicKey(k SealingKey) (hpke.PublicKey, error) {
+	if p.parsed != nil {
+		if pub, ok := p.parsed.m.Load(k.ID); ok {
+			return pub.(hpke.PublicKey), nil
+		}
+	}
+	raw, err := base64.StdEncoding.DecodeString(k.Public)
+	if err != nil {
+		return nil, fmt.Errorf("%w: sealing key %s of %s: not base64", envelope.ErrBadKey, k.ID, p.ID)
+	}
+	pub, err := envelope.ParsePublicKey(k.KEM, raw)
+	if err != nil {
+		return nil, err
+	}
+	if p.parsed != nil {
+		p.parsed.m.Store(k.ID, pub)
+	}
+	return pub, nil
 }
 
 // Certification is the period for which an outsourcer is certified and the
@@ -284,6 +319,7 @@ func (d *Directory) index() error {
 				return invalid("participants[%d].sealing_keys[%d].id: empty", i, j)
 			}
 		}
+		p.parsed = &parsedKeys{}
 		d.participants[p.ID] = p
 	}
 

@@ -245,3 +245,54 @@ func TestHolder(t *testing.T) {
 		t.Errorf("restart from the last good copy: %v", err)
 	}
 }
+
+// TestPublicKey checks the parsed sealing keys: a participant of a
+// verified directory gives back the key its encoding holds, parsed once;
+// a directory that replaces it parses afresh; a participant outside a
+// directory parses each time and refuses a bad encoding with ErrBadKey.
+func TestPublicKey(t *testing.T) {
+	d := sample(t)
+	key, _ := pki.NewKey()
+	doc, err := directory.Sign(d, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := directory.Verify(doc, &key.PublicKey, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	town, _ := got.Participant("lg:013030")
+	sk, err := town.SealingKeyAt(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := town.PublicKey(sk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := envelope.MarshalPublicKey(pub); base64.StdEncoding.EncodeToString(raw) != sk.Public {
+		t.Fatal("the parsed key is not the one encoded")
+	}
+	if again, _ := town.PublicKey(sk); again != pub {
+		t.Error("the same key was parsed again")
+	}
+	replaced, err := directory.Verify(doc, &key.PublicKey, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	town2, _ := replaced.Participant("lg:013030")
+	if other, _ := town2.PublicKey(sk); other == pub {
+		t.Error("a new directory handed out the parsed key of the one it replaced")
+	}
+	loose := &directory.Participant{ID: "lg:013030", SealingKeys: []directory.SealingKey{sk}}
+	if p1, _ := loose.PublicKey(sk); p1 == nil || p1 == pub {
+		t.Errorf("a participant outside a directory: %v, want a key parsed for it", p1)
+	}
+	for _, bad := range []string{"not base64!", base64.StdEncoding.EncodeToString([]byte("short"))} {
+		k := sk
+		k.Public = bad
+		if _, err := loose.PublicKey(k); !errors.Is(err, envelope.ErrBadKey) {
+			t.Errorf("PublicKey of %q: %v, want ErrBadKey", bad, err)
+		}
+	}
+}

@@ -18,7 +18,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -148,8 +147,7 @@ func (a *attacker) envelope(sender, recipient, typ, contentType string, payload 
 	}
 	p, _ := d.Participant(sealTo)
 	sk, _ := p.SealingKeyAt(time.Now())
-	raw, _ := base64.StdEncoding.DecodeString(sk.Public)
-	pub, _ := envelope.ParsePublicKey(sk.KEM, raw)
+	pub, _ := p.PublicKey(sk)
 	h := &envelope.Header{ID: ulid.Make().String(), Type: typ, Sender: sender, Recipient: recipient,
 		Created: time.Now().UTC().Truncate(time.Millisecond), ContentType: contentType, KeyID: sk.ID}
 	var ct bytes.Buffer

@@ -154,9 +154,8 @@ type Node struct {
 	recorded, duplicates, refused atomic.Int64
 	// unaccepted holds the IDs of envelopes recorded at their recipient
 	// whose acceptance receipt never came back (string → struct{}).
-	unaccepted    sync.Map
-	minFree       atomic.Int64
-	recipientKeys recipientKeys
+	unaccepted sync.Map
+	minFree    atomic.Int64
 }
 
 // New checks cfg and returns a node.
@@ -427,7 +426,7 @@ func (n *Node) Prepare(ctx context.Context, s Submission) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("node: %w", err)
 	}
-	pub, err := n.recipientKeys.get(sk.KEM, sk.Public)
+	pub, err := rp.PublicKey(sk)
 	if err != nil {
 		return "", fmt.Errorf("node: sealing key of %s: %w", s.Recipient, err)
 	}
