@@ -539,10 +539,11 @@ func (h *Hub) receipts(w http.ResponseWriter, r *http.Request) {
 	wctx, endWait := context.WithCancel(r.Context())
 	defer endWait()
 	h.mu.Lock()
-	if h.runCtx != nil {
-		defer context.AfterFunc(h.runCtx, endWait)()
-	}
+	run := h.runCtx
 	h.mu.Unlock()
+	if run != nil {
+		defer context.AfterFunc(run, endWait)()
+	}
 	h.receiptWaits.Add(1)
 	items, err := h.cfg.Recordings.After(wctx, peer.ID, after, limit, wait)
 	h.receiptWaits.Add(-1)
